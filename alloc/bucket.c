@@ -1,0 +1,119 @@
+/* bucket.c - the (stack, size) buckets of sampled allocations, as in Go's mprof.go.
+ *
+ * A bucket holds the raw sampled counts of one call stack and one request size: allocs, frees,
+ * alloc_bytes, free_bytes. Buckets are created on the first sample of their key and never freed,
+ * which makes lookups lock-free: a chain is only ever prepended to (CAS on the chain head) and a
+ * published bucket is immutable except for its counters.
+ *
+ * Concurrency invariants:
+ *  - allocation counters of a block are incremented before the block is returned to the
+ *    program, and its free counters only when the program frees it, so allocs >= frees holds
+ *    at every instant for each bucket. A reader that loads frees first and allocs second
+ *    (seq_cst) therefore never computes a negative in-use value.
+ *  - the list of all buckets (allnext) is prepended with CAS after the bucket is fully built;
+ *    a writer walking it sees every bucket created before the walk started.
+ */
+#include <string.h>
+#include "internal.h"
+
+#define TABLE_BITS 18 /* 262144 chains, 2 MiB of virtual memory, touched as used */
+
+static palloc_bucket_t *_Atomic *table;
+static _Atomic(palloc_bucket_t *) all_buckets;
+static _Atomic uint64_t nbuckets;
+static _Atomic int table_state; /* 0 none, 1 making, 2 ready */
+
+/* A 64-bit mix per word (the finalizer of MurmurHash3) folded over the stack and the size. */
+static inline uint64_t mix(uint64_t h, uint64_t v) {
+  v *= 0xff51afd7ed558ccdull;
+  v ^= v >> 33;
+  h ^= v;
+  h = (h << 27) | (h >> 37);
+  return h * 5 + 0x52dce729;
+}
+
+uint64_t palloc_bucket_hash(const uintptr_t *stk, int n, size_t size) {
+  uint64_t h = 0x9e3779b97f4a7c15ull;
+  for (int i = 0; i < n; i++) h = mix(h, stk[i]);
+  h = mix(h, size);
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ull;
+  return h ^ (h >> 33);
+}
+
+static bool table_ready(void) {
+  if (atomic_load_explicit(&table_state, memory_order_acquire) == 2) return true;
+  int expected = 0;
+  if (atomic_compare_exchange_strong(&table_state, &expected, 1)) {
+    table = palloc_meta_alloc(sizeof(*table) << TABLE_BITS);
+    atomic_store_explicit(&table_state, table ? 2 : 0, memory_order_release);
+    return table != NULL;
+  }
+  while (atomic_load_explicit(&table_state, memory_order_acquire) == 1) { /* another thread */ }
+  return atomic_load_explicit(&table_state, memory_order_acquire) == 2;
+}
+
+static bool same(const palloc_bucket_t *b, uint64_t h, const uintptr_t *stk, int n,
+                 size_t size) {
+  return b->hash == h && b->size == size && b->nstk == (uint32_t)n &&
+         memcmp(b->stk, stk, (size_t)n * sizeof *stk) == 0;
+}
+
+palloc_bucket_t *palloc_bucket_get(const uintptr_t *stk, int n, size_t size) {
+  if (!table_ready()) return NULL;
+  uint64_t h = palloc_bucket_hash(stk, n, size);
+  palloc_bucket_t *_Atomic *slot = &table[h & ((1u << TABLE_BITS) - 1)];
+  palloc_bucket_t *fresh = NULL;
+  palloc_bucket_t *head = atomic_load_explicit(slot, memory_order_acquire);
+  palloc_bucket_t *seen_until = NULL; /* chain suffix already compared */
+  for (;;) {
+    for (palloc_bucket_t *b = head; b != seen_until; b = atomic_load_explicit(&b->next, memory_order_acquire))
+      if (same(b, h, stk, n, size)) return b; /* a lost race leaves `fresh` unused (rare) */
+    seen_until = head;
+    if (fresh == NULL) {
+      fresh = palloc_meta_alloc(sizeof *fresh + (size_t)n * sizeof *stk);
+      if (fresh == NULL) return NULL;
+      fresh->hash = h;
+      fresh->size = size;
+      fresh->nstk = (uint32_t)n;
+      memcpy(fresh->stk, stk, (size_t)n * sizeof *stk);
+    }
+    atomic_store_explicit(&fresh->next, head, memory_order_relaxed);
+    if (atomic_compare_exchange_weak_explicit(slot, &head, fresh, memory_order_release,
+                                              memory_order_acquire))
+      break;
+  }
+  palloc_bucket_t *all = atomic_load_explicit(&all_buckets, memory_order_relaxed);
+  do {
+    fresh->allnext = all;
+  } while (!atomic_compare_exchange_weak_explicit(&all_buckets, &all, fresh,
+                                                  memory_order_release, memory_order_relaxed));
+  atomic_fetch_add_explicit(&nbuckets, 1, memory_order_relaxed);
+  return fresh;
+}
+
+palloc_bucket_t *palloc_bucket_list(void) {
+  return atomic_load_explicit(&all_buckets, memory_order_acquire);
+}
+
+uint64_t palloc_bucket_count(void) { return atomic_load(&nbuckets); }
+
+void palloc_bucket_record_alloc(palloc_bucket_t *b, size_t size) {
+  atomic_fetch_add(&b->alloc_bytes, size);
+  atomic_fetch_add(&b->allocs, 1);
+}
+
+void palloc_bucket_record_free(palloc_bucket_t *b, size_t size) {
+  atomic_fetch_add(&b->free_bytes, size);
+  atomic_fetch_add(&b->frees, 1);
+}
+
+/* v = {allocs, alloc_bytes, frees, free_bytes}; frees read first (see the invariant above). */
+void palloc_bucket_read(const palloc_bucket_t *b, uint64_t v[4]) {
+  v[2] = atomic_load(&b->frees);
+  v[3] = atomic_load(&b->free_bytes);
+  v[0] = atomic_load(&b->allocs);
+  v[1] = atomic_load(&b->alloc_bytes);
+  if (v[2] > v[0]) v[2] = v[0];
+  if (v[3] > v[1]) v[3] = v[1];
+}

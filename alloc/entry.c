@@ -1,0 +1,135 @@
+/* entry.c - the malloc-family entry points: the hot paths.
+ *
+ * The unsampled malloc is one thread-local subtraction, one branch and a tail call into
+ * mimalloc; the unsampled free is one range compare against two read-mostly globals and a tail
+ * call. Everything else (sampling, trace accounting, sampled blocks) is in sample.c.
+ *
+ * This file is compiled twice: as the palloc_* API (always), and with PALLOC_OVERRIDE, which
+ * also exports the libc names (malloc, free, ..., and glibc's __libc_* aliases) as aliases of the
+ * same functions. Sanitizer builds, whose runtime owns malloc, link only the first.
+ *
+ * Semantics follow glibc where C leaves room: realloc(p, 0) frees p and returns NULL; memalign
+ * rounds a non-power-of-two alignment up; aligned_alloc and posix_memalign reject one (EINVAL);
+ * calloc, reallocarray and pvalloc report overflow as ENOMEM.
+ */
+#include <errno.h>
+#include <unistd.h>
+#include "internal.h"
+
+PALLOC_TEXT void *palloc_malloc(size_t n) {
+  if (palloc_charge(n)) return mi_malloc(n);
+  return palloc_alloc_slow(n, 0, false);
+}
+
+PALLOC_TEXT void palloc_free(void *p) {
+  if (palloc_likely(!palloc_in_sampled_range(p))) {
+    mi_free(p);
+    return;
+  }
+  palloc_free_slow(p);
+}
+
+PALLOC_TEXT void *palloc_calloc(size_t count, size_t size) {
+  size_t n;
+  if (__builtin_mul_overflow(count, size, &n)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (palloc_charge(n)) return mi_zalloc(n);
+  return palloc_alloc_slow(n, 0, true);
+}
+
+PALLOC_TEXT void *palloc_realloc(void *p, size_t n) {
+  if (p == NULL) return palloc_malloc(n);
+  if (n == 0) {
+    palloc_free(p);
+    return NULL;
+  }
+  if (palloc_charge(n) && !palloc_in_sampled_range(p)) return mi_realloc(p, n);
+  return palloc_realloc_slow(p, n);
+}
+
+PALLOC_TEXT void *palloc_reallocarray(void *p, size_t count, size_t size) {
+  size_t n;
+  if (__builtin_mul_overflow(count, size, &n)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return palloc_realloc(p, n);
+}
+
+static inline bool pow2(size_t a) { return a != 0 && (a & (a - 1)) == 0; }
+
+static inline void *aligned(size_t align, size_t n) {
+  if (palloc_charge(n)) return align <= 8 ? mi_malloc(n) : mi_malloc_aligned(n, align);
+  return palloc_alloc_slow(n, align, false);
+}
+
+PALLOC_TEXT int palloc_posix_memalign(void **out, size_t align, size_t n) {
+  if (!pow2(align) || align % sizeof(void *) != 0) return EINVAL;
+  void *p = aligned(align, n);
+  if (p == NULL) return ENOMEM;
+  *out = p;
+  return 0;
+}
+
+PALLOC_TEXT void *palloc_aligned_alloc(size_t align, size_t n) {
+  if (!pow2(align)) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return aligned(align, n);
+}
+
+PALLOC_TEXT void *palloc_memalign(size_t align, size_t n) {
+  if (align > ((size_t)1 << 62)) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (!pow2(align)) align = align <= 1 ? 1 : (size_t)1 << (64 - __builtin_clzl(align - 1));
+  return aligned(align, n);
+}
+
+PALLOC_TEXT void *palloc_valloc(size_t n) { return aligned((size_t)getpagesize(), n); }
+
+PALLOC_TEXT void *palloc_pvalloc(size_t n) {
+  size_t page = (size_t)getpagesize();
+  size_t rounded;
+  if (__builtin_add_overflow(n, page - 1, &rounded)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  rounded &= ~(page - 1);
+  return aligned(page, rounded ? rounded : page);
+}
+
+size_t palloc_malloc_usable_size(const void *p) {
+  if (p == NULL) return 0;
+  if (palloc_in_sampled_range(p) && palloc_in_arena(p)) return palloc_usable_sampled(p);
+  return mi_usable_size(p);
+}
+
+#ifdef PALLOC_OVERRIDE
+#define ALIAS(name) __attribute__((alias(#name), visibility("default")))
+void *malloc(size_t n) ALIAS(palloc_malloc);
+void free(void *p) ALIAS(palloc_free);
+void *calloc(size_t c, size_t n) ALIAS(palloc_calloc);
+void *realloc(void *p, size_t n) ALIAS(palloc_realloc);
+void *reallocarray(void *p, size_t c, size_t n) ALIAS(palloc_reallocarray);
+int posix_memalign(void **out, size_t a, size_t n) ALIAS(palloc_posix_memalign);
+void *aligned_alloc(size_t a, size_t n) ALIAS(palloc_aligned_alloc);
+void *memalign(size_t a, size_t n) ALIAS(palloc_memalign);
+void *valloc(size_t n) ALIAS(palloc_valloc);
+void *pvalloc(size_t n) ALIAS(palloc_pvalloc);
+size_t malloc_usable_size(void *p) ALIAS(palloc_malloc_usable_size);
+void cfree(void *p) ALIAS(palloc_free);
+/* glibc's internal names: a few programs and libraries call these directly. */
+void *__libc_malloc(size_t n) ALIAS(palloc_malloc);
+void __libc_free(void *p) ALIAS(palloc_free);
+void *__libc_calloc(size_t c, size_t n) ALIAS(palloc_calloc);
+void *__libc_realloc(void *p, size_t n) ALIAS(palloc_realloc);
+void *__libc_memalign(size_t a, size_t n) ALIAS(palloc_memalign);
+void *__libc_valloc(size_t n) ALIAS(palloc_valloc);
+void *__libc_pvalloc(size_t n) ALIAS(palloc_pvalloc);
+int __posix_memalign(void **out, size_t a, size_t n) ALIAS(palloc_posix_memalign);
+#endif

@@ -1,0 +1,84 @@
+/* palloc.h - the public API of libpalloc, a sampling heap profiler built on mimalloc.
+ *
+ * Linking -lpalloc (or LD_PRELOAD=libpalloc.so) replaces malloc, free, calloc, realloc,
+ * reallocarray, posix_memalign, aligned_alloc, memalign, valloc, pvalloc and malloc_usable_size.
+ * No code change is needed: configure with the environment (see README.md):
+ *   PALLOC_SAMPLE_RATE  mean bytes between samples (KiB/MiB suffixes; 1 = all, 0 = off; 512KiB)
+ *   PALLOC_PROFILE      write a heap profile here at exit (%p = pid)
+ *   PALLOC_PROFILE_SIGNAL, PALLOC_PROFILE_INTERVAL   snapshots on a signal / every N seconds
+ *   PALLOC_STACK_DEPTH, PALLOC_UNWIND (libunwind|fp), PALLOC_SYMBOLIZE (libdw|none), PALLOC_SEED
+ * This header adds what a program can ask for explicitly. Every function is thread-safe.
+ */
+#ifndef PALLOC_H
+#define PALLOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PALLOC_VERSION "0.1.0"
+#define PALLOC_DEFAULT_SAMPLE_RATE 524288
+
+/* ---- allocation (same semantics as the libc functions they are named after) ----------- */
+void *palloc_malloc(size_t size);
+void palloc_free(void *p);
+void *palloc_calloc(size_t count, size_t size);
+void *palloc_realloc(void *p, size_t size);
+void *palloc_reallocarray(void *p, size_t count, size_t size);
+int palloc_posix_memalign(void **out, size_t alignment, size_t size);
+void *palloc_aligned_alloc(size_t alignment, size_t size);
+void *palloc_memalign(size_t alignment, size_t size);
+void *palloc_valloc(size_t size);
+void *palloc_pvalloc(size_t size);
+size_t palloc_malloc_usable_size(const void *p);
+
+/* ---- sampling ------------------------------------------------------------------------- */
+
+/* Sets the mean sampling interval in bytes (1 = every allocation, 0 = off). Every thread
+ * draws a new interval at its next allocation. */
+void palloc_set_sample_rate(size_t bytes);
+size_t palloc_get_sample_rate(void);
+
+/* ---- heap profiles (gzip-compressed pprof profile.proto) -------------------------------- */
+
+/* Writes the heap profile as of now. path: "%p" is replaced by the pid; the file is written
+ * under a temporary name and renamed. Returns 0, or -1 (and a "palloc:" line on stderr). */
+int palloc_profile_write(const char *path);
+int palloc_profile_write_fd(int fd);
+
+/* ---- custom allocators ---------------------------------------------------------------- */
+
+/* An allocator of the program's own (a pool, an arena, a GC heap) can put its objects in the
+ * heap profile: call palloc_sample_alloc(size) when it hands out an object. If the sampler picks
+ * it, its stack is recorded and a token returned, to pass to palloc_sample_free when the object
+ * dies; otherwise NULL (nothing to do on free). */
+typedef struct palloc_bucket_s palloc_sample_t;
+palloc_sample_t *palloc_sample_alloc(size_t size);
+void palloc_sample_free(palloc_sample_t *token, size_t size);
+
+/* ---- statistics ----------------------------------------------------------------------- */
+typedef struct palloc_stats_s {
+  uint64_t sample_rate;          /* current mean sampling interval, bytes (0 = off) */
+  uint64_t sampled_allocs;       /* allocations sampled since start */
+  uint64_t sampled_frees;        /* sampled allocations freed since start */
+  uint64_t live_sampled_blocks;  /* sampled allocations not yet freed */
+  uint64_t live_sampled_bytes;   /* their requested bytes */
+  uint64_t buckets;              /* distinct (stack, size) buckets */
+  uint64_t internal_bytes;       /* memory palloc maps for itself (buckets, tables) */
+  uint64_t samples_dropped;      /* sampled allocations that could not be recorded */
+  uint64_t profiles_written;     /* heap profiles written successfully */
+  uint64_t profile_errors;       /* profile writes that failed */
+  uint64_t last_write_ns;        /* duration of the last profile write */
+  uint64_t last_write_bytes;     /* size of the last profile written (compressed) */
+  uint64_t threads;              /* threads that have allocated and not exited */
+} palloc_stats_t;
+
+void palloc_read_stats(palloc_stats_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

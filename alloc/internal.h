@@ -1,0 +1,188 @@
+/* internal.h - libpalloc's internal interfaces (not installed).
+ *
+ * The design in one paragraph. Every thread keeps a byte countdown in initial-exec TLS; malloc
+ * subtracts the request size and, while the countdown stays >= 0, calls mimalloc directly: that
+ * is the whole unsampled path. When it goes negative the allocation is sampled: it is served from
+ * the thread's *sampled heap*, a mimalloc heap inside one exclusive arena (arena.c), with a
+ * 16-byte header {bucket, size} in front of the user block. free() therefore needs one range
+ * compare against two read-mostly globals to know whether a block was sampled, and a sampled
+ * block carries its own record: no lock, no table probe on any free. Buckets (bucket.c) are keyed
+ * by (stack, size), inserted lock-free and never freed, as in Go's mprof.go. Everything palloc
+ * allocates for itself comes from meta.c (mmap), never from the profiled heap.
+ *
+ * Reentrancy: palloc_thread_t.guard > 0 while palloc itself runs (unwinding, writing a profile);
+ * any malloc made then is served by mimalloc unsampled, and the countdown is restored after.
+ */
+#ifndef PALLOC_INTERNAL_H
+#define PALLOC_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <mimalloc.h>
+#include "palloc.h"
+
+#define PALLOC_TEXT __attribute__((section("palloc_text"), noinline))
+#define palloc_likely(x) __builtin_expect(!!(x), 1)
+#define palloc_unlikely(x) __builtin_expect(!!(x), 0)
+
+#define PALLOC_MAX_DEPTH 128
+#define PALLOC_HDR 16 /* header in front of every sampled block */
+
+/* ---- per-thread state (sampler.c) ------------------------------------------------------ */
+enum { PALLOC_T_NEW = 0, PALLOC_T_LIVE = 1, PALLOC_T_DEAD = 2 };
+
+typedef struct palloc_thread_s {
+  /* Bytes left until the next sample. Only this thread writes it; relaxed atomic so that the
+   * access compiles to a plain load and store. Starts at 0, so the first allocation of a thread
+   * takes the slow path, which initializes the rest. */
+  _Atomic int64_t countdown;
+  uint32_t guard;        /* > 0 while palloc's own code runs on this thread */
+  uint8_t state;         /* PALLOC_T_* */
+  uint8_t is_main;
+  uint32_t rate_epoch;   /* palloc_g.rate_epoch when the countdown was drawn */
+  int64_t saved_countdown; /* countdown at guard entry, restored at exit */
+  uint64_t rng;          /* xorshift64* state */
+  mi_heap_t *heap;       /* sampled heap in the exclusive arena, or NULL */
+  uintptr_t stack_lo, stack_hi; /* bounds for the frame-pointer walk */
+  int64_t trace_left;    /* trace mode: bytes to next sample (countdown forces the slow path) */
+  int64_t trace_alloc, trace_free; /* trace mode: unpublished bytes */
+} palloc_thread_t;
+
+extern __thread palloc_thread_t palloc_thread __attribute__((tls_model("initial-exec")));
+
+/* Charges n bytes to this thread's countdown; true while no sample is due. This is the whole
+ * sampling cost of an unsampled allocation. */
+static inline __attribute__((always_inline)) bool palloc_charge(size_t n) {
+  palloc_thread_t *t = &palloc_thread;
+  int64_t c = atomic_load_explicit(&t->countdown, memory_order_relaxed) - (int64_t)n;
+  atomic_store_explicit(&t->countdown, c, memory_order_relaxed);
+  return palloc_likely(c >= 0);
+}
+
+/* ---- global configuration and state ---------------------------------------------------- */
+typedef struct palloc_global_s {
+  /* Read by free() on every call: a block p is sampled iff p - free_lo < free_span. free_span is
+   * 0 until the arena exists; trace mode sets the range to everything (free_lo 0, span max). */
+  _Atomic uintptr_t free_lo;
+  _Atomic uintptr_t free_span;
+  _Atomic int64_t rate;          /* mean sampling interval; 0 = off */
+  _Atomic uint32_t rate_epoch;   /* bumped by palloc_set_sample_rate */
+  _Atomic int initialized;       /* 0 no, 1 in progress, 2 done */
+  bool trace;                    /* what-if GC trace mode (gcsim) */
+  bool seeded;
+  uint64_t seed;
+  int depth;                     /* stack depth */
+  bool unwind_fp;                /* PALLOC_UNWIND=fp */
+  bool symbolize;                /* PALLOC_SYMBOLIZE != none */
+  uintptr_t arena_lo, arena_hi;  /* the exclusive arena (arena.c) */
+  mi_arena_id_t arena_id;
+  _Atomic uint64_t samples_dropped;
+  _Atomic uint64_t threads;
+} palloc_global_t;
+
+extern palloc_global_t palloc_g;
+
+/* ---- sampler.c -------------------------------------------------------------------------- */
+void palloc_init(void);                        /* idempotent, safe from inside malloc */
+int64_t palloc_draw_interval(palloc_thread_t *t, int64_t rate);
+void palloc_thread_start(palloc_thread_t *t);  /* first slow-path visit of a thread */
+void palloc_guard_enter(palloc_thread_t *t);
+void palloc_guard_exit(palloc_thread_t *t);
+/* Decides whether an allocation of n bytes that drove the countdown negative is sampled, and
+ * redraws the countdown. Returns true if it is to be sampled. */
+bool palloc_sample_decide(palloc_thread_t *t, size_t n);
+
+/* ---- config.c --------------------------------------------------------------------------- */
+void palloc_config_load(void);
+/* Parses "512KiB", "1MiB", "4096", "1GB"...; returns -1 on error. */
+int64_t palloc_parse_size(const char *s);
+int palloc_parse_signal(const char *s); /* "USR2", "SIGUSR2", "12" -> number, or -1 */
+void palloc_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- arena.c ---------------------------------------------------------------------------- */
+bool palloc_arena_ready(void);                /* creates the arena on first use */
+mi_heap_t *palloc_thread_heap(palloc_thread_t *t);
+static inline bool palloc_in_sampled_range(const void *p) {
+  uintptr_t lo = atomic_load_explicit(&palloc_g.free_lo, memory_order_relaxed);
+  uintptr_t span = atomic_load_explicit(&palloc_g.free_span, memory_order_relaxed);
+  return (uintptr_t)p - lo < span;
+}
+static inline bool palloc_in_arena(const void *p) {
+  return (uintptr_t)p >= palloc_g.arena_lo && (uintptr_t)p < palloc_g.arena_hi;
+}
+
+/* ---- stack.c ---------------------------------------------------------------------------- */
+/* Fills pcs with the caller's return addresses, palloc's own frames removed. */
+int palloc_stack_capture(uintptr_t *pcs, int max);
+
+/* ---- bucket.c --------------------------------------------------------------------------- */
+struct palloc_bucket_s {
+  struct palloc_bucket_s *_Atomic next;     /* hash chain */
+  struct palloc_bucket_s *allnext;          /* list of all buckets (immutable once linked) */
+  uint64_t hash;
+  size_t size;
+  uint32_t nstk;
+  _Atomic uint64_t allocs, frees, alloc_bytes, free_bytes;
+  uintptr_t stk[];
+};
+typedef struct palloc_bucket_s palloc_bucket_t;
+
+uint64_t palloc_bucket_hash(const uintptr_t *stk, int n, size_t size);
+palloc_bucket_t *palloc_bucket_get(const uintptr_t *stk, int n, size_t size);
+palloc_bucket_t *palloc_bucket_list(void);  /* head of the all-buckets list */
+uint64_t palloc_bucket_count(void);
+void palloc_bucket_record_alloc(palloc_bucket_t *b, size_t size);
+void palloc_bucket_record_free(palloc_bucket_t *b, size_t size);
+/* A consistent read of one bucket: frees are read before allocs, so inuse is never negative. */
+void palloc_bucket_read(const palloc_bucket_t *b, uint64_t v[4]);
+
+/* ---- meta.c: palloc's own memory -------------------------------------------------------- */
+void *palloc_meta_alloc(size_t size);          /* zeroed, 16-aligned, never freed */
+uint64_t palloc_meta_bytes(void);
+void palloc_meta_lock(void);                   /* fork handlers */
+void palloc_meta_unlock(void);
+
+/* A scratch arena for one profile write: bump allocation in mmap'd chunks, all released at
+ * once. Exposed as a ProtobufCAllocator-compatible pair. */
+typedef struct palloc_scratch_s palloc_scratch_t;
+palloc_scratch_t *palloc_scratch_new(void);
+void *palloc_scratch_alloc(void *scratch, size_t size);
+void palloc_scratch_free(void *scratch, void *p);
+void palloc_scratch_destroy(palloc_scratch_t *s);
+uint64_t palloc_scratch_peak(const palloc_scratch_t *s);
+
+/* ---- sample.c: the sampled allocation and free ----------------------------------------- */
+void *palloc_alloc_sampled(palloc_thread_t *t, size_t n, size_t align, bool zero);
+void palloc_free_sampled(void *p);
+size_t palloc_usable_sampled(const void *p);
+void *palloc_alloc_slow(size_t n, size_t align, bool zero);
+void palloc_free_slow(void *p);
+void *palloc_realloc_slow(void *p, size_t n);
+/* After palloc_charge failed: should this allocation be sampled? (redraws the countdown) */
+bool palloc_slow_decide(palloc_thread_t *t, size_t n);
+/* Captures the caller's stack and counts one sampled allocation of n bytes in its bucket. */
+palloc_bucket_t *palloc_record_sample(size_t n);
+void palloc_thread_watch_exit(palloc_thread_t *t);
+
+/* ---- writer.c --------------------------------------------------------------------------- */
+extern _Atomic uint64_t palloc_profiles_written, palloc_profile_errors;
+extern _Atomic uint64_t palloc_last_write_ns, palloc_last_write_bytes;
+void palloc_writer_start(void);                /* constructor: signal, interval thread */
+void palloc_fork_prepare(void);
+void palloc_fork_parent(void);
+void palloc_fork_child(void);
+
+/* ---- profile.c -------------------------------------------------------------------------- */
+struct palloc_scratch_s;
+/* Builds and writes the heap profile to fd. Returns compressed size or -1 with err. */
+long palloc_profile_emit(int fd, char *err, size_t errlen);
+
+/* ---- trace.c: the what-if GC trace (PALLOC_TRACE, implemented in gcsim/) ----------------- */
+/* Adds this thread's allocated/freed bytes; publishes them to gcsim in batches. */
+void palloc_trace_account(palloc_thread_t *t, int64_t alloc, int64_t freed);
+void palloc_trace_configure(void);  /* at init: asks gcsim whether trace mode is wanted */
+extern uint64_t palloc_start_ns;   /* monotonic time of palloc's start (writer.c) */
+
+#endif

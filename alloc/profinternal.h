@@ -1,0 +1,30 @@
+/* profinternal.h - the pieces a profile write is assembled from (profile.c): the executable
+ * mappings of the process (maps.c) and symbols for addresses (symbolize.c). All memory comes
+ * from the write's scratch arena; everything here runs under the writer lock. */
+#ifndef PALLOC_PROFINTERNAL_H
+#define PALLOC_PROFINTERNAL_H
+#include "internal.h"
+
+typedef struct palloc_mapping_s {
+  uintptr_t start, limit, offset;
+  const char *path;
+  char build_id[41 * 2];   /* lowercase hex, "" if none */
+  bool has_functions, has_filenames, has_lines;
+} palloc_mapping_t;
+
+/* Reads /proc/self/maps (executable mappings only), sorted by address, with GNU build IDs. */
+palloc_mapping_t *palloc_maps_read(palloc_scratch_t *s, size_t *n);
+/* Index of the mapping that contains addr, or -1. */
+long palloc_maps_find(const palloc_mapping_t *m, size_t n, uintptr_t addr);
+
+typedef struct palloc_sym_s {
+  const char *func;  /* NULL if unknown */
+  const char *file;  /* NULL if unknown */
+  int line;          /* 0 if unknown */
+} palloc_sym_t;
+
+/* Symbolizes n addresses (already adjusted to point into the call instruction) with libdw,
+ * through a bounded cache. Strings stay valid until the scratch arena is destroyed. */
+void palloc_symbolize(const uintptr_t *addrs, size_t n, palloc_sym_t *out, palloc_scratch_t *s);
+uint64_t palloc_symcache_bytes(void);
+#endif

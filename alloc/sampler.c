@@ -1,0 +1,137 @@
+/* sampler.c - per-thread Poisson sampling over allocated bytes.
+ *
+ * Each thread draws its distance to the next sample from an exponential distribution with mean
+ * `rate` (a Poisson process over bytes, as Go's runtime does), so an allocation of s bytes is
+ * sampled with probability 1 - exp(-s/rate) whatever the allocation pattern, and the overshoot
+ * of the allocation that crosses zero is discarded (the exponential has no memory).
+ *
+ * Rate changes: palloc_set_sample_rate bumps rate_epoch. A thread compares epochs only on its
+ * slow path, so a change takes effect at each thread's next slow-path visit. To bound that delay
+ * when sampling is off, an "off" thread still visits the slow path every PALLOC_OFF_RECHECK
+ * bytes (one cheap call per 4 MiB allocated).
+ *
+ * Random numbers: xorshift64* per thread, seeded from PALLOC_SEED and a per-thread sequence
+ * number (reproducible for a single-threaded program) or from time, tid and address.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include "internal.h"
+
+#define PALLOC_OFF_RECHECK ((int64_t)4 << 20)
+
+__thread palloc_thread_t palloc_thread __attribute__((tls_model("initial-exec")));
+palloc_global_t palloc_g = {.depth = 64, .symbolize = true};
+
+static _Atomic uint64_t thread_seq;
+
+static uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+static uint64_t rng_next(palloc_thread_t *t) {
+  uint64_t x = t->rng;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  t->rng = x;
+  return x * 0x2545f4914f6cdd1dull;
+}
+
+/* Exponential with mean `rate`; rate 1 means "every allocation" (-1 keeps the countdown
+ * negative so that every allocation, even of size 0, takes the sampled path). */
+int64_t palloc_draw_interval(palloc_thread_t *t, int64_t rate) {
+  if (rate <= 0) return PALLOC_OFF_RECHECK;
+  if (rate == 1) return -1;
+  /* U uniform in (0, 1] with 53 bits: never 0, so -log(U) is finite. */
+  double u = (double)((rng_next(t) >> 11) + 1) * (1.0 / 9007199254740992.0);
+  double next = -log(u) * (double)rate;
+  if (next > (double)(INT64_MAX / 2)) next = (double)(INT64_MAX / 2);
+  return (int64_t)next;
+}
+
+void palloc_init(void) {
+  int expected = 0;
+  if (atomic_load_explicit(&palloc_g.initialized, memory_order_acquire) == 2) return;
+  if (!atomic_compare_exchange_strong(&palloc_g.initialized, &expected, 1)) return;
+  palloc_thread_t *t = &palloc_thread;
+  t->guard++;
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  palloc_start_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+  palloc_config_load();
+  palloc_trace_configure();
+  t->guard--;
+  atomic_store_explicit(&palloc_g.initialized, 2, memory_order_release);
+}
+
+void palloc_thread_start(palloc_thread_t *t) {
+  uint64_t seq = atomic_fetch_add(&thread_seq, 1);
+  uint64_t seed;
+  if (palloc_g.seeded) {
+    seed = splitmix64(palloc_g.seed ^ splitmix64(seq));
+  } else {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    seed = splitmix64((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^
+                      (uint64_t)(uintptr_t)t ^ splitmix64(seq));
+  }
+  t->rng = seed ? seed : 0x9e3779b97f4a7c15ull;
+  t->is_main = (pid_t)syscall(SYS_gettid) == getpid();
+  t->state = PALLOC_T_LIVE;
+  atomic_fetch_add_explicit(&palloc_g.threads, 1, memory_order_relaxed);
+  int64_t rate = atomic_load_explicit(&palloc_g.rate, memory_order_relaxed);
+  t->rate_epoch = atomic_load_explicit(&palloc_g.rate_epoch, memory_order_relaxed);
+  atomic_store_explicit(&t->countdown, palloc_draw_interval(t, rate), memory_order_relaxed);
+  t->trace_left = atomic_load_explicit(&t->countdown, memory_order_relaxed);
+}
+
+bool palloc_sample_decide(palloc_thread_t *t, size_t n) {
+  int64_t rate = atomic_load_explicit(&palloc_g.rate, memory_order_relaxed);
+  uint32_t epoch = atomic_load_explicit(&palloc_g.rate_epoch, memory_order_relaxed);
+  if (epoch != t->rate_epoch) {
+    /* The rate changed since this countdown was drawn: draw afresh and judge this allocation
+     * against the new interval. */
+    t->rate_epoch = epoch;
+    int64_t c = palloc_draw_interval(t, rate) - (int64_t)n;
+    if (rate == 0 || c >= 0) {
+      atomic_store_explicit(&t->countdown, rate == 0 ? PALLOC_OFF_RECHECK : c,
+                            memory_order_relaxed);
+      return false;
+    }
+  }
+  atomic_store_explicit(&t->countdown, palloc_draw_interval(t, rate), memory_order_relaxed);
+  return rate != 0;
+}
+
+void palloc_guard_enter(palloc_thread_t *t) {
+  if (t->guard++ == 0)
+    t->saved_countdown = atomic_load_explicit(&t->countdown, memory_order_relaxed);
+}
+
+void palloc_guard_exit(palloc_thread_t *t) {
+  if (--t->guard == 0)
+    atomic_store_explicit(&t->countdown, t->saved_countdown, memory_order_relaxed);
+}
+
+void palloc_set_sample_rate(size_t bytes) {
+  palloc_init();
+  int64_t rate = bytes > (size_t)(INT64_MAX / 4) ? INT64_MAX / 4 : (int64_t)bytes;
+  atomic_store(&palloc_g.rate, rate);
+  atomic_fetch_add(&palloc_g.rate_epoch, 1);
+  /* The calling thread sees the new rate from its next allocation. */
+  palloc_thread_t *t = &palloc_thread;
+  if (t->state == PALLOC_T_LIVE && t->guard == 0)
+    atomic_store_explicit(&t->countdown, 0, memory_order_relaxed);
+}
+
+size_t palloc_get_sample_rate(void) {
+  palloc_init();
+  return (size_t)atomic_load(&palloc_g.rate);
+}

@@ -1,0 +1,70 @@
+/* stack.c - capturing the return addresses of a sampled allocation.
+ *
+ * Two unwinders:
+ *  - libunwind (default): unw_backtrace, local-only, with libunwind's per-thread cache. Correct
+ *    for code without frame pointers (it reads .eh_frame), at a cost per frame.
+ *  - PALLOC_UNWIND=fp: a frame-pointer walk, several times faster, for programs built with
+ *    -fno-omit-frame-pointer. Every frame pointer is checked against the thread's stack bounds,
+ *    alignment and monotonic growth before it is read, so a frame without a frame pointer ends
+ *    the walk early instead of faulting.
+ *
+ * palloc's own frames are removed by address: every function on the allocation path is placed
+ * in the "palloc_text" section (PALLOC_TEXT), whose bounds the linker provides, so the rule holds
+ * for the shared library, the static library and any inlining decision. The unwinder's own frames
+ * (if any) come before palloc's and are dropped with them.
+ */
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+#include <pthread.h>
+#include "internal.h"
+
+extern char __start_palloc_text[] __attribute__((weak));
+extern char __stop_palloc_text[] __attribute__((weak));
+
+static inline bool ours(uintptr_t pc) {
+  return pc >= (uintptr_t)__start_palloc_text && pc < (uintptr_t)__stop_palloc_text;
+}
+
+static void stack_bounds(palloc_thread_t *t) {
+  pthread_attr_t attr;
+  void *addr;
+  size_t size;
+  t->stack_hi = 1; /* computed (even if it fails: then the walk stops at once) */
+  if (pthread_getattr_np(pthread_self(), &attr) != 0) return;
+  if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
+    t->stack_lo = (uintptr_t)addr;
+    t->stack_hi = (uintptr_t)addr + size;
+  }
+  pthread_attr_destroy(&attr);
+}
+
+__attribute__((optimize("no-omit-frame-pointer"))) PALLOC_TEXT static int
+fp_walk(uintptr_t *buf, int max) {
+  palloc_thread_t *t = &palloc_thread;
+  if (t->stack_hi == 0) stack_bounds(t);
+  uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
+  int n = 0;
+  while (n < max) {
+    if (fp < t->stack_lo || fp + 2 * sizeof(uintptr_t) > t->stack_hi || (fp & 7) != 0) break;
+    uintptr_t next = ((uintptr_t *)fp)[0];
+    uintptr_t ret = ((uintptr_t *)fp)[1];
+    if (ret < 4096) break;
+    buf[n++] = ret;
+    if (next <= fp) break;
+    fp = next;
+  }
+  return n;
+}
+
+PALLOC_TEXT int palloc_stack_capture(uintptr_t *pcs, int max) {
+  uintptr_t buf[PALLOC_MAX_DEPTH + 24];
+  int want = max + 24;
+  int n = palloc_g.unwind_fp ? fp_walk(buf, want) : unw_backtrace((void **)buf, want);
+  int i = 0;
+  while (i < n && !ours(buf[i])) i++;
+  if (i == n) i = 0; /* no palloc frame found (cannot happen on the allocation path) */
+  while (i < n && ours(buf[i])) i++;
+  int k = 0;
+  for (; i < n && k < max; i++) pcs[k++] = buf[i];
+  return k;
+}

@@ -1,0 +1,118 @@
+/* symbolize.c - function, file and line for the addresses of a profile, with libdw.
+ *
+ * Only the addresses that appear in the profile are looked up, at write time. A Dwfl session is
+ * opened from /proc/self/maps for the lookups that miss the cache and closed right after, so
+ * libdw's DWARF memory is returned after every write instead of growing with the program.
+ *
+ * The cache maps address -> (function, file, line) across writes (continuous profiling writes
+ * the same addresses again and again). Its memory is bounded: entries and their strings live in
+ * one scratch arena that is dropped and rebuilt when it passes SYMCACHE_MAX_BYTES or its table
+ * is full. Only the writer (under the writer lock) touches it.
+ */
+#include <dwarf.h>
+#include <elfutils/libdwfl.h>
+#include <string.h>
+#include <unistd.h>
+#include "profinternal.h"
+
+#define SYMCACHE_SLOTS 65536            /* power of two; at most 3/4 used */
+#define SYMCACHE_MAX_BYTES ((uint64_t)32 << 20)
+
+typedef struct {
+  uintptr_t addr; /* 0 = empty */
+  palloc_sym_t sym;
+} entry_t;
+
+static palloc_scratch_t *cache_arena;
+static entry_t *cache;
+static size_t cache_used;
+
+static bool cache_reset(void) {
+  palloc_scratch_destroy(cache_arena);
+  cache_arena = palloc_scratch_new();
+  cache = cache_arena ? palloc_scratch_alloc(cache_arena, SYMCACHE_SLOTS * sizeof *cache) : NULL;
+  if (cache) memset(cache, 0, SYMCACHE_SLOTS * sizeof *cache);
+  cache_used = 0;
+  return cache != NULL;
+}
+
+uint64_t palloc_symcache_bytes(void) { return cache_arena ? palloc_scratch_peak(cache_arena) : 0; }
+
+static entry_t *slot(uintptr_t addr) {
+  size_t i = (size_t)((addr * 0x9e3779b97f4a7c15ull) >> 48) & (SYMCACHE_SLOTS - 1);
+  while (cache[i].addr != 0 && cache[i].addr != addr) i = (i + 1) & (SYMCACHE_SLOTS - 1);
+  return &cache[i];
+}
+
+static const char *keep(const char *s) {
+  if (s == NULL) return NULL;
+  size_t n = strlen(s) + 1;
+  char *c = palloc_scratch_alloc(cache_arena, n);
+  if (c) memcpy(c, s, n);
+  return c;
+}
+
+static void lookup(Dwfl *dwfl, uintptr_t addr, palloc_sym_t *out) {
+  memset(out, 0, sizeof *out);
+  Dwfl_Module *mod = dwfl_addrmodule(dwfl, addr);
+  if (mod == NULL) return;
+  out->func = dwfl_module_addrname(mod, addr);
+  Dwfl_Line *line = dwfl_module_getsrc(mod, addr);
+  if (line != NULL) {
+    int lineno = 0;
+    const char *file = dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL);
+    out->file = file;
+    out->line = lineno > 0 ? lineno : 0;
+  }
+}
+
+void palloc_symbolize(const uintptr_t *addrs, size_t n, palloc_sym_t *out, palloc_scratch_t *s) {
+  (void)s;
+  if (cache == NULL || cache_used + n > SYMCACHE_SLOTS * 3 / 4 ||
+      palloc_scratch_peak(cache_arena) > SYMCACHE_MAX_BYTES)
+    if (!cache_reset()) {
+      memset(out, 0, n * sizeof *out);
+      return;
+    }
+  Dwfl *dwfl = NULL;
+  static char *debuginfo_path = NULL;
+  static const Dwfl_Callbacks callbacks = {
+    .find_elf = dwfl_linux_proc_find_elf,
+    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .debuginfo_path = &debuginfo_path,
+  };
+  for (size_t i = 0; i < n; i++) {
+    entry_t *e = slot(addrs[i]);
+    if (e->addr == 0) {
+      if (dwfl == NULL) {
+        dwfl = dwfl_begin(&callbacks);
+        if (dwfl != NULL) {
+          dwfl_report_begin(dwfl);
+          if (dwfl_linux_proc_report(dwfl, getpid()) != 0) {
+            dwfl_end(dwfl);
+            dwfl = NULL;
+          } else {
+            dwfl_report_end(dwfl, NULL, NULL);
+          }
+        }
+        if (dwfl == NULL) { /* no symbols this time; do not cache the failure */
+          memset(&out[i], 0, (n - i) * sizeof *out);
+          for (size_t k = i; k < n; k++) {
+            entry_t *c = slot(addrs[k]);
+            if (c->addr != 0) out[k] = c->sym;
+          }
+          return;
+        }
+      }
+      palloc_sym_t sym;
+      lookup(dwfl, addrs[i], &sym);
+      e->addr = addrs[i];
+      e->sym.func = keep(sym.func);
+      e->sym.file = keep(sym.file);
+      e->sym.line = sym.line;
+      cache_used++;
+    }
+    out[i] = e->sym;
+  }
+  if (dwfl) dwfl_end(dwfl);
+}

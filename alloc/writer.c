@@ -1,0 +1,265 @@
+/* writer.c - when and where heap profiles are written; process start, exit and fork.
+ *
+ *  - PALLOC_PROFILE=path: written at exit (library destructor, after the program's atexit
+ *    handlers). "%p" in any path is replaced by the pid at the time of writing, so a forked child
+ *    writes its own file.
+ *  - palloc_profile_write(path) / palloc_profile_write_fd(fd): on demand.
+ *  - PALLOC_PROFILE_SIGNAL=NAME and PALLOC_PROFILE_INTERVAL=seconds: numbered snapshots written
+ *    by a dedicated writer thread. The signal handler only posts a semaphore (async-signal-safe);
+ *    the thread does the work. Snapshot n of "heap.%p.pb.gz" is "heap.<pid>.0001.pb.gz".
+ *
+ * Every file is written as "<path>.tmp.<pid>" and renamed. One writer lock serializes writes;
+ * while a thread writes, its guard is held, so whatever libdw or zlib allocate is unsampled.
+ * A failure prints one "palloc:" line and the program goes on.
+ *
+ * Fork: the prepare handler takes the writer lock and the metadata lock so that the child never
+ * inherits them held by a thread that does not exist there; the child restarts the writer thread.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "internal.h"
+
+uint64_t palloc_start_ns;
+
+_Atomic uint64_t palloc_profiles_written, palloc_profile_errors;
+_Atomic uint64_t palloc_last_write_ns, palloc_last_write_bytes;
+
+static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
+static char exit_path[1024];
+static char snap_path[1024];
+static int snap_signal = -1;
+static long snap_interval;
+static unsigned snap_seq;
+static sem_t snap_sem;
+static volatile sig_atomic_t snap_pending;
+static bool writer_wanted;
+
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Expands %p (pid) and %% in path; returns false if it does not fit. */
+static bool expand(const char *path, char *out, size_t cap) {
+  size_t n = 0;
+  for (const char *p = path; *p; p++) {
+    char tmp[24];
+    const char *add = tmp;
+    if (p[0] == '%' && p[1] == 'p') {
+      snprintf(tmp, sizeof tmp, "%ld", (long)getpid());
+      p++;
+    } else if (p[0] == '%' && p[1] == '%') {
+      tmp[0] = '%', tmp[1] = 0;
+      p++;
+    } else {
+      tmp[0] = *p, tmp[1] = 0;
+    }
+    size_t k = strlen(add);
+    if (n + k + 1 > cap) return false;
+    memcpy(out + n, add, k);
+    n += k;
+  }
+  out[n] = 0;
+  return true;
+}
+
+/* Writes under the lock, with the guard held. fd < 0: to path via a temporary and rename. */
+static int write_profile(const char *path, int fd) {
+  palloc_init();
+  palloc_thread_t *t = &palloc_thread;
+  char err[256] = "", real[1100] = "", tmp[1200] = "";
+  int rc = -1;
+  pthread_mutex_lock(&write_lock);
+  palloc_guard_enter(t);
+  uint64_t t0 = mono_ns();
+  int out = fd;
+  if (fd < 0) {
+    if (!expand(path, real, sizeof real - 32)) {
+      snprintf(err, sizeof err, "path too long");
+      goto done;
+    }
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", real, (long)getpid());
+    out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (out < 0) {
+      snprintf(err, sizeof err, "%s", strerror(errno));
+      goto done;
+    }
+  }
+  long size = palloc_profile_emit(out, err, sizeof err);
+  if (fd < 0) {
+    if (close(out) != 0 && size >= 0) {
+      snprintf(err, sizeof err, "%s", strerror(errno));
+      size = -1;
+    }
+    if (size >= 0 && rename(tmp, real) != 0) {
+      snprintf(err, sizeof err, "rename: %s", strerror(errno));
+      size = -1;
+    }
+    if (size < 0) unlink(tmp);
+  }
+  if (size >= 0) {
+    rc = 0;
+    atomic_store(&palloc_last_write_ns, mono_ns() - t0);
+    atomic_store(&palloc_last_write_bytes, (uint64_t)size);
+    atomic_fetch_add(&palloc_profiles_written, 1);
+  }
+done:
+  if (rc != 0) {
+    atomic_fetch_add(&palloc_profile_errors, 1);
+    if (fd < 0)
+      palloc_warn("cannot write heap profile to %s: %s", real[0] ? real : path, err);
+    else
+      palloc_warn("cannot write heap profile to fd %d: %s", fd, err);
+  }
+  palloc_guard_exit(t);
+  pthread_mutex_unlock(&write_lock);
+  return rc;
+}
+
+int palloc_profile_write(const char *path) {
+  if (path == NULL || *path == 0) {
+    palloc_warn("palloc_profile_write: no path given");
+    atomic_fetch_add(&palloc_profile_errors, 1);
+    return -1;
+  }
+  return write_profile(path, -1);
+}
+
+int palloc_profile_write_fd(int fd) {
+  if (fd < 0) {
+    palloc_warn("palloc_profile_write_fd: bad file descriptor %d", fd);
+    atomic_fetch_add(&palloc_profile_errors, 1);
+    return -1;
+  }
+  return write_profile(NULL, fd);
+}
+
+/* ---- snapshots ----------------------------------------------------------------------------- */
+static void snapshot(void) {
+  char name[1100];
+  const char *base = snap_path;
+  size_t n = strlen(base);
+  unsigned seq = ++snap_seq;
+  if (n > 6 && strcmp(base + n - 6, ".pb.gz") == 0)
+    snprintf(name, sizeof name, "%.*s.%04u.pb.gz", (int)(n - 6), base, seq);
+  else
+    snprintf(name, sizeof name, "%s.%04u", base, seq);
+  write_profile(name, -1);
+}
+
+static void on_signal(int sig) {
+  (void)sig;
+  int saved = errno;
+  snap_pending = 1;
+  sem_post(&snap_sem);
+  errno = saved;
+}
+
+static void *writer_main(void *arg) {
+  (void)arg;
+  palloc_thread.guard++; /* the writer thread itself is never sampled */
+  for (;;) {
+    int r;
+    if (snap_interval > 0) {
+      struct timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      ts.tv_sec += snap_interval;
+      while ((r = sem_timedwait(&snap_sem, &ts)) != 0 && errno == EINTR) {}
+    } else {
+      while ((r = sem_wait(&snap_sem)) != 0 && errno == EINTR) {}
+    }
+    if (r == 0 || snap_pending) snap_pending = 0;
+    snapshot();
+  }
+  return NULL;
+}
+
+static void start_writer_thread(void) {
+  pthread_t th;
+  pthread_attr_t attr;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old); /* the writer takes none of the program's signals */
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  if (pthread_create(&th, &attr, writer_main, NULL) != 0)
+    palloc_warn("cannot start the profile writer thread: snapshots are off");
+  pthread_attr_destroy(&attr);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* ---- fork ----------------------------------------------------------------------------------- */
+void palloc_fork_prepare(void) {
+  pthread_mutex_lock(&write_lock);
+  palloc_meta_lock();
+}
+void palloc_fork_parent(void) {
+  palloc_meta_unlock();
+  pthread_mutex_unlock(&write_lock);
+}
+void palloc_fork_child(void) {
+  palloc_meta_unlock();
+  pthread_mutex_unlock(&write_lock);
+  if (writer_wanted) {
+    sem_init(&snap_sem, 0, 0);
+    snap_seq = 0;
+    start_writer_thread();
+  }
+}
+
+/* ---- process start and exit ----------------------------------------------------------------- */
+__attribute__((constructor(101))) static void palloc_start(void) {
+  palloc_init();
+  palloc_thread_t *t = &palloc_thread;
+  palloc_guard_enter(t);
+  const char *s = getenv("PALLOC_PROFILE");
+  if (s && *s) {
+    if (strlen(s) >= sizeof exit_path)
+      palloc_warn("PALLOC_PROFILE is too long; no profile will be written");
+    else
+      strcpy(exit_path, s);
+  }
+  strcpy(snap_path, exit_path[0] ? exit_path : "palloc.%p.pb.gz");
+  if ((s = getenv("PALLOC_PROFILE_SIGNAL")) && *s) {
+    snap_signal = palloc_parse_signal(s);
+    if (snap_signal < 0 || snap_signal == SIGKILL || snap_signal == SIGSTOP)
+      palloc_warn("PALLOC_PROFILE_SIGNAL=%s is not a signal name; no signal snapshots", s);
+  }
+  if ((s = getenv("PALLOC_PROFILE_INTERVAL")) && *s) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*end != 0 || v <= 0)
+      palloc_warn("PALLOC_PROFILE_INTERVAL=%s is not a positive number of seconds", s);
+    else
+      snap_interval = v;
+  }
+  writer_wanted = snap_interval > 0 || (snap_signal > 0 && snap_signal != SIGKILL &&
+                                        snap_signal != SIGSTOP);
+  if (writer_wanted) {
+    sem_init(&snap_sem, 0, 0);
+    if (snap_signal > 0 && snap_signal != SIGKILL && snap_signal != SIGSTOP) {
+      struct sigaction sa;
+      memset(&sa, 0, sizeof sa);
+      sa.sa_handler = on_signal;
+      sa.sa_flags = SA_RESTART;
+      sigemptyset(&sa.sa_mask);
+      sigaction(snap_signal, &sa, NULL);
+    }
+    start_writer_thread();
+  }
+  pthread_atfork(palloc_fork_prepare, palloc_fork_parent, palloc_fork_child);
+  palloc_guard_exit(t);
+}
+
+__attribute__((destructor(101))) static void palloc_stop(void) {
+  if (exit_path[0]) write_profile(exit_path, -1);
+}

@@ -1,0 +1,95 @@
+/* palloc_proto.h - the pprof profile.proto codec shared by libpalloc, the tools and the tests.
+ *
+ * The message types are the ones protoc-c generates from proto/profile.proto
+ * (Perftools__Profiles__*). This header adds what every user of the format needs on top:
+ *  - reading a profile file (gzip or raw) into a validated message: every id a sample or
+ *    location refers to exists, every string index is in range, string_table[0] is "";
+ *    a reader can then index without further checks;
+ *  - writing a profile gzip-compressed to an fd, or to a path through a temporary name and
+ *    rename(2), so that a concurrent reader never sees half a file;
+ *  - a string-table builder (interning) and scaleHeapSample, the unsampling rule of Go's
+ *    runtime/pprof.
+ *
+ * Memory: every function that allocates takes a ProtobufCAllocator (NULL = malloc/free). libpalloc
+ * passes its own scratch allocator so that writing a profile never touches the profiled heap.
+ * Errors are returned as -1 (or NULL) with a one-line reason in the caller's buffer; nothing here
+ * prints or aborts.
+ */
+#ifndef PALLOC_PROTO_H
+#define PALLOC_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <protobuf-c/protobuf-c.h>
+#include "profile.pb-c.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef Perftools__Profiles__Profile palloc_pb_profile_t;
+
+#define PALLOC_PROTO_ERRLEN 256
+
+/* Largest decompressed profile accepted by the reader (guards against gzip bombs). */
+#define PALLOC_PROTO_MAX_BYTES ((size_t)1 << 31)
+
+/* ---- reading ---------------------------------------------------------------------------- */
+
+/* Decodes a profile from memory (gzip-compressed or raw protobuf) and validates it.
+ * Returns NULL and fills err on failure. Free the result with palloc_proto_free. */
+palloc_pb_profile_t *palloc_proto_decode(const uint8_t *data, size_t len, ProtobufCAllocator *a,
+                                         char err[PALLOC_PROTO_ERRLEN]);
+
+/* Reads and decodes a file; err names the problem (the caller adds the path). */
+palloc_pb_profile_t *palloc_proto_read_file(const char *path, ProtobufCAllocator *a,
+                                            char err[PALLOC_PROTO_ERRLEN]);
+
+void palloc_proto_free(palloc_pb_profile_t *p, ProtobufCAllocator *a);
+
+/* Checks cross references of a decoded profile; 0 if sound, else -1 with err. */
+int palloc_proto_validate(const palloc_pb_profile_t *p, char err[PALLOC_PROTO_ERRLEN]);
+
+/* ---- writing ---------------------------------------------------------------------------- */
+
+/* Serializes and gzip-compresses p to fd. Returns 0, or -1 with err (errno preserved). */
+int palloc_proto_write_fd(const palloc_pb_profile_t *p, int fd, ProtobufCAllocator *a,
+                          char err[PALLOC_PROTO_ERRLEN]);
+
+/* Writes to "<path>.tmp.<pid>" then renames it to path. Returns 0 or -1 with err. */
+int palloc_proto_write_path(const palloc_pb_profile_t *p, const char *path,
+                            ProtobufCAllocator *a, char err[PALLOC_PROTO_ERRLEN]);
+
+/* ---- string table ----------------------------------------------------------------------- */
+
+/* An interning string table: equal strings get equal indexes; index 0 is "". Strings are
+ * copied into memory from the allocator. */
+typedef struct palloc_strtab_s {
+  ProtobufCAllocator *a;
+  char **strs;        /* the table, strs[0] = "" */
+  size_t n, cap;
+  uint32_t *slots;    /* open-addressing hash: index+1, 0 = empty */
+  size_t nslots;
+  bool failed;        /* an allocation failed; the table is unusable */
+} palloc_strtab_t;
+
+void palloc_strtab_init(palloc_strtab_t *t, ProtobufCAllocator *a);
+/* Returns the index of s (added if new), or 0 if memory ran out (t->failed is then set). */
+int64_t palloc_strtab_intern(palloc_strtab_t *t, const char *s);
+void palloc_strtab_destroy(palloc_strtab_t *t);
+
+/* ---- unsampling ------------------------------------------------------------------------- */
+
+/* scaleHeapSample (Go runtime/pprof): scales a bucket's raw count and bytes sampled at `rate`
+ * to estimates of the true values. rate <= 1 means an exact profile (no scaling). */
+void palloc_proto_scale_heap(int64_t count, int64_t size, int64_t rate,
+                             int64_t *out_count, int64_t *out_size);
+
+/* The malloc/free-backed allocator (for tools and tests). */
+extern ProtobufCAllocator palloc_proto_system_allocator;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,211 @@
+/* test_proto.c - the proto module: scaleHeapSample vectors, string interning, a write/read
+ * round trip through gzip, and clear errors for truncated, corrupt, foreign and dangling input. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "palloc_proto.h"
+#include "../check.h"
+
+typedef Perftools__Profiles__ValueType VT;
+typedef Perftools__Profiles__Sample Sample;
+typedef Perftools__Profiles__Location Loc;
+typedef Perftools__Profiles__Line Line;
+typedef Perftools__Profiles__Function Func;
+typedef Perftools__Profiles__Mapping Map;
+
+static void test_scale(void) {
+  /* The three vectors of the docs: raw (allocObj, allocBytes, freeObj, freeBytes). */
+  struct { int64_t ao, ab, fo, fb, want[4]; } v[] = {
+    {4, 4096, 1, 1024, {2050, 2099200, 1537, 1574400}},
+    {1, 524288, 0, 0, {1, 829411, 1, 829411}},
+    {1, 524288, 1, 524288, {1, 829411, 0, 0}},
+  };
+  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+    int64_t got[4];
+    palloc_proto_scale_heap(v[i].ao, v[i].ab, 524288, &got[0], &got[1]);
+    palloc_proto_scale_heap(v[i].ao - v[i].fo, v[i].ab - v[i].fb, 524288, &got[2], &got[3]);
+    for (int k = 0; k < 4; k++)
+      CHECK(got[k] == v[i].want[k], "vector %zu value %d: got %lld want %lld", i, k,
+            (long long)got[k], (long long)v[i].want[k]);
+  }
+  int64_t c, b;
+  palloc_proto_scale_heap(7, 700, 1, &c, &b);
+  CHECK(c == 7 && b == 700, "rate 1 must not scale: %lld %lld", (long long)c, (long long)b);
+  palloc_proto_scale_heap(0, 0, 524288, &c, &b);
+  CHECK(c == 0 && b == 0, "empty bucket scales to zero");
+}
+
+static void test_strtab(void) {
+  palloc_strtab_t t;
+  palloc_strtab_init(&t, NULL);
+  CHECK(t.n == 1 && strcmp(t.strs[0], "") == 0, "index 0 is the empty string");
+  CHECK(palloc_strtab_intern(&t, "") == 0, "empty string interns to 0");
+  char buf[32];
+  for (int i = 0; i < 5000; i++) {
+    snprintf(buf, sizeof buf, "s%d", i);
+    CHECK(palloc_strtab_intern(&t, buf) == i + 1, "new string %d gets the next index", i);
+  }
+  for (int i = 0; i < 5000; i += 7) {
+    snprintf(buf, sizeof buf, "s%d", i);
+    CHECK(palloc_strtab_intern(&t, buf) == i + 1, "string %d interns to its index", i);
+  }
+  CHECK(t.n == 5001, "table size %zu", t.n);
+  palloc_strtab_destroy(&t);
+}
+
+/* Builds a small valid heap profile: two samples over two locations in one mapping. */
+static palloc_pb_profile_t *build(palloc_strtab_t *st, VT *vt, VT **vtp, VT *pt, Sample *s,
+                                  Sample **sp, Loc *l, Loc **lp, Line *ln, Line **lnp,
+                                  Func *f, Func **fp, Map *m, Map **mp, uint64_t *ids,
+                                  int64_t *vals) {
+  static palloc_pb_profile_t p;
+  perftools__profiles__profile__init(&p);
+  const char *types[4][2] = {{"alloc_objects", "count"}, {"alloc_space", "bytes"},
+                             {"inuse_objects", "count"}, {"inuse_space", "bytes"}};
+  for (int i = 0; i < 4; i++) {
+    perftools__profiles__value_type__init(&vt[i]);
+    vt[i].type = palloc_strtab_intern(st, types[i][0]);
+    vt[i].unit = palloc_strtab_intern(st, types[i][1]);
+    vtp[i] = &vt[i];
+  }
+  perftools__profiles__value_type__init(pt);
+  pt->type = palloc_strtab_intern(st, "space");
+  pt->unit = palloc_strtab_intern(st, "bytes");
+  perftools__profiles__mapping__init(m);
+  m->id = 1; m->memory_start = 0x400000; m->memory_limit = 0x500000;
+  m->filename = palloc_strtab_intern(st, "/bin/demo");
+  m->has_functions = 1;
+  mp[0] = m;
+  for (int i = 0; i < 2; i++) {
+    perftools__profiles__function__init(&f[i]);
+    f[i].id = i + 1;
+    f[i].name = palloc_strtab_intern(st, i ? "main" : "leaky");
+    fp[i] = &f[i];
+    perftools__profiles__line__init(&ln[i]);
+    ln[i].function_id = i + 1;
+    ln[i].line = 10 + i;
+    lnp[i] = &ln[i];
+    perftools__profiles__location__init(&l[i]);
+    l[i].id = i + 1; l[i].mapping_id = 1; l[i].address = 0x401000 + i;
+    l[i].n_line = 1; l[i].line = &lnp[i];
+    lp[i] = &l[i];
+  }
+  ids[0] = 1; ids[1] = 2;
+  for (int i = 0; i < 2; i++) {
+    perftools__profiles__sample__init(&s[i]);
+    s[i].n_location_id = 2 - i; s[i].location_id = ids + i;
+    s[i].n_value = 4; s[i].value = vals + 4 * i;
+    sp[i] = &s[i];
+  }
+  p.n_sample_type = 4; p.sample_type = vtp;
+  p.period_type = pt; p.period = 524288;
+  p.n_mapping = 1; p.mapping = mp;
+  p.n_location = 2; p.location = lp;
+  p.n_function = 2; p.function = fp;
+  p.n_sample = 2; p.sample = sp;
+  p.time_nanos = 123456789; p.duration_nanos = 1000;
+  p.n_string_table = st->n; p.string_table = st->strs;
+  return &p;
+}
+
+static int write_bytes(const char *path, const void *b, size_t n) {
+  FILE *f = fopen(path, "wb");
+  if (!f) return -1;
+  fwrite(b, 1, n, f);
+  return fclose(f);
+}
+
+static void test_roundtrip(const char *dir) {
+  palloc_strtab_t st;
+  palloc_strtab_init(&st, NULL);
+  VT vt[4], *vtp[4], pt; Sample s[2], *sp[2]; Loc l[2], *lp[2]; Line ln[2], *lnp[2];
+  Func f[2], *fp[2]; Map m, *mp[1]; uint64_t ids[2];
+  int64_t vals[8] = {2050, 2099200, 1537, 1574400, 1, 829411, 0, 0};
+  palloc_pb_profile_t *p = build(&st, vt, vtp, &pt, s, sp, l, lp, ln, lnp, f, fp, &m, mp, ids,
+                                 vals);
+  char path[512], err[PALLOC_PROTO_ERRLEN];
+  snprintf(path, sizeof path, "%s/rt.pb.gz", dir);
+  CHECK(palloc_proto_write_path(p, path, NULL, err) == 0, "write: %s", err);
+  palloc_pb_profile_t *q = palloc_proto_read_file(path, NULL, err);
+  CHECK(q != NULL, "read back: %s", err);
+  if (q) {
+    CHECK(q->n_sample == 2 && q->n_location == 2 && q->n_function == 2, "counts");
+    CHECK(q->period == 524288 && q->time_nanos == 123456789, "scalars");
+    CHECK(q->n_sample_type == 4 && strcmp(q->string_table[q->sample_type[3]->type],
+                                          "inuse_space") == 0, "sample types");
+    CHECK(q->sample[0]->value[1] == 2099200 && q->sample[1]->n_location_id == 1, "values");
+    CHECK(strcmp(q->string_table[q->function[0]->name], "leaky") == 0, "function name");
+    palloc_proto_free(q, NULL);
+  }
+  /* raw (uncompressed) protobuf is accepted too */
+  size_t len = perftools__profiles__profile__get_packed_size(p);
+  uint8_t *raw = malloc(len);
+  perftools__profiles__profile__pack(p, raw);
+  q = palloc_proto_decode(raw, len, NULL, err);
+  CHECK(q != NULL, "raw protobuf decodes: %s", err);
+  palloc_proto_free(q, NULL);
+
+  /* dangling references are rejected with a reason */
+  s[0].location_id[0] = 99;
+  q = palloc_proto_decode(raw, len, NULL, err);
+  palloc_proto_free(q, NULL);
+  size_t len2 = perftools__profiles__profile__get_packed_size(p);
+  uint8_t *bad = malloc(len2);
+  perftools__profiles__profile__pack(p, bad);
+  q = palloc_proto_decode(bad, len2, NULL, err);
+  CHECK(q == NULL && strstr(err, "missing location 99"), "dangling location: %s", err);
+  ids[0] = 1;
+  ln[1].function_id = 7;
+  perftools__profiles__profile__pack(p, bad);
+  q = palloc_proto_decode(bad, len2, NULL, err);
+  CHECK(q == NULL && strstr(err, "missing function 7"), "dangling function: %s", err);
+  ln[1].function_id = 2;
+  free(bad);
+
+  /* truncated gzip: every prefix of the file fails cleanly */
+  FILE *fh = fopen(path, "rb");
+  uint8_t gz[1 << 16];
+  size_t gzlen = fh ? fread(gz, 1, sizeof gz, fh) : 0;
+  if (fh) fclose(fh);
+  CHECK(gzlen > 20, "gzip file size %zu", gzlen);
+  int clean = 1;
+  for (size_t cut = 1; cut < gzlen; cut++) {
+    q = palloc_proto_decode(gz, cut, NULL, err);
+    if (q != NULL) { clean = 0; palloc_proto_free(q, NULL); }
+  }
+  CHECK(clean, "no truncated prefix decodes");
+  q = palloc_proto_decode(gz, gzlen / 2, NULL, err);
+  CHECK(q == NULL && strstr(err, "truncated"), "truncation is named: %s", err);
+  /* corrupt bytes in the deflate stream */
+  gz[gzlen / 2] ^= 0x55; gz[gzlen / 2 + 1] ^= 0xaa;
+  q = palloc_proto_decode(gz, gzlen, NULL, err);
+  CHECK(q == NULL, "corrupt gzip rejected");
+  palloc_proto_free(q, NULL);
+  /* foreign and empty files */
+  const char *text = "this is a text file, not a profile\n";
+  snprintf(path, sizeof path, "%s/foreign.txt", dir);
+  write_bytes(path, text, strlen(text));
+  q = palloc_proto_read_file(path, NULL, err);
+  CHECK(q == NULL && err[0], "foreign file rejected: %s", err);
+  snprintf(path, sizeof path, "%s/empty.pb", dir);
+  write_bytes(path, "", 0);
+  q = palloc_proto_read_file(path, NULL, err);
+  CHECK(q == NULL && strstr(err, "empty"), "empty file: %s", err);
+  q = palloc_proto_read_file("/nonexistent/x.pb.gz", NULL, err);
+  CHECK(q == NULL && strstr(err, "No such file"), "missing file: %s", err);
+  /* an unwritable destination reports an error and leaves no temporary file */
+  CHECK(palloc_proto_write_path(p, "/nonexistent-dir/x.pb.gz", NULL, err) != 0 &&
+        strstr(err, "cannot create"), "unwritable path: %s", err);
+  free(raw);
+  palloc_strtab_destroy(&st);
+}
+
+int main(int argc, char **argv) {
+  const char *dir = argc > 1 ? argv[1] : "/tmp";
+  test_scale();
+  test_strtab();
+  test_roundtrip(dir);
+  return CHECK_DONE();
+}
