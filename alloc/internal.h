@@ -35,8 +35,8 @@ enum { PALLOC_T_NEW = 0, PALLOC_T_LIVE = 1, PALLOC_T_DEAD = 2 };
 
 typedef struct palloc_thread_s {
   /* Bytes left until the next sample. Only this thread writes it; relaxed atomic so that the
-   * access compiles to a plain load and store. Starts at 0, so the first allocation of a thread
-   * takes the slow path, which initializes the rest. */
+   * access compiles to a plain load and store. Starts at -1, so the first allocation of a
+   * thread (even of size 0) takes the slow path, which initializes the rest. */
   _Atomic int64_t countdown;
   uint32_t guard;        /* > 0 while palloc's own code runs on this thread */
   uint8_t state;         /* PALLOC_T_* */
@@ -52,11 +52,15 @@ typedef struct palloc_thread_s {
 
 extern __thread palloc_thread_t palloc_thread __attribute__((tls_model("initial-exec")));
 
+/* A request size as a countdown charge. The mask keeps an impossible request (n >= 2^63, e.g.
+ * malloc(-1)) from wrapping to a negative charge that would *raise* the countdown. */
+static inline int64_t palloc_bytes(size_t n) { return (int64_t)(n & INT64_MAX); }
+
 /* Charges n bytes to this thread's countdown; true while no sample is due. This is the whole
  * sampling cost of an unsampled allocation. */
 static inline __attribute__((always_inline)) bool palloc_charge(size_t n) {
   palloc_thread_t *t = &palloc_thread;
-  int64_t c = atomic_load_explicit(&t->countdown, memory_order_relaxed) - (int64_t)n;
+  int64_t c = atomic_load_explicit(&t->countdown, memory_order_relaxed) - palloc_bytes(n);
   atomic_store_explicit(&t->countdown, c, memory_order_relaxed);
   return palloc_likely(c >= 0);
 }

@@ -85,7 +85,7 @@ static bool thread_ready(palloc_thread_t *t, size_t n) {
   palloc_thread_watch_exit(t); /* allocates: served unsampled under the guard */
   palloc_guard_exit(t);
   /* Charge this allocation against the freshly drawn interval. */
-  atomic_store_explicit(&t->countdown, fresh - (int64_t)n, memory_order_relaxed);
+  atomic_store_explicit(&t->countdown, fresh - palloc_bytes(n), memory_order_relaxed);
   return true;
 }
 
@@ -93,7 +93,7 @@ static bool thread_ready(palloc_thread_t *t, size_t n) {
  * runs on trace_left instead. */
 static bool trace_decide(palloc_thread_t *t, size_t n) {
   atomic_store_explicit(&t->countdown, INT64_MIN / 4, memory_order_relaxed);
-  t->trace_left -= (int64_t)n;
+  t->trace_left -= palloc_bytes(n);
   if (t->trace_left >= 0) return false;
   atomic_store_explicit(&t->countdown, t->trace_left, memory_order_relaxed);
   bool s = palloc_sample_decide(t, n);
@@ -110,12 +110,12 @@ PALLOC_TEXT bool palloc_slow_decide(palloc_thread_t *t, size_t n) {
       if (t->state == PALLOC_T_DEAD)
         atomic_store_explicit(&t->countdown, INT64_MAX / 2, memory_order_relaxed);
       else
-        atomic_store_explicit(&t->countdown, 0, memory_order_relaxed); /* retry next time */
+        atomic_store_explicit(&t->countdown, -1, memory_order_relaxed); /* retry next time */
       return false;
     }
     if (!palloc_g.trace && atomic_load_explicit(&t->countdown, memory_order_relaxed) >= 0)
       return false;
-    if (palloc_g.trace) t->trace_left = atomic_load_explicit(&t->countdown, memory_order_relaxed) + (int64_t)n;
+    if (palloc_g.trace) t->trace_left = atomic_load_explicit(&t->countdown, memory_order_relaxed) + palloc_bytes(n);
   }
   if (palloc_g.trace) return trace_decide(t, n);
   return palloc_sample_decide(t, n);

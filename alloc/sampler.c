@@ -13,6 +13,7 @@
  * Random numbers: xorshift64* per thread, seeded from PALLOC_SEED and a per-thread sequence
  * number (reproducible for a single-threaded program) or from time, tid and address.
  */
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -23,7 +24,7 @@
 
 #define PALLOC_OFF_RECHECK ((int64_t)4 << 20)
 
-__thread palloc_thread_t palloc_thread __attribute__((tls_model("initial-exec")));
+__thread palloc_thread_t palloc_thread __attribute__((tls_model("initial-exec"))) = {.countdown = -1};
 palloc_global_t palloc_g = {.depth = 64, .symbolize = true};
 
 static _Atomic uint64_t thread_seq;
@@ -56,6 +57,13 @@ int64_t palloc_draw_interval(palloc_thread_t *t, int64_t rate) {
   return (int64_t)next;
 }
 
+/* mimalloc reports a failed allocation through its error handler but leaves errno alone;
+ * POSIX requires ENOMEM. The handler runs only on failure, so the fast path stays untouched. */
+static void on_mimalloc_error(int err, void *arg) {
+  (void)arg;
+  if (err == ENOMEM || err == EOVERFLOW) errno = ENOMEM;
+}
+
 void palloc_init(void) {
   int expected = 0;
   if (atomic_load_explicit(&palloc_g.initialized, memory_order_acquire) == 2) return;
@@ -65,6 +73,7 @@ void palloc_init(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   palloc_start_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+  mi_register_error(on_mimalloc_error, NULL);
   palloc_config_load();
   palloc_trace_configure();
   t->guard--;
@@ -99,7 +108,7 @@ bool palloc_sample_decide(palloc_thread_t *t, size_t n) {
     /* The rate changed since this countdown was drawn: draw afresh and judge this allocation
      * against the new interval. */
     t->rate_epoch = epoch;
-    int64_t c = palloc_draw_interval(t, rate) - (int64_t)n;
+    int64_t c = palloc_draw_interval(t, rate) - palloc_bytes(n);
     if (rate == 0 || c >= 0) {
       atomic_store_explicit(&t->countdown, rate == 0 ? PALLOC_OFF_RECHECK : c,
                             memory_order_relaxed);
@@ -125,10 +134,10 @@ void palloc_set_sample_rate(size_t bytes) {
   int64_t rate = bytes > (size_t)(INT64_MAX / 4) ? INT64_MAX / 4 : (int64_t)bytes;
   atomic_store(&palloc_g.rate, rate);
   atomic_fetch_add(&palloc_g.rate_epoch, 1);
-  /* The calling thread sees the new rate from its next allocation. */
+  /* The calling thread sees the new rate from its next allocation, even one of size 0. */
   palloc_thread_t *t = &palloc_thread;
   if (t->state == PALLOC_T_LIVE && t->guard == 0)
-    atomic_store_explicit(&t->countdown, 0, memory_order_relaxed);
+    atomic_store_explicit(&t->countdown, -1, memory_order_relaxed);
 }
 
 size_t palloc_get_sample_rate(void) {

@@ -1,0 +1,153 @@
+/* test_sampler.c - unit tests of the sampler and the buckets (palloc_core, no malloc override).
+ *  - intervals: mean within 1.5% of the rate and a Kolmogorov-Smirnov test against the
+ *    exponential over 100k draws with a fixed seed; rate 1 and rate 0 special cases;
+ *  - the sampling probability of an allocation of size s is 1 - exp(-s/rate), end to end through
+ *    palloc_sample_alloc (the same countdown and decision as malloc);
+ *  - buckets: same key same bucket, different size or stack different bucket, hash spread;
+ *  - size and signal parsing of the environment. */
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+#include "../check.h"
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static void test_intervals(void) {
+  enum { N = 100000 };
+  const int64_t rate = 524288;
+  palloc_thread_t t;
+  memset(&t, 0, sizeof t);
+  t.rng = 0x1234567887654321ull;
+  static int64_t d[N];
+  double sum = 0;
+  for (int i = 0; i < N; i++) {
+    d[i] = palloc_draw_interval(&t, rate);
+    CHECK(d[i] >= 0, "interval %lld is negative", (long long)d[i]);
+    sum += (double)d[i];
+  }
+  double mean = sum / N;
+  CHECK(fabs(mean / rate - 1) < 0.015, "mean %.0f vs rate %lld", mean, (long long)rate);
+  qsort(d, N, sizeof d[0], cmp_i64);
+  double dmax = 0;
+  for (int i = 0; i < N; i++) {
+    double cdf = 1 - exp(-(double)d[i] / rate);
+    double lo = cdf - (double)i / N, hi = (double)(i + 1) / N - cdf;
+    if (lo > dmax) dmax = lo;
+    if (hi > dmax) dmax = hi;
+  }
+  double crit = 1.628 / sqrt((double)N); /* alpha = 0.01 */
+  CHECK(dmax < crit, "KS statistic %.5f >= critical %.5f", dmax, crit);
+  CHECK(palloc_draw_interval(&t, 1) < 0, "rate 1 samples every allocation");
+  CHECK(palloc_draw_interval(&t, 0) > 0, "rate 0 never samples");
+}
+
+static void test_probability(void) {
+  /* With rate 4096, an allocation of 4096 bytes is sampled with probability 1 - e^-1. */
+  palloc_set_sample_rate(4096);
+  enum { N = 200000 };
+  int sampled = 0;
+  for (int i = 0; i < N; i++) {
+    palloc_sample_t *s = palloc_sample_alloc(4096);
+    if (s) {
+      sampled++;
+      palloc_sample_free(s, 4096);
+    }
+  }
+  double p = 1 - exp(-1.0), got = (double)sampled / N;
+  double se = sqrt(p * (1 - p) / N);
+  CHECK(fabs(got - p) < 5 * se, "sampled fraction %.4f, expected %.4f +- %.4f", got, p, 5 * se);
+  /* 64 bytes at 4096: 1 - exp(-1/64) */
+  sampled = 0;
+  for (int i = 0; i < N; i++) {
+    palloc_sample_t *s = palloc_sample_alloc(64);
+    if (s) {
+      sampled++;
+      palloc_sample_free(s, 64);
+    }
+  }
+  p = 1 - exp(-64.0 / 4096);
+  got = (double)sampled / N;
+  se = sqrt(p * (1 - p) / N);
+  CHECK(fabs(got - p) < 5 * se, "64 B sampled fraction %.5f, expected %.5f", got, p);
+  palloc_set_sample_rate(1);
+  int all = 0;
+  for (int i = 0; i < 1000; i++) {
+    palloc_sample_t *s = palloc_sample_alloc(1);
+    all += s != NULL;
+    palloc_sample_free(s, 1);
+  }
+  CHECK(all == 1000, "rate 1 sampled %d of 1000", all);
+  palloc_set_sample_rate(0);
+  int none = 0;
+  for (int i = 0; i < 100000; i++) none += palloc_sample_alloc(1 << 20) != NULL;
+  CHECK(none == 0, "rate 0 sampled %d", none);
+  palloc_stats_t st;
+  palloc_read_stats(&st);
+  CHECK(st.sample_rate == 0, "stats rate %llu", (unsigned long long)st.sample_rate);
+  CHECK(st.live_sampled_blocks == 0 && st.sampled_allocs == st.sampled_frees,
+        "every sampled block was freed: live %llu", (unsigned long long)st.live_sampled_blocks);
+  CHECK(st.buckets >= 3 && st.internal_bytes > 0, "buckets %llu internal %llu",
+        (unsigned long long)st.buckets, (unsigned long long)st.internal_bytes);
+  palloc_set_sample_rate(PALLOC_DEFAULT_SAMPLE_RATE);
+}
+
+static void test_buckets(void) {
+  uintptr_t a[3] = {0x401000, 0x402000, 0x403000}, b[3] = {0x401000, 0x402000, 0x403001};
+  palloc_bucket_t *x = palloc_bucket_get(a, 3, 64);
+  CHECK(x != NULL, "bucket made");
+  CHECK(palloc_bucket_get(a, 3, 64) == x, "same key, same bucket");
+  CHECK(palloc_bucket_get(a, 3, 65) != x, "other size, other bucket");
+  CHECK(palloc_bucket_get(b, 3, 64) != x, "other stack, other bucket");
+  CHECK(palloc_bucket_get(a, 2, 64) != x, "shorter stack, other bucket");
+  CHECK(palloc_bucket_hash(a, 3, 64) == palloc_bucket_hash(a, 3, 64), "hash is a function");
+  /* spread: 64k distinct stacks over 256 bins, chi-square well under the 0.001 critical value */
+  enum { BINS = 256, K = 65536 };
+  static int count[BINS];
+  for (int i = 0; i < K; i++) {
+    uintptr_t s[4] = {0x400000 + (uintptr_t)i * 16, 0x500000, 0x600000 + (uintptr_t)(i % 7), 0};
+    count[palloc_bucket_hash(s, 4, 32) % BINS]++;
+  }
+  double chi = 0, e = (double)K / BINS;
+  for (int i = 0; i < BINS; i++) chi += (count[i] - e) * (count[i] - e) / e;
+  CHECK(chi < 330, "chi-square %.1f over %d bins", chi, BINS);
+  palloc_bucket_record_alloc(x, 64);
+  palloc_bucket_record_alloc(x, 64);
+  palloc_bucket_record_free(x, 64);
+  uint64_t v[4];
+  palloc_bucket_read(x, v);
+  CHECK(v[0] == 2 && v[1] == 128 && v[2] == 1 && v[3] == 64, "counters %llu %llu %llu %llu",
+        (unsigned long long)v[0], (unsigned long long)v[1], (unsigned long long)v[2],
+        (unsigned long long)v[3]);
+}
+
+static void test_parsing(void) {
+  CHECK(palloc_parse_size("524288") == 524288, "plain");
+  CHECK(palloc_parse_size("512KiB") == 524288, "KiB");
+  CHECK(palloc_parse_size("512K") == 524288, "K");
+  CHECK(palloc_parse_size("1MiB") == 1048576, "MiB");
+  CHECK(palloc_parse_size("4 kb") == 4096, "kb with a space");
+  CHECK(palloc_parse_size("2GiB") == 2147483648ll, "GiB");
+  CHECK(palloc_parse_size("0") == 0, "zero");
+  CHECK(palloc_parse_size("") == -1 && palloc_parse_size("abc") == -1, "garbage");
+  CHECK(palloc_parse_size("12XB") == -1 && palloc_parse_size("-5") == -1, "bad suffix, sign");
+  CHECK(palloc_parse_size("99999999999999999999") == -1, "overflow");
+  CHECK(palloc_parse_size("9999999999TiB") == -1, "overflow with unit");
+  CHECK(palloc_parse_signal("USR2") == SIGUSR2 && palloc_parse_signal("SIGUSR1") == SIGUSR1,
+        "signal names");
+  CHECK(palloc_parse_signal("12") == 12 && palloc_parse_signal("hup") == SIGHUP, "numbers, case");
+  CHECK(palloc_parse_signal("NOPE") == -1 && palloc_parse_signal("999") == -1, "bad signals");
+  CHECK(palloc_parse_signal("RTMIN+2") == SIGRTMIN + 2, "realtime");
+}
+
+int main(void) {
+  test_intervals();
+  test_probability();
+  test_buckets();
+  test_parsing();
+  return CHECK_DONE();
+}
