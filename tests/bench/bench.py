@@ -1,0 +1,670 @@
+#!/usr/bin/env python3
+"""bench.py - palloc's benchmark suite: overhead, memory and accuracy against its peers.
+
+Run through tests/bench/run.sh (see tests/bench/README.md). Standard library only.
+"""
+import argparse
+import bisect
+import csv
+import datetime
+import gzip
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LIBDIR = "/usr/lib/x86_64-linux-gnu"
+MIMALLOC = LIBDIR + "/libmimalloc.so.2"
+JEMALLOC = LIBDIR + "/libjemalloc.so.2"
+TCMALLOC = LIBDIR + "/libtcmalloc.so.4"
+
+WORKLOADS = ["churn", "larson", "realloc", "large", "longlived", "deep"]
+CONFIGS = ["glibc", "mimalloc", "palloc-off", "palloc", "palloc-4k", "jemalloc-prof",
+           "tcmalloc-heapprof", "heaptrack"]
+# Extra configurations run on the deep workload only: frame-pointer unwinding against the
+# default (libunwind).
+DEEP_EXTRA = ["palloc-fp", "palloc-4k-fp"]
+BASE = "mimalloc"
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+# ---- configurations -----------------------------------------------------------------------
+def config_cmd(cfg, argv, tmp, palloc_so, extra_env=None):
+    """Returns (argv, env) for running argv under configuration cfg; outputs go to tmp/."""
+    env = dict(os.environ)
+    for k in list(env):
+        if k.startswith(("PALLOC_", "MALLOC_CONF", "HEAPPROFILE", "HEAP_PROFILE")) or k == "LD_PRELOAD":
+            del env[k]
+    env.update(extra_env or {})
+    pre = []
+    if cfg == "glibc":
+        pass
+    elif cfg == "mimalloc":
+        env["LD_PRELOAD"] = MIMALLOC
+    elif cfg.startswith("palloc"):
+        env["LD_PRELOAD"] = palloc_so
+        if cfg == "palloc-off":
+            env["PALLOC_SAMPLE_RATE"] = "0"
+        else:
+            env["PALLOC_PROFILE"] = os.path.join(tmp, "palloc.%p.pb.gz")
+            if "-4k" in cfg:
+                env["PALLOC_SAMPLE_RATE"] = "4096"
+            if cfg.endswith("-fp"):
+                env["PALLOC_UNWIND"] = "fp"
+    elif cfg == "jemalloc-prof":
+        env["LD_PRELOAD"] = JEMALLOC
+        env["MALLOC_CONF"] = "prof:true,lg_prof_sample:19,prof_final:true,prof_prefix:" + \
+            os.path.join(tmp, "jeprof")
+    elif cfg == "tcmalloc-heapprof":
+        env["LD_PRELOAD"] = TCMALLOC
+        env["HEAPPROFILE"] = os.path.join(tmp, "tcmalloc")
+    elif cfg == "heaptrack":
+        pre = ["heaptrack", "-o", os.path.join(tmp, "heaptrack")]
+    else:
+        raise SystemExit("unknown configuration " + cfg)
+    return pre + argv, env
+
+
+def run_measured(argv, env, cap, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
+    """Runs argv; returns dict(wall, cpu, rss_kb, rc, capped). CPU and peak RSS come from
+    wait4 (the process and the descendants it waited for); on the cap, the process group is killed."""
+    t0 = time.monotonic()
+    p = subprocess.Popen(argv, env=env, stdout=stdout, stderr=stderr, start_new_session=True)
+    capped = False
+    deadline = t0 + cap if cap else None
+    while True:
+        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+        if pid:
+            break
+        if deadline and time.monotonic() > deadline:
+            capped = True
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            pid, status, ru = os.wait4(p.pid, 0)
+            break
+        time.sleep(0.005)
+    wall = time.monotonic() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "rss_kb": ru.ru_maxrss,
+            "rc": p.returncode, "capped": capped}
+
+
+def clean(tmp):
+    for f in os.listdir(tmp):
+        fp = os.path.join(tmp, f)
+        if os.path.isdir(fp):
+            shutil.rmtree(fp, ignore_errors=True)
+        else:
+            os.unlink(fp)
+
+
+def profile_bytes(tmp):
+    return sum(os.path.getsize(os.path.join(tmp, f)) for f in os.listdir(tmp)
+               if os.path.isfile(os.path.join(tmp, f)))
+
+
+# ---- pprof profile.proto reader (just what we need) ----------------------------------------
+def _varint(b, i):
+    r = s = 0
+    while True:
+        c = b[i]
+        i += 1
+        r |= (c & 0x7f) << s
+        if c < 0x80:
+            return r, i
+        s += 7
+
+
+def _fields(b):
+    i, n = 0, len(b)
+    while i < n:
+        key, i = _varint(b, i)
+        f, wt = key >> 3, key & 7
+        if wt == 0:
+            v, i = _varint(b, i)
+        elif wt == 2:
+            ln, i = _varint(b, i)
+            v = b[i:i + ln]
+            i += ln
+        elif wt == 1:
+            v = int.from_bytes(b[i:i + 8], "little")
+            i += 8
+        elif wt == 5:
+            v = int.from_bytes(b[i:i + 4], "little")
+            i += 4
+        else:
+            raise ValueError("bad wire type")
+        yield f, wt, v
+
+
+def _ints(wt, v):
+    if wt == 0:
+        return [v]
+    out, i = [], 0
+    while i < len(v):
+        x, i = _varint(v, i)
+        out.append(x)
+    return out
+
+
+def _s64(x):
+    return x - (1 << 64) if x >= 1 << 63 else x
+
+
+def read_pprof(path):
+    """Returns (sample_types, samples[(leaf-first addresses, leaf-first names, values)])."""
+    data = open(path, "rb").read()
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    strings, st, samples, locs, funcs = [], [], [], {}, {}
+    for f, wt, v in _fields(data):
+        if f == 6:
+            strings.append(v.decode("utf-8", "replace"))
+        elif f == 1:
+            st.append([x for ff, _, x in _fields(v) if ff == 1][:1])
+        elif f == 2:
+            ids, vals = [], []
+            for ff, w2, x in _fields(v):
+                if ff == 1:
+                    ids += _ints(w2, x)
+                elif ff == 2:
+                    vals += [_s64(y) for y in _ints(w2, x)]
+            samples.append((ids, vals))
+        elif f == 4:
+            lid, addr, fids = 0, 0, []
+            for ff, w2, x in _fields(v):
+                if ff == 1:
+                    lid = x
+                elif ff == 3:
+                    addr = x
+                elif ff == 4:
+                    fids += [y for f3, _, y in _fields(x) if f3 == 1]
+            locs[lid] = (addr, fids)
+        elif f == 5:
+            fid, name = 0, 0
+            for ff, _, x in _fields(v):
+                if ff == 1:
+                    fid = x
+                elif ff == 2:
+                    name = x
+            funcs[fid] = name
+    types = [strings[t[0]] if t else "" for t in st]
+    out = []
+    for ids, vals in samples:
+        addrs, names = [], []
+        for lid in ids:
+            addr, fids = locs.get(lid, (0, []))
+            addrs.append(addr)
+            # inlined frames: the last Line is the outermost function of this location
+            names.append(strings[funcs.get(fids[-1], 0)] if fids else "")
+        out.append((addrs, names, vals))
+    return types, out
+
+
+# ---- symbols of the workload binary (non-PIE: addresses are link-time addresses) ------------
+class Symtab:
+    def __init__(self, binary):
+        out = subprocess.run(["nm", "-n", "--defined-only", binary], capture_output=True,
+                             text=True, check=True).stdout
+        self.addrs, self.names = [], []
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[1] in "tTwW":
+                self.addrs.append(int(parts[0], 16))
+                self.names.append(parts[2])
+
+    def lookup(self, addr):
+        i = bisect.bisect_right(self.addrs, addr) - 1
+        return self.names[i] if i >= 0 else ""
+
+
+def site_of(names):
+    for n in names:
+        if n.startswith("site_"):
+            return n
+    return None
+
+
+def palloc_sites(path, symtab):
+    """Per site: alloc_space, inuse_space and per-bucket (size, alloc_n, inuse_n)."""
+    types, samples = read_pprof(path)
+    ia, iu = types.index("alloc_space"), types.index("inuse_space")
+    io, iuo = types.index("alloc_objects"), types.index("inuse_objects")
+    res = {}
+    for addrs, names, vals in samples:
+        if not any(n.startswith("site_") for n in names):
+            names = [symtab.lookup(a) for a in addrs]
+        s = site_of(names)
+        if s is None:
+            continue
+        r = res.setdefault(s, {"alloc": 0, "inuse": 0, "buckets": []})
+        r["alloc"] += vals[ia]
+        r["inuse"] += vals[iu]
+        if vals[io]:
+            r["buckets"].append((vals[ia] / vals[io], vals[io], vals[iuo]))
+    return res
+
+
+def jemalloc_sites(path, symtab):
+    """jemalloc heap_v2 dump -> per site estimated alloc_space and inuse_space (unsampled the way
+    jeprof does: both count and bytes times 1/(1-exp(-avg/rate)), avg = bytes/count)."""
+    lines = open(path).read().split("\n")
+    m = re.match(r"heap_v2/(\d+)", lines[0])
+    rate = int(m.group(1))
+
+    def unsample(cnt, nbytes):
+        if cnt == 0 or nbytes == 0:
+            return 0.0
+        if rate <= 1:
+            return float(nbytes)
+        return nbytes / (1 - math.exp(-(nbytes / cnt) / rate))
+
+    res, stack = {}, None
+    for line in lines[1:]:
+        if line.startswith("MAPPED_LIBRARIES"):
+            break
+        if line.startswith("@"):
+            addrs = [int(x, 16) for x in line[1:].split()]
+            # return addresses: look up address - 1 (inside the call instruction)
+            stack = site_of([symtab.lookup(a - 1) for a in addrs])
+            continue
+        m = re.match(r"\s*t\*: (\d+): (\d+) \[(\d+): (\d+)\]", line)
+        if m and stack:
+            cur_n, cur_b, acc_n, acc_b = map(int, m.groups())
+            r = res.setdefault(stack, {"alloc": 0.0, "inuse": 0.0})
+            r["alloc"] += unsample(acc_n, acc_b)
+            r["inuse"] += unsample(cur_n, cur_b)
+            stack = None  # the per-thread lines that follow repeat the totals
+    return res
+
+
+def poisson_bound(buckets, rate, which):
+    """Relative standard error of the Horvitz-Thompson estimate of a site's bytes from its exact
+    per-size counts: sqrt(sum n s^2 (1-p)/p) / sum n s, p = 1 - exp(-s/rate)."""
+    var = tot = 0.0
+    for size, n_alloc, n_inuse in buckets:
+        n = n_alloc if which == "alloc" else n_inuse
+        if n <= 0 or size <= 0:
+            continue
+        p = -math.expm1(-size / rate)
+        var += n * size * size * (1 - p) / p
+        tot += n * size
+    return math.sqrt(var) / tot if tot else float("nan")
+
+
+# ---- the suite ----------------------------------------------------------------------------
+def build_workloads(out_dir):
+    exe = os.path.join(out_dir, "workloads")
+    src = os.path.join(HERE, "workloads.c")
+    cmd = [os.environ.get("CC", "cc"), "-O2", "-g", "-fno-omit-frame-pointer",
+           "-fno-optimize-sibling-calls", "-no-pie", "-fno-pie", "-pthread", "-o", exe, src, "-ldl"]
+    subprocess.run(cmd, check=True)
+    return exe
+
+
+def median(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def geomean(xs):
+    xs = [x for x in xs if x and x > 0 and not math.isnan(x)]
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
+
+
+def fmt_ratio(x, capped=False):
+    if x is None or math.isnan(x):
+        return "-"
+    return (">" if capped else "") + ("%.3f" % x if x < 10 else "%.1f" % x)
+
+
+def print_table(title, wls, cfgs, cell, base_abs, unit, out):
+    w0 = max(10, max(len(w) for w in wls + ["geomean"]) + 1)
+    cw = [max(8, len(c) + 1) for c in cfgs]
+    out.append("")
+    out.append("%s (ratio to %s; %s column = %s's absolute value)" % (title, BASE, unit, BASE))
+    out.append("workload".ljust(w0) + unit.rjust(10) + "".join(c.rjust(w) for c, w in zip(cfgs, cw)))
+    for wl in wls:
+        row = wl.ljust(w0) + base_abs(wl).rjust(10)
+        row += "".join(cell(wl, c).rjust(w) for c, w in zip(cfgs, cw))
+        out.append(row)
+    row = "geomean".ljust(w0) + "".rjust(10)
+    row += "".join(cell("geomean", c).rjust(w) for c, w in zip(cfgs, cw))
+    out.append(row)
+
+
+def overhead(args, exe, tmp, palloc_so):
+    wls, cfgs = args.workloads, args.configs
+    runs = []
+    plan = []
+    for rep in range(args.reps):
+        for wl in wls:
+            cl = list(cfgs) + ([c for c in DEEP_EXTRA if wl == "deep" and args.deep_extra])
+            # alternate the configurations, rotating the starting one every repetition
+            k = rep % len(cl)
+            plan.append((rep, wl, cl[k:] + cl[:k]))
+    total = sum(len(c) for _, _, c in plan)
+    done = 0
+    t_start = time.monotonic()
+    for rep, wl, cl in plan:
+        for cfg in cl:
+            clean(tmp)
+            argv, env = config_cmd(cfg, [exe, wl, str(args.scale)], tmp, palloc_so)
+            cap = args.cap if cfg == "heaptrack" else args.cap * 3
+            r = run_measured(argv, env, cap)
+            r.update({"rep": rep, "workload": wl, "config": cfg, "out_bytes": profile_bytes(tmp)})
+            runs.append(r)
+            done += 1
+            if r["rc"] != 0 and not r["capped"]:
+                log("bench: %s under %s exited with %s" % (wl, cfg, r["rc"]))
+            log("[%3d/%d %5.0fs] rep %d %-10s %-18s wall %7.3f cpu %7.3f rss %8d KB%s" % (
+                done, total, time.monotonic() - t_start, rep, wl, cfg, r["wall"], r["cpu"],
+                r["rss_kb"], " CAPPED" if r["capped"] else ""))
+    clean(tmp)
+    return runs
+
+
+def summarize(runs, wls, cfgs):
+    summ = {}
+    for wl in wls:
+        for cfg in cfgs:
+            rs = [r for r in runs if r["workload"] == wl and r["config"] == cfg]
+            if not rs:
+                continue
+            summ[(wl, cfg)] = {
+                "wall": median([r["wall"] for r in rs]), "cpu": median([r["cpu"] for r in rs]),
+                "rss_kb": median([r["rss_kb"] for r in rs]),
+                "capped": any(r["capped"] for r in rs),
+                "failed": any(r["rc"] != 0 and not r["capped"] for r in rs),
+                "out_bytes": median([r["out_bytes"] for r in rs]), "n": len(rs)}
+    ratios = {}
+    for metric in ("wall", "cpu", "rss_kb"):
+        for cfg in cfgs:
+            vals = []
+            for wl in wls:
+                s, b = summ.get((wl, cfg)), summ.get((wl, BASE))
+                if s and b and b[metric] > 0:
+                    ratios[(metric, wl, cfg)] = s[metric] / b[metric]
+                    vals.append(s[metric] / b[metric])
+            ratios[(metric, "geomean", cfg)] = geomean(vals)
+    return summ, ratios
+
+
+def probes(args, exe, tmp, palloc_so):
+    """One untimed run per workload under palloc default that writes a profile explicitly after
+    the work, reporting the write's duration and size (palloc_read_stats) with the heap live."""
+    res = {}
+    for wl in args.workloads:
+        clean(tmp)
+        argv, env = config_cmd("palloc", [exe, wl, str(args.scale)], tmp, palloc_so,
+                               {"BENCH_PROBE": os.path.join(tmp, "probe.pb.gz")})
+        p = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+        m = re.search(r"probe: (.*)", p.stderr)
+        if m:
+            res[wl] = {k: int(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
+            log("probe %-10s %s" % (wl, m.group(1)))
+    clean(tmp)
+    return res
+
+
+def accuracy(args, exe, tmp, palloc_so, symtab):
+    rate = 524288
+    res = {}
+    scale = args.acc_scale
+    for wl in args.acc_workloads:
+        d = os.path.join(tmp, "acc-" + wl)
+        os.makedirs(d, exist_ok=True)
+        # truth: every allocation, frame-pointer unwinding (the workload has frame pointers)
+        clean(d)
+        argv, env = config_cmd("palloc", [exe, wl, str(scale)], d, palloc_so,
+                               {"PALLOC_SAMPLE_RATE": "1", "PALLOC_UNWIND": "fp",
+                                "PALLOC_PROFILE": os.path.join(d, "truth.pb.gz")})
+        t0 = time.monotonic()
+        subprocess.run(argv, env=env, check=True)
+        truth = palloc_sites(os.path.join(d, "truth.pb.gz"), symtab)
+        log("accuracy %s: truth in %.1fs: %s" % (wl, time.monotonic() - t0, ", ".join(
+            "%s alloc %.1f MB inuse %.1f MB" % (s, v["alloc"] / 1e6, v["inuse"] / 1e6)
+            for s, v in sorted(truth.items()))))
+        est = {"palloc": [], "jemalloc": []}
+        for seed in range(1, args.seeds + 1):
+            pp = os.path.join(d, "p%d.pb.gz" % seed)
+            argv, env = config_cmd("palloc", [exe, wl, str(scale)], d, palloc_so,
+                                   {"PALLOC_SEED": str(seed), "PALLOC_PROFILE": pp})
+            subprocess.run(argv, env=env, check=True)
+            est["palloc"].append(palloc_sites(pp, symtab))
+            os.unlink(pp)
+            jd = os.path.join(d, "je")
+            os.makedirs(jd, exist_ok=True)
+            clean(jd)
+            argv, env = config_cmd("jemalloc-prof", [exe, wl, str(scale)], jd, palloc_so)
+            env["MALLOC_CONF"] += ",prof_accum:true"
+            subprocess.run(argv, env=env, check=True)
+            heaps = [f for f in os.listdir(jd) if f.endswith(".f.heap")]
+            if heaps:
+                est["jemalloc"].append(jemalloc_sites(os.path.join(jd, heaps[0]), symtab))
+        rows = []
+        for site in sorted(truth):
+            t = truth[site]
+            for which in ("alloc", "inuse"):
+                tv = t[which]
+                if tv <= 0:
+                    continue
+                row = {"workload": wl, "site": site, "metric": which + "_space", "truth": tv,
+                       "bound": poisson_bound(t["buckets"], rate, which)}
+                for tool in ("palloc", "jemalloc"):
+                    errs = [(e.get(site, {}).get(which, 0) - tv) / tv for e in est[tool]]
+                    if errs:
+                        row[tool + "_bias"] = statistics.mean(errs)
+                        row[tool + "_sd"] = statistics.stdev(errs) if len(errs) > 1 else float("nan")
+                        row[tool + "_n"] = len(errs)
+                rows.append(row)
+        res[wl] = rows
+        shutil.rmtree(d, ignore_errors=True)
+    return res
+
+
+def fmt_acc(rows):
+    out = ["", "Accuracy at 512 KiB: relative error of the estimate per site (truth = palloc at rate 1)",
+           "  bias = mean error over seeds (+- its standard error), sd = spread, bound = Poisson",
+           "  standard error from the truth's per-size counts (what an unbiased sampler should show)",
+           "%-10s %-22s %-11s %9s %8s %16s %8s %16s %8s" % (
+               "workload", "site", "metric", "truth MB", "bound", "palloc bias", "p.sd",
+               "jemalloc bias", "j.sd")]
+    for wl, rs in rows.items():
+        for r in rs:
+            def b(tool):
+                if tool + "_bias" not in r:
+                    return "-"
+                se = r[tool + "_sd"] / math.sqrt(r[tool + "_n"])
+                return "%+.3f+-%.3f" % (r[tool + "_bias"], se)
+
+            def sd(tool):
+                return "%.3f" % r[tool + "_sd"] if tool + "_sd" in r else "-"
+            out.append("%-10s %-22s %-11s %9.1f %8.3f %16s %8s %16s %8s" % (
+                wl, r["site"], r["metric"], r["truth"] / 1e6, r["bound"], b("palloc"),
+                sd("palloc"), b("jemalloc"), sd("jemalloc")))
+    return out
+
+
+def report(args, summ, ratios, probe_res, acc, wls, cfgs):
+    out = []
+    out.append("palloc benchmark suite: %s mode, scale %g, %d repetitions, %s" % (
+        "quick" if args.quick else "full", args.scale, args.reps,
+        datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC")))
+    out.append("configurations: " + ", ".join(cfgs))
+
+    def cellf(metric):
+        def cell(wl, cfg):
+            r = ratios.get((metric, wl, cfg))
+            capped = wl != "geomean" and summ.get((wl, cfg), {}).get("capped")
+            failed = wl != "geomean" and summ.get((wl, cfg), {}).get("failed")
+            return fmt_ratio(r, capped) + ("!" if failed else "")
+        return cell
+
+    def absf(metric, fmt):
+        return lambda wl: fmt(summ[(wl, BASE)][metric]) if (wl, BASE) in summ else "-"
+
+    print_table("Median wall time", wls, cfgs, cellf("wall"), absf("wall", lambda v: "%.3f" % v),
+                "s", out)
+    print_table("Median CPU time (user+sys)", wls, cfgs, cellf("cpu"),
+                absf("cpu", lambda v: "%.3f" % v), "s", out)
+    print_table("Median peak RSS", wls, cfgs, cellf("rss_kb"),
+                absf("rss_kb", lambda v: "%.1f" % (v / 1024)), "MiB", out)
+    out.append("('>' = a run hit the time cap, the ratio is a lower bound and the geomean skips it"
+               " only if no run finished; '!' = a run failed)")
+    extra = [c for c in DEEP_EXTRA if ("deep", c) in summ]
+    if extra:
+        out.append("")
+        out.append("Unwinding on the deep workload (50-100 frames), ratio of wall / CPU to mimalloc:")
+        for c in ["palloc", "palloc-fp", "palloc-4k", "palloc-4k-fp"]:
+            if ("deep", c) in summ:
+                out.append("  %-14s wall %s  cpu %s  (%s)" % (
+                    c, fmt_ratio(ratios.get(("wall", "deep", c))),
+                    fmt_ratio(ratios.get(("cpu", "deep", c))),
+                    "PALLOC_UNWIND=fp" if c.endswith("-fp") else "default unwinder (libunwind)"))
+    if probe_res:
+        out.append("")
+        out.append("Profile written by palloc (512 KiB) after the work, heap still live:")
+        out.append("  %-10s %10s %10s %9s %12s %12s" % ("workload", "write ms", "size KB",
+                                                     "buckets", "internal MB", "samples"))
+        for wl, p in probe_res.items():
+            out.append("  %-10s %10.1f %10.1f %9d %12.1f %12d" % (
+                wl, p["write_ns"] / 1e6, p["write_bytes"] / 1024, p["buckets"],
+                p["internal_bytes"] / 2**20, p["sampled_allocs"]))
+    if acc:
+        out += fmt_acc(acc)
+    return "\n".join(out)
+
+
+def write_outputs(args, runs, summ, ratios, probe_res, acc, text):
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "runs.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["rep", "workload", "config", "wall_s", "cpu_s", "rss_kb", "rc", "capped",
+                    "out_bytes"])
+        for r in runs:
+            w.writerow([r["rep"], r["workload"], r["config"], "%.4f" % r["wall"],
+                        "%.4f" % r["cpu"], r["rss_kb"], r["rc"], int(r["capped"]), r["out_bytes"]])
+    with open(os.path.join(args.out, "summary.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["workload", "config", "wall_s", "cpu_s", "rss_kb", "wall_ratio", "cpu_ratio",
+                    "rss_ratio", "capped", "failed", "n"])
+        for (wl, cfg), s in summ.items():
+            w.writerow([wl, cfg, "%.4f" % s["wall"], "%.4f" % s["cpu"], s["rss_kb"],
+                        "%.4f" % ratios.get(("wall", wl, cfg), float("nan")),
+                        "%.4f" % ratios.get(("cpu", wl, cfg), float("nan")),
+                        "%.4f" % ratios.get(("rss_kb", wl, cfg), float("nan")),
+                        int(s["capped"]), int(s["failed"]), s["n"]])
+    js = {"mode": "quick" if args.quick else "full", "scale": args.scale, "reps": args.reps,
+          "time": datetime.datetime.utcnow().isoformat() + "Z",
+          "summary": [dict(workload=wl, config=cfg, **s) for (wl, cfg), s in summ.items()],
+          "ratios": [dict(metric=m, workload=wl, config=c, ratio=v)
+                     for (m, wl, c), v in ratios.items()],
+          "probe": probe_res, "accuracy": acc, "runs": runs}
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump(js, f, indent=1, default=str)
+    with open(os.path.join(args.out, "table.txt"), "w") as f:
+        f.write(text + "\n")
+
+
+def compare(a, b):
+    """Prints run b's ratios divided by run a's (per workload, config, metric)."""
+    ja, jb = json.load(open(a)), json.load(open(b))
+    ra = {(r["metric"], r["workload"], r["config"]): r["ratio"] for r in ja["ratios"]}
+    rb = {(r["metric"], r["workload"], r["config"]): r["ratio"] for r in jb["ratios"]}
+    print("change of each ratio-to-%s from %s to %s (1.000 = same; <1 = better in the second)"
+          % (BASE, a, b))
+    for metric in ("wall", "cpu", "rss_kb"):
+        keys = sorted(k for k in rb if k[0] == metric and k in ra)
+        cfgs = sorted({k[2] for k in keys}, key=lambda c: (CONFIGS + DEEP_EXTRA).index(c)
+                      if c in CONFIGS + DEEP_EXTRA else 99)
+        wls = sorted({k[1] for k in keys}, key=lambda w: (WORKLOADS + ["geomean"]).index(w)
+                     if w in WORKLOADS + ["geomean"] else 99)
+        print("\n%s" % metric)
+        print("workload".ljust(11) + "".join(c.rjust(max(8, len(c) + 1)) for c in cfgs))
+        for wl in wls:
+            row = wl.ljust(11)
+            for c in cfgs:
+                x, y = ra.get((metric, wl, c)), rb.get((metric, wl, c))
+                v = y / x if x and y and not math.isnan(x) and not math.isnan(y) else float("nan")
+                row += fmt_ratio(v).rjust(max(8, len(c) + 1))
+            print(row)
+
+
+def main():
+    ap = argparse.ArgumentParser(description="palloc benchmark suite")
+    ap.add_argument("--build-dir", default=os.environ.get("PALLOC_BUILD_DIR", "build"))
+    ap.add_argument("--quick", action="store_true", help="small scale, CI-sized (< 2 minutes)")
+    ap.add_argument("--reps", type=int, help="repetitions per configuration (full 5, quick 1)")
+    ap.add_argument("--scale", type=float, help="work multiplier (full 1.0, quick 0.04)")
+    ap.add_argument("--cap", type=float, help="time cap per heaptrack run, s (full 60, quick 10)")
+    ap.add_argument("--workloads", default=",".join(WORKLOADS))
+    ap.add_argument("--configs", default=",".join(CONFIGS))
+    ap.add_argument("--no-deep-extra", dest="deep_extra", action="store_false",
+                    help="skip the PALLOC_UNWIND=fp configurations on the deep workload")
+    ap.add_argument("--no-accuracy", dest="accuracy", action="store_false")
+    ap.add_argument("--accuracy-only", action="store_true")
+    ap.add_argument("--seeds", type=int, help="seeds for the accuracy runs (full 20, quick 3)")
+    ap.add_argument("--acc-scale", type=float, help="scale of the accuracy runs (full 0.25)")
+    ap.add_argument("--acc-workloads", default=None)
+    ap.add_argument("--out", help="results directory (default BUILD/bench-results/TIMESTAMP)")
+    ap.add_argument("--compare", nargs=2, metavar=("OLD.json", "NEW.json"))
+    args = ap.parse_args()
+    if args.compare:
+        compare(*args.compare)
+        return 0
+    q = args.quick
+    args.reps = args.reps or (1 if q else 5)
+    args.scale = args.scale if args.scale is not None else (0.04 if q else 1.0)
+    args.cap = args.cap or (10.0 if q else 60.0)
+    args.seeds = args.seeds or (3 if q else 20)
+    args.acc_scale = args.acc_scale or (0.02 if q else 0.25)
+    args.workloads = [w for w in args.workloads.split(",") if w]
+    args.acc_workloads = args.acc_workloads.split(",") if args.acc_workloads else args.workloads
+    args.configs = [c for c in args.configs.split(",") if c]
+    if BASE not in args.configs:
+        args.configs.insert(0, BASE)
+    build = os.path.abspath(args.build_dir)
+    palloc_so = os.path.join(build, "alloc", "libpalloc.so")
+    if not os.path.exists(palloc_so):
+        raise SystemExit("bench: %s not found (build the project, or pass --build-dir)" % palloc_so)
+    args.out = args.out or os.path.join(build, "bench-results",
+                                        datetime.datetime.utcnow().strftime("%Y%m%d-%H%M%S"))
+    os.makedirs(args.out, exist_ok=True)
+    tmp = os.path.join(args.out, "tmp")
+    os.makedirs(tmp, exist_ok=True)
+    exe = build_workloads(args.out)
+    symtab = Symtab(exe)
+    t0 = time.monotonic()
+    runs, probe_res, acc = [], {}, {}
+    cfgs = list(args.configs)
+    if not args.accuracy_only:
+        runs = overhead(args, exe, tmp, palloc_so)
+        probe_res = probes(args, exe, tmp, palloc_so)
+    if args.accuracy or args.accuracy_only:
+        acc = accuracy(args, exe, tmp, palloc_so, symtab)
+    allcfgs = cfgs + [c for c in DEEP_EXTRA if any(r["config"] == c for r in runs)]
+    summ, ratios = summarize(runs, args.workloads, allcfgs)
+    text = report(args, summ, ratios, probe_res, acc, args.workloads, cfgs) if runs else \
+        "\n".join(fmt_acc(acc))
+    print(text)
+    write_outputs(args, runs, summ, ratios, probe_res, acc, text)
+    shutil.rmtree(tmp, ignore_errors=True)
+    print("\nresults: %s/{table.txt,summary.csv,runs.csv,results.json} (%.0f s)" % (
+        args.out, time.monotonic() - t0))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
