@@ -1,0 +1,190 @@
+/* cmd_flame.c - `palloc flame`: a self-contained interactive SVG flame graph.
+ *
+ * Layout: the call tree (tree.c), root at the bottom, children left to right by name, each
+ * frame as wide as its total value. Frames narrower than MIN_PX at full zoom are left out with
+ * their subtrees (they could not be seen; their value is still in their parent's width), which
+ * bounds the file size for profiles with many stacks. Positions are written as fractions of the
+ * root so that flame.js (embedded, see embed.py) can zoom without the tree; it also fits the
+ * labels with the browser's text measurement. Each frame also has a <title>, so even a viewer
+ * without scripts shows function, value and percent on hover.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "palloc.h"
+#include "flame_js.h"
+
+#define WIDTH 1200.0
+#define PAD 10.0
+#define FRAME_H 17.0
+#define TOP 44.0
+#define MIN_PX 0.25
+
+static const char help[] =
+  "usage: palloc flame [--sample-index TYPE] [--title TEXT] PROFILE > flame.svg\n"
+  "\n"
+  "Writes an interactive flame graph (SVG, self-contained: open it in a browser). The bottom\n"
+  "bar is the whole profile; each frame above is a function called from the one below, as wide\n"
+  "as the memory allocated through it. Hover shows the function, its bytes and percent of\n"
+  "the total; click zooms into a frame, click the bottom bar or \"Reset zoom\" to zoom out.\n"
+  "Open flame.svg#zoom=NAME to start zoomed on function NAME.\n"
+  "\n"
+  "  -i, --sample-index T   alloc_objects, alloc_space, inuse_objects or inuse_space\n"
+  "                         (default: the profile's default type, else inuse_space)\n"
+  "  -t, --title TEXT       the title line (default: the profile's file name and type)\n"
+  "  -h, --help             this help\n"
+  "\n"
+  "Exit status: 0 ok, 1 unreadable or not a heap profile, 2 usage error.\n";
+
+static void xml_text(FILE *out, const char *s) {
+  for (; *s; s++) {
+    switch (*s) {
+    case '<': fputs("&lt;", out); break;
+    case '>': fputs("&gt;", out); break;
+    case '&': fputs("&amp;", out); break;
+    case '"': fputs("&quot;", out); break;
+    case '\'': fputs("&apos;", out); break;
+    default:
+      /* control characters are not allowed in XML 1.0 */
+      fputc((unsigned char)*s < 0x20 ? '?' : *s, out);
+    }
+  }
+}
+
+/* A warm colour from the name, so a function keeps its colour across graphs. */
+static void colour(const char *name, char *buf, size_t n) {
+  uint32_t h = 2166136261u;
+  for (const char *s = name; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+  snprintf(buf, n, "hsl(%u,%u%%,%u%%)", h % 45, 70 + (h >> 8) % 25, 52 + (h >> 16) % 14);
+}
+
+typedef struct {
+  const view_t *v;
+  const tree_t *t;
+  FILE *out;
+  uint32_t *kids;   /* scratch for sorted children, one level at a time */
+  double root;
+  int maxdepth;
+  size_t drawn;
+} flame_t;
+
+/* Pass 1 computes the depth of the drawn frames; pass 2 writes them. Both walk iteratively. */
+typedef struct { uint32_t node; double x; int depth; } item_t;
+
+static void walk(flame_t *F, bool emit, double height) {
+  const tree_t *t = F->t;
+  item_t *todo = xmalloc(t->len * sizeof *todo);
+  size_t n = 0;
+  todo[n++] = (item_t){0, 0.0, 0};
+  while (n > 0) {
+    item_t it = todo[--n];
+    const tnode_t *nd = &t->n[it.node];
+    double w = (double)nd->total / F->root;
+    if (it.depth > F->maxdepth) F->maxdepth = it.depth;
+    if (emit) {
+      const char *name = it.node == 0 ? "all" : F->v->names[nd->name];
+      char col[48], a[64], b[64];
+      colour(name, col, sizeof col);
+      percent(b, sizeof b, nd->total, (int64_t)F->root);
+      double y = height - PAD - (it.depth + 1) * FRAME_H;
+      double px = PAD + it.x * (WIDTH - 2 * PAD), pw = w * (WIDTH - 2 * PAD);
+      fprintf(F->out, "<g class=\"f\" data-d=\"%d\" data-x=\"%.12g\" data-w=\"%.12g\" data-v=\"%lld\" "
+              "data-s=\"%lld\" data-n=\"", it.depth, it.x, w, (long long)nd->total,
+              (long long)nd->self);
+      xml_text(F->out, name);
+      fprintf(F->out, "\"><title>");
+      xml_text(F->out, name);
+      fprintf(F->out, " (%s, %s)</title><rect x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"%.1f\" "
+              "rx=\"2\" fill=\"%s\"/><text x=\"%.2f\" y=\"%.1f\"></text></g>\n",
+              unit_auto(a, sizeof a, nd->total, F->v->unit),
+              b + strspn(b, " "), px, y,
+              pw > 0.5 ? pw - 0.5 : pw, FRAME_H - 1, col, px + 3, y + FRAME_H - 5);
+      F->drawn++;
+    }
+    size_t k = tree_sorted_children(t, F->v, it.node, F->kids);
+    double x = it.x;
+    size_t first = n;
+    for (size_t j = 0; j < k; j++) {
+      double cw = (double)t->n[F->kids[j]].total / F->root;
+      if (cw * (WIDTH - 2 * PAD) >= MIN_PX) todo[n++] = (item_t){F->kids[j], x, it.depth + 1};
+      x += cw;
+    }
+    /* reversed, so that the left-most child is popped (and emitted) first */
+    for (size_t i = first, j = n; i + 1 < j; i++, j--) {
+      item_t tmp = todo[i];
+      todo[i] = todo[j - 1];
+      todo[j - 1] = tmp;
+    }
+  }
+  free(todo);
+}
+
+int cmd_flame(int argc, char **argv) {
+  static const struct option opts[] = {
+    {"sample-index", required_argument, 0, 'i'}, {"title", required_argument, 0, 't'},
+    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+  const char *si = NULL, *title = NULL;
+  int c;
+  optind = 0;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "+i:t:h", opts, NULL)) != -1) {
+    switch (c) {
+    case 'i':
+      if (!parse_sample_index("flame", optarg)) return EXIT_USAGE;
+      si = optarg;
+      break;
+    case 't': title = optarg; break;
+    case 'h': fputs(help, stdout); return 0;
+    default: return usage_error("flame", "unknown option '%s'", argv[optind - 1]);
+    }
+  }
+  if (argc - optind != 1)
+    return usage_error("flame", argc == optind ? "missing PROFILE" : "one PROFILE expected");
+  view_t v;
+  int rc = view_open(&v, argv[optind], si);
+  if (rc) return rc;
+  tree_t t;
+  tree_build(&t, &v);
+  flame_t F = {.v = &v, .t = &t, .out = stdout, .root = t.n[0].total > 0 ? (double)t.n[0].total : 1.0};
+  F.kids = xmalloc(t.len * sizeof *F.kids);
+  walk(&F, false, 0);
+  double height = TOP + (F.maxdepth + 1) * FRAME_H + 2 * PAD;
+  char tot[64];
+  const char *unit = unit_is_bytes(v.unit) ? "bytes" : v.unit;
+  printf("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+         "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%.0f\" height=\"%.0f\" "
+         "viewBox=\"0 0 %.0f %.0f\" data-plot-x=\"%.0f\" data-plot-width=\"%.0f\" "
+         "data-total=\"%lld\" data-unit=\"",
+         WIDTH, height, WIDTH, height, PAD, WIDTH - 2 * PAD, (long long)t.n[0].total);
+  xml_text(stdout, unit);
+  printf("\">\n<style>\n"
+         "text { font-family: 'DejaVu Sans Mono', 'Liberation Mono', monospace; font-size: 11px; "
+         "fill: #111; pointer-events: none; }\n"
+         "g.f { cursor: pointer; } g.f:hover rect { stroke: #222; stroke-width: 0.8; }\n"
+         "#title { font-size: 15px; font-weight: bold; } #reset { fill: #0645ad; cursor: pointer; "
+         "pointer-events: auto; }\n</style>\n"
+         "<rect x=\"0\" y=\"0\" width=\"100%%\" height=\"100%%\" fill=\"#fdfaf3\"/>\n"
+         "<text id=\"title\" x=\"%.0f\" y=\"20\">", PAD);
+  if (title) {
+    xml_text(stdout, title);
+  } else {
+    const char *b = strrchr(v.path, '/');
+    xml_text(stdout, b ? b + 1 : v.path);
+    printf(" - %s", v.type);
+  }
+  printf("</text>\n<text id=\"reset\" x=\"%.0f\" y=\"20\" text-anchor=\"end\" style=\"display:none\">"
+         "Reset zoom</text>\n<text id=\"status\" x=\"%.0f\" y=\"36\">total %s (%s); hover for "
+         "details, click to zoom</text>\n",
+         WIDTH - PAD, PAD, unit_auto(tot, sizeof tot, t.n[0].total, v.unit), v.type);
+  walk(&F, true, height);
+  printf("<script type=\"text/ecmascript\"><![CDATA[\n%s]]></script>\n</svg>\n", flame_js);
+  free(F.kids);
+  tree_free(&t);
+  view_close(&v);
+  if (fflush(stdout) != 0 || ferror(stdout)) {
+    fprintf(stderr, "palloc flame: write error\n");
+    return EXIT_CHECK;
+  }
+  return 0;
+}

@@ -1,0 +1,106 @@
+/* cmd_folded.c - `palloc folded`: collapsed stacks, the input format of flamegraph.pl,
+ * speedscope and inferno: one line per distinct stack, "outer;...;leaf VALUE", where VALUE is
+ * the selected sample value (bytes or objects) of the samples with exactly that stack.
+ *
+ * Lines come from the call tree (tree.c), so equal stacks are merged; they are printed in
+ * depth-first order with children sorted by name, which makes the output deterministic.
+ * Semicolons inside names would split a frame, so they are written as ':'.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "palloc.h"
+
+static const char help[] =
+  "usage: palloc folded [--sample-index TYPE] PROFILE > stacks.folded\n"
+  "\n"
+  "Prints collapsed stacks, one line per distinct call stack: \"main;f;g 1048576\", outermost\n"
+  "frame first, then the stack's value (bytes for *_space, objects for *_objects). Feed it to\n"
+  "flamegraph.pl, inferno or speedscope.\n"
+  "\n"
+  "  -i, --sample-index T   alloc_objects, alloc_space, inuse_objects or inuse_space\n"
+  "                         (default: the profile's default type, else inuse_space)\n"
+  "  -h, --help             this help\n"
+  "\n"
+  "Exit status: 0 ok, 1 unreadable or not a heap profile, 2 usage error.\n";
+
+static const view_t *cmp_view;
+static const tree_t *cmp_tree;
+
+static int by_name(const void *a, const void *b) {
+  const tnode_t *x = &cmp_tree->n[*(const uint32_t *)a], *y = &cmp_tree->n[*(const uint32_t *)b];
+  return strcmp(cmp_view->names[x->name], cmp_view->names[y->name]);
+}
+
+/* Children of node k, sorted by name, in out (returns count). */
+size_t tree_sorted_children(const tree_t *t, const view_t *v, uint32_t k, uint32_t *out) {
+  size_t n = 0;
+  for (uint32_t c = t->n[k].first_child; c != UINT32_MAX; c = t->n[c].next_sibling) out[n++] = c;
+  cmp_view = v;
+  cmp_tree = t;
+  qsort(out, n, sizeof *out, by_name);
+  return n;
+}
+
+static void put_name(const char *s, FILE *out) {
+  for (; *s; s++) fputc(*s == ';' ? ':' : *s, out);
+}
+
+int cmd_folded(int argc, char **argv) {
+  static const struct option opts[] = {
+    {"sample-index", required_argument, 0, 'i'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+  const char *si = NULL;
+  int c;
+  optind = 0;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "+i:h", opts, NULL)) != -1) {
+    switch (c) {
+    case 'i':
+      if (!parse_sample_index("folded", optarg)) return EXIT_USAGE;
+      si = optarg;
+      break;
+    case 'h': fputs(help, stdout); return 0;
+    default: return usage_error("folded", "unknown option '%s'", argv[optind - 1]);
+    }
+  }
+  if (argc - optind != 1)
+    return usage_error("folded", argc == optind ? "missing PROFILE" : "one PROFILE expected");
+  view_t v;
+  int rc = view_open(&v, argv[optind], si);
+  if (rc) return rc;
+  tree_t t;
+  tree_build(&t, &v);
+  /* Iterative depth-first walk: an explicit stack of pending nodes and the current path. */
+  uint32_t *todo = xmalloc(t.len * sizeof *todo), *kids = xmalloc(t.len * sizeof *kids);
+  uint32_t *path = xmalloc((v.maxdepth + 1) * sizeof *path);
+  uint32_t *depth = xmalloc(t.len * sizeof *depth);
+  size_t ntodo = 0, npath = 0;
+  size_t nk = tree_sorted_children(&t, &v, 0, kids);
+  for (size_t k = nk; k-- > 0;) todo[ntodo] = kids[k], depth[kids[k]] = 0, ntodo++;
+  while (ntodo > 0) {
+    uint32_t at = todo[--ntodo];
+    npath = depth[at];
+    path[npath++] = at;
+    if (t.n[at].self > 0) {
+      for (size_t k = 0; k < npath; k++) {
+        if (k) fputc(';', stdout);
+        put_name(v.names[t.n[path[k]].name], stdout);
+      }
+      printf(" %lld\n", (long long)t.n[at].self);
+    }
+    nk = tree_sorted_children(&t, &v, at, kids);
+    for (size_t k = nk; k-- > 0;) todo[ntodo] = kids[k], depth[kids[k]] = (uint32_t)npath, ntodo++;
+  }
+  free(todo);
+  free(kids);
+  free(path);
+  free(depth);
+  tree_free(&t);
+  view_close(&v);
+  if (fflush(stdout) != 0 || ferror(stdout)) {
+    fprintf(stderr, "palloc folded: write error\n");
+    return EXIT_CHECK;
+  }
+  return 0;
+}

@@ -1,0 +1,195 @@
+/* cmd_run.c - `palloc run -- CMD ARGS...`: a program under libpalloc, its profile written.
+ *
+ * Sets LD_PRELOAD (libpalloc first, any existing preloads kept after it) and the PALLOC_*
+ * variables for the options, forks, execs CMD, waits, and passes its exit status through (a
+ * death by signal N becomes 128+N, as in shells). Then it says where the profile went: the
+ * pid is only known after the fork, so "%p" in the path is expanded here the same way
+ * libpalloc expands it.
+ *
+ * Finding libpalloc.so, first hit wins (documented in --help):
+ *   1. $PALLOC_LIB (a file path), so that any build or install can be chosen explicitly;
+ *   2. installed layout: the directory of this executable, then ../<libdir>/ relative to it
+ *      (libdir as configured, e.g. lib/x86_64-linux-gnu), which survives relocating the prefix;
+ *   3. the build tree this binary was built in (PALLOC_BUILD_LIBDIR), if it still exists.
+ * The path is made absolute, because the program may chdir and LD_PRELOAD is read by every
+ * child process it starts.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "palloc.h"
+
+static const char help[] =
+  "usage: palloc run [-o PROFILE] [--rate BYTES] [--interval S] [--trace] -- CMD ARGS...\n"
+  "\n"
+  "Runs CMD with libpalloc preloaded (LD_PRELOAD), so that it writes a heap profile at exit,\n"
+  "and prints where the profile went. The exit status is CMD's (128+N if it died of signal N;\n"
+  "127 if it could not be started).\n"
+  "\n"
+  "  -o, --output PROFILE   where to write the profile (PALLOC_PROFILE); %p is the pid\n"
+  "                         (default: palloc.%p.pb.gz)\n"
+  "  -r, --rate BYTES       mean bytes between samples (PALLOC_SAMPLE_RATE): 512k, 1MiB;\n"
+  "                         1 records every allocation (exact)\n"
+  "  -s, --interval S       also write a numbered snapshot every S seconds\n"
+  "                         (PALLOC_PROFILE_INTERVAL): PROFILE with .0001, .0002 ... before .pb.gz\n"
+  "  -t, --trace            print the what-if GC trace (PALLOC_TRACE=1)\n"
+  "  -h, --help             this help\n"
+  "\n"
+  "libpalloc.so is found in this order: $PALLOC_LIB; next to this program or in\n"
+  "../" PALLOC_LIBDIR_REL "/ relative to it (an installed palloc); the build tree it was\n"
+  "built in (" PALLOC_BUILD_LIBDIR ").\n";
+
+static bool is_file(const char *p) {
+  struct stat st;
+  return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Returns a malloc'd absolute path of libpalloc.so, or NULL (after printing why). */
+static char *find_lib(void) {
+  const char *env = getenv("PALLOC_LIB");
+  char buf[PATH_MAX * 2], *abs;
+  if (env && *env) {
+    if (!is_file(env) || (abs = realpath(env, NULL)) == NULL) {
+      fprintf(stderr, "palloc run: PALLOC_LIB=%s: not a readable file\n", env);
+      return NULL;
+    }
+    return abs;
+  }
+  static const char *names[] = {"libpalloc.so.0", "libpalloc.so"};
+  char exe[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) {
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (slash) *slash = 0;
+    for (size_t i = 0; i < 2; i++) {
+      const char *dirs[] = {exe, NULL};
+      char up[PATH_MAX + 64];
+      snprintf(up, sizeof up, "%s/../%s", exe, PALLOC_LIBDIR_REL);
+      dirs[1] = up;
+      for (size_t d = 0; d < 2; d++) {
+        snprintf(buf, sizeof buf, "%s/%s", dirs[d], names[i]);
+        if (is_file(buf)) return realpath(buf, NULL);
+      }
+    }
+  }
+  for (size_t i = 0; i < 2; i++) {
+    snprintf(buf, sizeof buf, "%s/%s", PALLOC_BUILD_LIBDIR, names[i]);
+    if (is_file(buf)) return realpath(buf, NULL);
+  }
+  fprintf(stderr, "palloc run: cannot find libpalloc.so (set PALLOC_LIB=/path/to/libpalloc.so)\n");
+  return NULL;
+}
+
+/* Expands %p to pid and %% to %, as libpalloc does for PALLOC_PROFILE. */
+static void expand(const char *pat, long pid, char *out, size_t n) {
+  size_t o = 0;
+  for (const char *s = pat; *s && o + 24 < n; s++) {
+    if (s[0] == '%' && s[1] == 'p') {
+      o += (size_t)snprintf(out + o, n - o, "%ld", pid);
+      s++;
+    } else if (s[0] == '%' && s[1] == '%') {
+      out[o++] = '%';
+      s++;
+    } else {
+      out[o++] = *s;
+    }
+  }
+  out[o] = 0;
+}
+
+int cmd_run(int argc, char **argv) {
+  static const struct option opts[] = {
+    {"output", required_argument, 0, 'o'}, {"rate", required_argument, 0, 'r'},
+    {"interval", required_argument, 0, 's'}, {"trace", no_argument, 0, 't'},
+    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+  const char *out = "palloc.%p.pb.gz", *rate = NULL, *interval = NULL;
+  bool trace = false;
+  int c;
+  optind = 0;
+  opterr = 0;
+  /* '+': stop at the first non-option, so CMD's own options are never ours */
+  while ((c = getopt_long(argc, argv, "+o:r:s:th", opts, NULL)) != -1) {
+    switch (c) {
+    case 'o':
+      if (!*optarg) return usage_error("run", "-o needs a file name");
+      out = optarg;
+      break;
+    case 'r':
+      if (parse_bytes(optarg) < 0)
+        return usage_error("run", "--rate needs a size in bytes (512k, 1MiB, 1), not '%s'", optarg);
+      rate = optarg;
+      break;
+    case 's': {
+      char *end;
+      long s = strtol(optarg, &end, 10);
+      if (*end || s <= 0) return usage_error("run", "--interval needs whole seconds > 0, not '%s'", optarg);
+      interval = optarg;
+      break;
+    }
+    case 't': trace = true; break;
+    case 'h': fputs(help, stdout); return 0;
+    default: return usage_error("run", "unknown option '%s'", argv[optind - 1]);
+    }
+  }
+  if (optind >= argc) return usage_error("run", "missing the command to run (palloc run -- CMD ARGS...)");
+  char *lib = find_lib();
+  if (lib == NULL) return EXIT_CHECK;
+  const char *old = getenv("LD_PRELOAD");
+  size_t len = strlen(lib) + (old ? strlen(old) : 0) + 2;
+  char *preload = xmalloc(len);
+  snprintf(preload, len, "%s%s%s", lib, old && *old ? ":" : "", old && *old ? old : "");
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) {
+    fprintf(stderr, "palloc run: fork: %s\n", strerror(errno));
+    return EXIT_CHECK;
+  }
+  if (pid == 0) {
+    setenv("LD_PRELOAD", preload, 1);
+    setenv("PALLOC_PROFILE", out, 1);
+    if (rate) setenv("PALLOC_SAMPLE_RATE", rate, 1);
+    if (interval) setenv("PALLOC_PROFILE_INTERVAL", interval, 1);
+    if (trace) setenv("PALLOC_TRACE", "1", 1);
+    execvp(argv[optind], argv + optind);
+    fprintf(stderr, "palloc run: cannot run %s: %s\n", argv[optind], strerror(errno));
+    _exit(127);
+  }
+  /* The child gets the terminal's ^C; we wait for it and report what it left behind. */
+  signal(SIGINT, SIG_IGN);
+  signal(SIGQUIT, SIG_IGN);
+  int st;
+  while (waitpid(pid, &st, 0) < 0) {
+    if (errno != EINTR) {
+      fprintf(stderr, "palloc run: waitpid: %s\n", strerror(errno));
+      return EXIT_CHECK;
+    }
+  }
+  int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  if (WIFEXITED(st) && code == 127) {
+    free(preload);
+    free(lib);
+    return code; /* exec failed (already said), or the program's own 127 */
+  }
+  char path[PATH_MAX];
+  expand(out, (long)pid, path, sizeof path);
+  if (is_file(path))
+    fprintf(stderr, "palloc: profile written to %s\n", path);
+  else if (!WIFEXITED(st))
+    fprintf(stderr, "palloc: %s died of signal %d; no profile at %s\n", argv[optind],
+            WTERMSIG(st), path);
+  else
+    fprintf(stderr, "palloc: no profile at %s (did the program exit through _exit or exec?)\n",
+            path);
+  if (interval) fprintf(stderr, "palloc: snapshots every %ss next to it, numbered .0001, .0002, ...\n", interval);
+  free(preload);
+  free(lib);
+  return code;
+}

@@ -1,0 +1,139 @@
+/* cmd_top.c - `palloc top`: the pprof-style table of the functions that hold the most memory.
+ *
+ * Same figures and layout as upstream `pprof -top` (flat, flat%, sum%, cum, cum%, name), built
+ * the same way: weights from view_flat_cum, nodes whose cum is under 0.5% of the total dropped
+ * (pprof's default nodefraction; --all keeps them), sorted by flat (or cum with --cum) then by
+ * name, one unit for the whole table. Percentages are of the total over all samples, so sum%
+ * of a trimmed table stays below 100%.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "palloc.h"
+
+static const char help[] =
+  "usage: palloc top [-n N] [--sample-index TYPE] [--cum] [--all] PROFILE\n"
+  "\n"
+  "Prints the functions that allocated the most (pprof -top): flat is what a function\n"
+  "allocated itself, cum what it and its callees allocated. Values are in B, kB, MB, GB\n"
+  "(binary multiples), percentages of the profile's total.\n"
+  "\n"
+  "  -n, --nodes N          show the first N rows only\n"
+  "  -i, --sample-index T   alloc_objects, alloc_space, inuse_objects or inuse_space\n"
+  "                         (default: the profile's default type, else its last: inuse_space)\n"
+  "  -c, --cum              sort by cum instead of flat\n"
+  "  -a, --all              keep rows under 0.5% of the total (pprof -nodefraction=0)\n"
+  "  -h, --help             this help\n"
+  "\n"
+  "PROFILE is a pprof profile.proto file, gzip-compressed or not (palloc's or any heap\n"
+  "profile). Exit status: 0 ok, 1 unreadable or not a heap profile, 2 usage error.\n";
+
+static const view_t *sort_view;
+static const int64_t *sort_key, *sort_second;
+
+static int64_t abs64(int64_t x) { return x < 0 ? -x : x; }
+
+static int by_key(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  int64_t kx = abs64(sort_key[x]), ky = abs64(sort_key[y]);
+  if (kx != ky) return kx > ky ? -1 : 1;
+  int c = strcmp(sort_view->names[x], sort_view->names[y]);
+  if (c) return c;
+  int64_t sx = abs64(sort_second[x]), sy = abs64(sort_second[y]);
+  return sx > sy ? -1 : sx < sy;
+}
+
+bool parse_sample_index(const char *cmd, const char *s) {
+  static const char *ok[] = {"alloc_objects", "alloc_space", "inuse_objects", "inuse_space"};
+  for (size_t i = 0; i < 4; i++)
+    if (strcmp(s, ok[i]) == 0) return true;
+  usage_error(cmd, "unknown sample index '%s' (alloc_objects, alloc_space, inuse_objects, "
+              "inuse_space)", s);
+  return false;
+}
+
+int cmd_top(int argc, char **argv) {
+  static const struct option opts[] = {
+    {"nodes", required_argument, 0, 'n'}, {"sample-index", required_argument, 0, 'i'},
+    {"cum", no_argument, 0, 'c'}, {"all", no_argument, 0, 'a'}, {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0}};
+  long limit = 0;
+  const char *si = NULL;
+  bool cum_sort = false, all = false;
+  int c;
+  optind = 0;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "+n:i:cah", opts, NULL)) != -1) {
+    switch (c) {
+    case 'n': {
+      char *end;
+      limit = strtol(optarg, &end, 10);
+      if (*end || limit <= 0) return usage_error("top", "-n needs a positive number, not '%s'", optarg);
+      break;
+    }
+    case 'i':
+      if (!parse_sample_index("top", optarg)) return EXIT_USAGE;
+      si = optarg;
+      break;
+    case 'c': cum_sort = true; break;
+    case 'a': all = true; break;
+    case 'h': fputs(help, stdout); return 0;
+    default: return usage_error("top", "unknown option '%s'", argv[optind - 1]);
+    }
+  }
+  if (argc - optind != 1)
+    return usage_error("top", argc == optind ? "missing PROFILE" : "one PROFILE expected");
+  view_t v;
+  int rc = view_open(&v, argv[optind], si);
+  if (rc) return rc;
+
+  int64_t *flat = xmalloc((v.nnodes + 1) * sizeof *flat);
+  int64_t *cum = xmalloc((v.nnodes + 1) * sizeof *cum);
+  view_flat_cum(&v, flat, cum);
+  int64_t cutoff = all ? 0 : abs64((int64_t)((double)v.total * 0.005));
+  uint32_t *rows = xmalloc((v.nnodes + 1) * sizeof *rows);
+  size_t n = 0, nonzero = 0;
+  for (uint32_t i = 0; i < v.nnodes; i++) {
+    if (flat[i] == 0 && cum[i] == 0) continue;
+    nonzero++;
+    if (abs64(cum[i]) >= cutoff) rows[n++] = i;
+  }
+  size_t dropped = nonzero - n, orig = n;
+  sort_view = &v;
+  sort_key = cum_sort ? cum : flat;
+  sort_second = cum_sort ? flat : cum;
+  qsort(rows, n, sizeof *rows, by_key);
+  if (limit > 0 && (size_t)limit < n) n = (size_t)limit;
+
+  int64_t minv = 0, shown = 0;
+  for (size_t k = 0; k < n; k++) {
+    int64_t m = abs64(flat[rows[k]]) ? abs64(flat[rows[k]]) : abs64(cum[rows[k]]);
+    if (m > 0 && (minv == 0 || m < minv)) minv = m;
+    shown += flat[rows[k]];
+  }
+  unit_t u = unit_select(v.unit, minv, v.total);
+  char a[64], b[64], d[64], e[64], f[64];
+  view_print_header(&v, stdout);
+  percent(b, sizeof b, shown, v.total);
+  printf("Showing nodes accounting for %s, %s of %s total\n", unit_format(a, sizeof a, shown, u),
+         b + strspn(b, " "), unit_format(d, sizeof d, v.total, u));
+  if (dropped > 0 && v.total != 0)
+    printf("Dropped %zu node%s (cum <= %s)\n", dropped, dropped == 1 ? "" : "s",
+           unit_format(a, sizeof a, cutoff, u));
+  if (n > 0 && n < orig) printf("Showing top %zu nodes out of %zu\n", n, orig);
+  printf("%10s %5s%% %5s%% %10s %5s%%\n", "flat", "flat", "sum", "cum", "cum");
+  int64_t sum = 0;
+  for (size_t k = 0; k < n; k++) {
+    uint32_t i = rows[k];
+    sum += flat[i];
+    printf("%10s %s %s %10s %s  %s\n", unit_format(a, sizeof a, flat[i], u),
+           percent(b, sizeof b, flat[i], v.total), percent(d, sizeof d, sum, v.total),
+           unit_format(e, sizeof e, cum[i], u), percent(f, sizeof f, cum[i], v.total), v.names[i]);
+  }
+  free(rows);
+  free(flat);
+  free(cum);
+  view_close(&v);
+  return 0;
+}

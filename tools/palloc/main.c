@@ -1,0 +1,58 @@
+/* main.c - `palloc`, git-style: the first argument names a subcommand (one file each).
+ *
+ * Exit status everywhere: 0 success, 1 a failed check (unreadable profile, not a heap profile,
+ * a diff over its limit), 2 a usage error. `palloc run` instead passes the program's own status
+ * through.
+ */
+#include <stdio.h>
+#include <string.h>
+#include "palloc.h"
+
+static const struct {
+  const char *name;
+  int (*fn)(int, char **);
+  const char *what;
+} cmds[] = {
+  {"run", cmd_run, "run a program with libpalloc preloaded and write its heap profile"},
+  {"top", cmd_top, "the functions that allocated the most (pprof -top)"},
+  {"diff", cmd_diff, "what grew between two profiles, largest growth first"},
+  {"flame", cmd_flame, "an interactive SVG flame graph"},
+  {"folded", cmd_folded, "collapsed stacks (\"a;b;c bytes\") for other flame graph tools"},
+  {"symbolize", cmd_symbolize, "fill in function names, files and lines with libdw"},
+};
+
+static void usage(FILE *out) {
+  fprintf(out, "usage: palloc COMMAND [OPTIONS] ARGS...\n\n"
+               "Reads and produces pprof heap profiles (palloc's, Go's, any profile.proto).\n\n"
+               "commands:\n");
+  for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+    fprintf(out, "  %-10s %s\n", cmds[i].name, cmds[i].what);
+  fprintf(out, "\n'palloc COMMAND --help' describes a command. Exit status: 0 ok, 1 failed check\n"
+               "or unreadable profile, 2 usage error ('run' returns the program's status).\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return EXIT_USAGE;
+  }
+  const char *name = argv[1];
+  if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0) {
+    usage(stdout);
+    return 0;
+  }
+  if (strcmp(name, "help") == 0) {
+    if (argc < 3) {
+      usage(stdout);
+      return 0;
+    }
+    name = argv[2];
+    char *hargv[] = {argv[2], "--help", NULL};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+      if (strcmp(cmds[i].name, name) == 0) return cmds[i].fn(2, hargv);
+  }
+  for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+    if (strcmp(cmds[i].name, name) == 0) return cmds[i].fn(argc - 1, argv + 1);
+  fprintf(stderr, "palloc: unknown command '%s' (see 'palloc --help')\n", name);
+  return EXIT_USAGE;
+}

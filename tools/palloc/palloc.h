@@ -1,0 +1,121 @@
+/* palloc.h - what the subcommands of the `palloc` tool share.
+ *
+ * Every subcommand is one file (cmd_*.c) with an entry point `int cmd_X(int argc, char **argv)`
+ * returning the process exit status: 0 success, 1 a failed check or bad input (a profile that
+ * cannot be read), 2 a usage error. Errors are one line on stderr, "palloc: FILE: problem", and
+ * nothing here aborts: a bad profile is data, not a bug.
+ *
+ * view.c turns a validated profile (proto/) into what the reports need: the selected sample
+ * value, and for every sample its stack as dense node ids, leaf first, where a node is one
+ * function name exactly as upstream pprof names it at its default "functions" granularity (so
+ * `palloc top` and `pprof -top` agree row for row).
+ */
+#ifndef PALLOC_TOOL_H
+#define PALLOC_TOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "palloc_proto.h"
+
+#define EXIT_CHECK 1
+#define EXIT_USAGE 2
+
+typedef struct {
+  const char *path;
+  palloc_pb_profile_t *p;
+  int vi;                 /* selected sample_type index */
+  const char *type, *unit;
+  int64_t total;          /* sum over samples of |value| (pprof's computeTotal) */
+  /* nodes: one per distinct printable function name */
+  char **names;           /* names[node], owned */
+  uint32_t nnodes;
+  /* frames of location i (index into p->location): frames[fstart[i] .. fstart[i+1]), innermost first */
+  uint32_t *frames, *fstart;
+  /* location id -> index, open addressing: lkeys[slot] = id (0 empty), lvals[slot] = index */
+  uint64_t *lkeys;
+  uint32_t *lvals;
+  size_t lcap;
+  size_t maxdepth;        /* upper bound of nodes in one sample's stack */
+} view_t;
+
+/* Loads path, checks that it is a heap profile and selects sample_index (NULL = pprof's default:
+ * default_sample_type, else the last type). On failure prints the one-line error and returns the
+ * exit status (1); 0 on success. */
+int view_open(view_t *v, const char *path, const char *sample_index);
+void view_close(view_t *v);
+
+/* The stack of sample s as node ids, leaf first; out must hold v->maxdepth entries. */
+size_t view_stack(const view_t *v, const Perftools__Profiles__Sample *s, uint32_t *out);
+
+/* Flat and cum per node (arrays of v->nnodes), as pprof's graph computes them. */
+void view_flat_cum(const view_t *v, int64_t *flat, int64_t *cum);
+/* The profile header shared by top and diff: File, Type, Time, sampling rate. */
+void view_print_header(const view_t *v, FILE *out);
+
+static inline int64_t view_value(const view_t *v, const Perftools__Profiles__Sample *s) {
+  return s->value[v->vi];
+}
+
+/* ---- units.c: pprof's value formatting ------------------------------------------------- */
+typedef struct {
+  double factor;          /* divide by this */
+  const char *suffix;     /* "kB", "MB", "" ... */
+} unit_t;
+
+bool unit_is_bytes(const char *unit);
+/* pprof's selectOutputUnit("minimum"): one unit for the whole table, from the smallest nonzero
+ * row value and the total. */
+unit_t unit_select(const char *sample_unit, int64_t min_value, int64_t total);
+/* Formats v in unit u ("%.2f", ".00" trimmed, "0" for zero) into buf. */
+const char *unit_format(char *buf, size_t n, int64_t v, unit_t u);
+/* The best unit for one value (pprof's "auto"). */
+const char *unit_auto(char *buf, size_t n, int64_t v, const char *sample_unit);
+/* pprof's Percentage: "  100%", "%5.2f%%", or "%5.2g%%" under 1%. */
+const char *percent(char *buf, size_t n, int64_t v, int64_t total);
+/* Parses "512", "64k", "1MiB", "2GB" (binary multiples) into bytes; -1 if malformed. */
+int64_t parse_bytes(const char *s);
+
+/* ---- tree.c: the call tree (root first) of flame and folded -------------------------- */
+typedef struct {
+  uint32_t name;          /* node id of the view; UINT32_MAX for the root */
+  uint32_t parent;
+  uint32_t first_child, next_sibling; /* UINT32_MAX = none */
+  int64_t total, self;
+} tnode_t;
+
+typedef struct {
+  tnode_t *n;
+  size_t len, cap;
+  uint32_t *slots;        /* hash (parent, name) -> index+1 */
+  size_t nslots;
+} tree_t;
+
+/* Builds the tree of v's selected value; negative sample values count as their magnitude. */
+int tree_build(tree_t *t, const view_t *v);
+void tree_free(tree_t *t);
+/* The children of node k sorted by name into out (t->len entries suffice); returns the count. */
+size_t tree_sorted_children(const tree_t *t, const view_t *v, uint32_t k, uint32_t *out);
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t m);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+/* "palloc CMD: message" on stderr, returns EXIT_USAGE. */
+int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Returns true if argv has -h/--help before "--" (help is printed by the caller). */
+bool wants_help(int argc, char **argv);
+
+/* Checks a --sample-index value; prints the usage error if unknown. */
+bool parse_sample_index(const char *cmd, const char *s);
+
+int cmd_run(int argc, char **argv);
+int cmd_top(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
+int cmd_flame(int argc, char **argv);
+int cmd_folded(int argc, char **argv);
+int cmd_symbolize(int argc, char **argv);
+
+#endif
