@@ -44,6 +44,69 @@ static int by_key(const void *a, const void *b) {
   return sx > sy ? -1 : sx < sy;
 }
 
+/* pprof's inline labels: an edge caller->callee is inline if every time it occurs the callee
+ * was inlined into the caller (same location); a row is "(inline)" if all its incoming edges
+ * are inline, "(partial-inline)" if some are. Edges are those of the shown rows only (pprof
+ * rebuilds its graph after trimming, so callers hidden by the cutoff are skipped over), and an
+ * edge counts only at its first occurrence in a sample. */
+static void inline_labels(const view_t *v, const bool *kept, uint8_t *label) {
+  size_t cap = 1024, used = 0;
+  uint64_t *keys = xcalloc(cap, sizeof *keys);
+  uint8_t *vals = xcalloc(cap, 1);
+  uint32_t *seen = xcalloc(cap, sizeof *seen); /* sample+1 that last counted the edge */
+  uint32_t *stack = xmalloc(v->maxdepth * sizeof *stack);
+  uint8_t *inl = xmalloc(v->maxdepth);
+  for (size_t i = 0; i < v->p->n_sample; i++) {
+    if (v->p->sample[i]->value[v->vi] == 0) continue;
+    size_t n = view_stack(v, v->p->sample[i], stack, inl);
+    uint32_t parent = UINT32_MAX;
+    for (size_t k = n; k-- > 0;) {
+      uint32_t node = stack[k];
+      if (!kept[node]) continue;
+      if (parent != UINT32_MAX && parent != node) {
+        if ((used + 1) * 2 > cap) {
+          uint64_t *ok = keys;
+          uint8_t *ov = vals;
+          uint32_t *os = seen;
+          size_t ocap = cap;
+          cap *= 2;
+          keys = xcalloc(cap, sizeof *keys);
+          vals = xcalloc(cap, 1);
+          seen = xcalloc(cap, sizeof *seen);
+          for (size_t j = 0; j < ocap; j++) {
+            if (!ok[j]) continue;
+            size_t h = (size_t)((ok[j] * 0x9e3779b97f4a7c15ull) >> 20) & (cap - 1);
+            while (keys[h]) h = (h + 1) & (cap - 1);
+            keys[h] = ok[j];
+            vals[h] = ov[j];
+            seen[h] = os[j];
+          }
+          free(ok);
+          free(ov);
+          free(os);
+        }
+        uint64_t key = ((uint64_t)parent << 32 | node) + 1;
+        size_t h = (size_t)((key * 0x9e3779b97f4a7c15ull) >> 20) & (cap - 1);
+        while (keys[h] && keys[h] != key) h = (h + 1) & (cap - 1);
+        if (!keys[h]) keys[h] = key, vals[h] = 1, used++; /* 1 = inline so far */
+        /* like pprof, only an edge's first occurrence in a sample counts (recursion) */
+        if (seen[h] != (uint32_t)i + 1) {
+          seen[h] = (uint32_t)i + 1;
+          if (!inl[k]) vals[h] = 2;
+        }
+      }
+      parent = node;
+    }
+  }
+  for (size_t j = 0; j < cap; j++)
+    if (keys[j]) label[(uint32_t)((keys[j] - 1) & 0xffffffffu)] |= vals[j]; /* 1 inline, 2 not */
+  free(keys);
+  free(vals);
+  free(seen);
+  free(stack);
+  free(inl);
+}
+
 bool parse_sample_index(const char *cmd, const char *s) {
   static const char *ok[] = {"alloc_objects", "alloc_space", "inuse_objects", "inuse_space"};
   for (size_t i = 0; i < 4; i++)
@@ -106,6 +169,10 @@ int cmd_top(int argc, char **argv) {
   qsort(rows, n, sizeof *rows, by_key);
   if (limit > 0 && (size_t)limit < n) n = (size_t)limit;
 
+  bool *kept = xcalloc(v.nnodes + 1, sizeof *kept);
+  uint8_t *label = xcalloc(v.nnodes + 1, 1);
+  for (size_t k = 0; k < n; k++) kept[rows[k]] = true;
+  inline_labels(&v, kept, label);
   int64_t minv = 0, shown = 0;
   for (size_t k = 0; k < n; k++) {
     int64_t m = abs64(flat[rows[k]]) ? abs64(flat[rows[k]]) : abs64(cum[rows[k]]);
@@ -127,10 +194,13 @@ int cmd_top(int argc, char **argv) {
   for (size_t k = 0; k < n; k++) {
     uint32_t i = rows[k];
     sum += flat[i];
-    printf("%10s %s %s %10s %s  %s\n", unit_format(a, sizeof a, flat[i], u),
+    printf("%10s %s %s %10s %s  %s%s\n", unit_format(a, sizeof a, flat[i], u),
            percent(b, sizeof b, flat[i], v.total), percent(d, sizeof d, sum, v.total),
-           unit_format(e, sizeof e, cum[i], u), percent(f, sizeof f, cum[i], v.total), v.names[i]);
+           unit_format(e, sizeof e, cum[i], u), percent(f, sizeof f, cum[i], v.total), v.names[i],
+           label[i] == 1 ? " (inline)" : label[i] == 3 ? " (partial-inline)" : "");
   }
+  free(kept);
+  free(label);
   free(rows);
   free(flat);
   free(cum);

@@ -80,7 +80,7 @@
   });
   reset.addEventListener('click', function () { zoom(null); });
   // "file.svg#zoom=NAME" opens zoomed on the widest frame of that name.
-  var m = /#zoom=(.*)$/.exec(location.href || '');
+  var m = /#zoom=([^#]*)/.exec(location.href || '');
   var start = null;
   if (m) {
     var want = decodeURIComponent(m[1]);
@@ -90,5 +90,16 @@
     });
   }
   zoom(start);
+  // "#hover=NAME" sends a real mouseover to that frame (lets a headless browser test the
+  // hover handler without a mouse).
+  var h = /#hover=(.*)$/.exec(location.href || '');
+  if (h) {
+    var hw = decodeURIComponent(h[1]);
+    frames.some(function (g) {
+      if (g.getAttribute('data-n') !== hw) return false;
+      g.dispatchEvent(new MouseEvent('mouseover', {bubbles: true}));
+      return true;
+    });
+  }
   svg.setAttribute('data-rendered', String(frames.length));
 })();

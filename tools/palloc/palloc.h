@@ -46,8 +46,11 @@ typedef struct {
 int view_open(view_t *v, const char *path, const char *sample_index);
 void view_close(view_t *v);
 
-/* The stack of sample s as node ids, leaf first; out must hold v->maxdepth entries. */
-size_t view_stack(const view_t *v, const Perftools__Profiles__Sample *s, uint32_t *out);
+/* The stack of sample s as node ids, leaf first; out must hold v->maxdepth entries. If inl is
+ * not NULL, inl[k] tells whether frame k was inlined into the next one (not the last line of
+ * its location). */
+size_t view_stack(const view_t *v, const Perftools__Profiles__Sample *s, uint32_t *out,
+                  uint8_t *inl);
 
 /* Flat and cum per node (arrays of v->nnodes), as pprof's graph computes them. */
 void view_flat_cum(const view_t *v, int64_t *flat, int64_t *cum);

@@ -61,7 +61,7 @@ int tree_build(tree_t *t, const view_t *v) {
     int64_t w = view_value(v, v->p->sample[i]);
     if (w < 0) w = -w;
     if (w == 0) continue;
-    size_t n = view_stack(v, v->p->sample[i], stack);
+    size_t n = view_stack(v, v->p->sample[i], stack, NULL);
     uint32_t at = 0;
     t->n[0].total += w;
     for (size_t k = n; k-- > 0;) {

@@ -224,11 +224,15 @@ int view_open(view_t *v, const char *path, const char *sample_index) {
   return 0;
 }
 
-size_t view_stack(const view_t *v, const Perftools__Profiles__Sample *s, uint32_t *out) {
+size_t view_stack(const view_t *v, const Perftools__Profiles__Sample *s, uint32_t *out,
+                  uint8_t *inl) {
   size_t n = 0;
   for (size_t i = 0; i < s->n_location_id; i++) {
     uint32_t li = idtab_get(v->lkeys, v->lvals, v->lcap, s->location_id[i]);
-    for (uint32_t f = v->fstart[li]; f < v->fstart[li + 1]; f++) out[n++] = v->frames[f];
+    for (uint32_t f = v->fstart[li]; f < v->fstart[li + 1]; f++) {
+      if (inl) inl[n] = f + 1 < v->fstart[li + 1];
+      out[n++] = v->frames[f];
+    }
   }
   return n;
 }
@@ -255,7 +259,7 @@ void view_flat_cum(const view_t *v, int64_t *flat, int64_t *cum) {
     const Perftools__Profiles__Sample *s = v->p->sample[i];
     int64_t w = s->value[v->vi];
     if (w == 0) continue;
-    size_t n = view_stack(v, s, stack);
+    size_t n = view_stack(v, s, stack, NULL);
     if (n == 0) continue;
     flat[stack[0]] += w;
     for (size_t k = 0; k < n; k++) {
