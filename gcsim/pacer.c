@@ -1,0 +1,133 @@
+/* pacer.c - the heap goal, Go's GOGC / GOMEMLIMIT syntax, and the GC CPU limiter.
+ *
+ * The formulas are Go 1.18+'s (runtime/mgcpacer.go, proposals 44167 and 48409):
+ *   GOGC goal   = live + (live + stacks + globals) * GOGC/100, at least 4 MiB * GOGC/100;
+ *   limit goal  = limit - nonheap - headroom, headroom = max(3% of (limit - nonheap), 1 MiB);
+ *   goal        = min(GOGC goal, limit goal), never below the live heap.
+ * Our collector stops the world, so it triggers at the goal itself (Go's concurrent collector
+ * triggers earlier to finish marking by the goal).
+ *
+ * Everything here may run inside palloc's first malloc (the what-if mode reads the environment
+ * at initialization): getenv and hand-written parsing only, no stdio, no allocation.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "pacer.h"
+
+uint64_t palloc_pacer_goal(int gogc, int64_t limit, uint64_t live, uint64_t stacks,
+                           uint64_t globals, uint64_t nonheap) {
+  uint64_t goal = PALLOC_GC_NO_GOAL;
+  if (gogc >= 0) {
+    goal = live + (live + stacks + globals) * (uint64_t)gogc / 100;
+    uint64_t minimum = PALLOC_GC_HEAP_MINIMUM * (uint64_t)gogc / 100;
+    if (goal < minimum) goal = minimum;
+  }
+  if (limit >= 0 && limit != INT64_MAX) {
+    uint64_t room = (uint64_t)limit > nonheap ? (uint64_t)limit - nonheap : 0;
+    uint64_t headroom = room / 100 * 3;
+    if (headroom < ((uint64_t)1 << 20)) headroom = (uint64_t)1 << 20;
+    uint64_t lgoal = room > headroom ? room - headroom : 0;
+    if (lgoal < goal) goal = lgoal;
+  }
+  if (goal < live) goal = live;
+  return goal;
+}
+
+static bool ieq(const char *a, const char *b) {
+  for (; *a && *b; a++, b++) {
+    char x = *a >= 'A' && *a <= 'Z' ? (char)(*a + 32) : *a;
+    char y = *b >= 'A' && *b <= 'Z' ? (char)(*b + 32) : *b;
+    if (x != y) return false;
+  }
+  return *a == *b;
+}
+
+bool palloc_pacer_parse_gogc(const char *s, int *out) {
+  if (s == NULL || *s == 0) return false;
+  if (ieq(s, "off")) {
+    *out = -1;
+    return true;
+  }
+  bool neg = *s == '-';
+  if (neg || *s == '+') s++;
+  if (*s == 0) return false;
+  long v = 0;
+  for (; *s; s++) {
+    if (*s < '0' || *s > '9' || v > 100000000) return false;
+    v = v * 10 + (*s - '0');
+  }
+  *out = neg ? -1 : (int)v;
+  return true;
+}
+
+bool palloc_pacer_parse_limit(const char *s, int64_t *out) {
+  if (s == NULL || *s == 0) return false;
+  if (ieq(s, "off")) {
+    *out = INT64_MAX;
+    return true;
+  }
+  if (*s < '0' || *s > '9') return false;
+  uint64_t v = 0;
+  for (; *s >= '0' && *s <= '9'; s++) {
+    if (v > (uint64_t)INT64_MAX / 10) return false;
+    v = v * 10 + (uint64_t)(*s - '0');
+  }
+  /* Go accepts exactly these suffixes (case-sensitive), as runtime/debug.SetMemoryLimit's doc */
+  static const struct { const char *suffix; int shift; } units[] = {
+    {"", 0}, {"B", 0}, {"KiB", 10}, {"MiB", 20}, {"GiB", 30}, {"TiB", 40},
+  };
+  for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+    if (strcmp(s, units[i].suffix) != 0) continue;
+    if (v > ((uint64_t)INT64_MAX >> units[i].shift)) return false;
+    *out = (int64_t)(v << units[i].shift);
+    return true;
+  }
+  return false;
+}
+
+static void warn_bad(const char *name, const char *value) {
+  static const char a[] = "palloc: ignoring ", b[] = " (not understood)\n";
+  ssize_t r = write(2, a, sizeof a - 1);
+  r = write(2, name, strlen(name));
+  r = write(2, "=", 1);
+  r = write(2, value, strlen(value));
+  r = write(2, b, sizeof b - 1);
+  (void)r;
+}
+
+int palloc_pacer_env_gogc(void) {
+  const char *s = getenv("PALLOC_GOGC");
+  int v = 100;
+  if (s != NULL && *s != 0 && !palloc_pacer_parse_gogc(s, &v)) {
+    warn_bad("PALLOC_GOGC", s);
+    v = 100;
+  }
+  return v;
+}
+
+int64_t palloc_pacer_env_limit(void) {
+  const char *s = getenv("PALLOC_MEMLIMIT");
+  int64_t v = INT64_MAX;
+  if (s != NULL && *s != 0 && !palloc_pacer_parse_limit(s, &v)) {
+    warn_bad("PALLOC_MEMLIMIT", s);
+    v = INT64_MAX;
+  }
+  return v;
+}
+
+/* Go's limiter fills its bucket with GC CPU time and drains it with mutator time, so that it
+ * stays level at a 50% GC share; above that share it fills, and once full GC work is refused
+ * (in Go, assists stop; here, a collection that is due is postponed and the heap overshoots).
+ * The capacity (1 CPU-second per P) lets short bursts of GC through. */
+void palloc_limiter_init(palloc_limiter_t *l, int procs) {
+  l->fill = 0;
+  l->capacity = (int64_t)(procs > 0 ? procs : 1) * 1000000000;
+}
+
+void palloc_limiter_account(palloc_limiter_t *l, int64_t gc_ns, int64_t mutator_ns) {
+  int64_t f = l->fill + gc_ns - mutator_ns;
+  l->fill = f < 0 ? 0 : f > l->capacity ? l->capacity : f;
+}
+
+bool palloc_limiter_full(const palloc_limiter_t *l) { return l->fill >= l->capacity; }

@@ -1,0 +1,212 @@
+/* whatif.c - PALLOC_TRACE=1 for malloc/free programs: the gctrace a Go-style collector would print.
+ *
+ * alloc/trace.c accounts every malloc and free of the program (usable bytes) per thread and
+ * publishes batches of ~64 KiB here, as Go's per-P heapLive updates do; nothing is shared per
+ * malloc. We replay that stream against the arena's pacer (pacer.c), for a stop-the-world
+ * collector that triggers at its goal:
+ *   - the simulated heap grows by every byte allocated; frees do not shrink it (a collected heap
+ *     only shrinks when a cycle runs);
+ *   - when it reaches the goal a cycle "runs": the marked heap is the bytes allocated and not
+ *     yet freed at that moment, the heap drops to it, and the next goal is the pacer's
+ *     (stacks and globals are not modelled: both print 0 and do not enter the goal);
+ *   - the mark cost is marked bytes / the marking throughput of this machine, measured once, at
+ *     the first cycle, by building a 4 MiB pointer-chasing heap (32-byte nodes linked in a
+ *     scattered order) in a private arena and timing the fastest of three mark phases.
+ *     PALLOC_TRACE_MARKRATE=<bytes per second, B/KiB/MiB/GiB suffixes> replaces the measurement.
+ *     That estimate prints as the mark clock and background-mark cpu fields; sweep termination,
+ *     mark termination, assist and idle print 0 (not modelled), and the line says 1 P;
+ *   - the GC CPU share is estimated GC CPU / (estimated GC CPU + CPU the process really used);
+ *     the 50% CPU limiter sees the same figures;
+ *   - with GOGC on and no cycle for 2 minutes, a "GC forced" line and a cycle (Go's periodic GC).
+ * At exit, a summary line: cycles, estimated GC CPU share, peak heap with GC vs peak live bytes.
+ *
+ * PALLOC_TRACE is shared with the GC arena: once the program creates an arena, the arena's real
+ * trace lines are the ones printed and the what-if stops printing lines (its summary says so).
+ * Batches are per thread, so up to 64 KiB per thread is not yet counted at any moment.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include "gcinternal.h"
+#include "whatif.h"
+
+static struct {
+  bool on;
+  int mode, gogc;
+  int64_t limit;
+  int64_t live, heap, peak_live, peak_heap;
+  uint64_t goal, cycles, gc_ns, last_cycle_mono, cpu_stamp;
+  double rate;         /* bytes marked per ns */
+  bool rate_from_env;
+  palloc_limiter_t limiter;
+} W;
+static pthread_mutex_t W_mu = PTHREAD_MUTEX_INITIALIZER;
+
+bool palloc_whatif_wanted(void) {
+  W.mode = palloc_gctrace_env_mode();
+  if (W.mode == PALLOC_TRACE_OFF) return false;
+  (void)palloc_gc_since_start();
+  W.gogc = palloc_pacer_env_gogc();
+  W.limit = palloc_pacer_env_limit();
+  W.goal = palloc_pacer_goal(W.gogc, W.limit, 0, 0, 0, 0);
+  palloc_limiter_init(&W.limiter, 1);
+  W.last_cycle_mono = palloc_gc_now_ns();
+  W.on = true;
+  return true;
+}
+
+static uint64_t process_cpu_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+typedef struct node_s { struct node_s *next; uintptr_t pad[3]; } node_t;
+static void *calib_roots[64];
+
+static double calibrate(void) {
+  int64_t env;
+  const char *s = getenv("PALLOC_TRACE_MARKRATE");
+  if (s != NULL && palloc_pacer_parse_limit(s, &env) && env > 0 && env != INT64_MAX) {
+    W.rate_from_env = true;
+    return (double)env / 1e9;
+  }
+  palloc_gc_options_t o;
+  palloc_gc_options_init(&o);
+  o.gogc = PALLOC_GC_OFF;
+  o.memory_limit = PALLOC_GC_NO_LIMIT;
+  o.scan_data = 0;
+  o.trace = PALLOC_TRACE_OFF;
+  o.max_heap = (size_t)64 << 20;
+  palloc_gc_t *a = palloc_gc_create_internal(&o, false);
+  const size_t n = 128 << 10; /* 4 MiB of 32-byte nodes */
+  node_t **tmp = mmap(NULL, n * sizeof *tmp, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (a == NULL || tmp == MAP_FAILED) {
+    if (a) palloc_gc_destroy(a);
+    return 1.0; /* 1 byte/ns = ~1 GB/s, a conservative guess */
+  }
+  a->sample = false;
+  for (size_t i = 0; i < n; i++) tmp[i] = palloc_gc_malloc(a, sizeof(node_t));
+  /* 64 lists, each visiting nodes in a scattered order (stride coprime with n) */
+  size_t stride = 40503, per = n / 64;
+  for (size_t l = 0; l < 64; l++) {
+    node_t *prev = NULL;
+    for (size_t k = 0; k < per; k++) {
+      node_t *x = tmp[((l * per + k) * stride) % n];
+      if (x == NULL) continue;
+      x->next = prev;
+      prev = x;
+    }
+    calib_roots[l] = prev;
+  }
+  munmap(tmp, n * sizeof *tmp);
+  palloc_gc_add_root(a, calib_roots, sizeof calib_roots);
+  uint64_t best = UINT64_MAX;
+  for (int i = 0; i < 3; i++) {
+    palloc_gc_collect(a);
+    if (a->last_mark_ns < best) best = a->last_mark_ns;
+  }
+  double rate = best ? (double)a->heap_marked / (double)best : 1.0;
+  memset(calib_roots, 0, sizeof calib_roots);
+  palloc_gc_destroy(a);
+  return rate > 0 ? rate : 1.0;
+}
+
+static void emit(const char *s, size_t n) {
+  if (atomic_load_explicit(&palloc_gc_arenas, memory_order_relaxed) != 0) return;
+  palloc_gctrace_write(palloc_gctrace_fd(), s, n);
+}
+
+static void cycle(bool periodic) {
+  if (W.rate == 0) W.rate = calibrate();
+  uint64_t cpu = process_cpu_ns();
+  palloc_limiter_account(&W.limiter, 0, (int64_t)(cpu - W.cpu_stamp));
+  W.cpu_stamp = cpu;
+  if (!periodic && palloc_limiter_full(&W.limiter)) {
+    /* over the 50% cap: the heap overshoots; look again a little later */
+    uint64_t slack = (uint64_t)W.heap / 16 > ((uint64_t)1 << 20) ? (uint64_t)W.heap / 16 : (uint64_t)1 << 20;
+    W.goal = (uint64_t)W.heap + slack;
+    return;
+  }
+  uint64_t since = palloc_gc_since_start();
+  uint64_t marked = (uint64_t)W.live;
+  uint64_t mark_ns = (uint64_t)((double)marked / W.rate);
+  W.cycles++;
+  W.gc_ns += mark_ns;
+  palloc_limiter_account(&W.limiter, (int64_t)mark_ns, 0);
+  palloc_gctrace_cycle_t c = {
+    .n = W.cycles, .start_ns = since,
+    .cpu_fraction = (double)W.gc_ns / (double)(W.gc_ns + cpu),
+    .clock = {0, mark_ns, 0}, .cpu = {0, 0, mark_ns, 0, 0},
+    .heap0 = (uint64_t)W.heap, .heap1 = (uint64_t)W.heap, .marked = marked, .goal = W.goal,
+    .stacks = 0, .globals = 0, .procs = 1, .forced = false,
+  };
+  W.heap = (int64_t)marked;
+  W.goal = palloc_pacer_goal(W.gogc, W.limit, marked, 0, 0, 0);
+  W.last_cycle_mono = palloc_gc_now_ns();
+  char buf[256];
+  size_t n = palloc_gctrace_format(buf, &c, W.mode == PALLOC_TRACE_LEGACY);
+  if (periodic) emit("GC forced\n", 10);
+  emit(buf, n);
+}
+
+void palloc_whatif_publish(int64_t allocated, int64_t freed) {
+  if (!W.on) return;
+  pthread_mutex_lock(&W_mu);
+  W.live += allocated - freed;
+  if (W.live < 0) W.live = 0; /* frees published before the other thread's allocations */
+  W.heap += allocated;
+  if (W.live > W.peak_live) W.peak_live = W.live;
+  if (W.heap > W.peak_heap) W.peak_heap = W.heap;
+  if ((uint64_t)W.heap >= W.goal)
+    cycle(false);
+  else if (W.gogc >= 0 && palloc_gc_now_ns() - W.last_cycle_mono >= (uint64_t)120 * 1000000000u)
+    cycle(true);
+  pthread_mutex_unlock(&W_mu);
+}
+
+void palloc_whatif_read(palloc_whatif_state_t *o) {
+  pthread_mutex_lock(&W_mu);
+  o->cycles = W.cycles;
+  o->goal = W.goal;
+  o->heap = (uint64_t)W.heap;
+  o->live = (uint64_t)W.live;
+  o->peak_heap = (uint64_t)W.peak_heap;
+  o->peak_live = (uint64_t)W.peak_live;
+  o->gc_ns = W.gc_ns;
+  o->mark_bytes_per_ns = W.rate;
+  pthread_mutex_unlock(&W_mu);
+}
+
+static void fmt_limit(char *b, size_t n, int64_t v) {
+  if (v == INT64_MAX) snprintf(b, n, "off");
+  else snprintf(b, n, "%.1f MiB", (double)v / 1048576.0);
+}
+
+__attribute__((destructor)) static void whatif_summary(void) {
+  if (!W.on) return;
+  pthread_mutex_lock(&W_mu);
+  char gogc[16], lim[32], line[512];
+  if (W.gogc < 0) snprintf(gogc, sizeof gogc, "off");
+  else snprintf(gogc, sizeof gogc, "%d", W.gogc);
+  fmt_limit(lim, sizeof lim, W.limit);
+  uint64_t cpu = process_cpu_ns();
+  double frac = W.gc_ns + cpu ? 100.0 * (double)W.gc_ns / (double)(W.gc_ns + cpu) : 0;
+  int n = snprintf(line, sizeof line,
+                   "palloc: what-if GC summary: %llu cycles, estimated GC CPU %.1f%%, peak heap "
+                   "%.1f MiB with GC vs %.1f MiB peak live (GOGC=%s, memory limit %s, mark rate "
+                   "%.0f MB/s %s)%s\n",
+                   (unsigned long long)W.cycles, frac, (double)W.peak_heap / 1048576.0,
+                   (double)W.peak_live / 1048576.0, gogc, lim, W.rate * 1000.0,
+                   W.rate == 0 ? "not needed" : W.rate_from_env ? "from PALLOC_TRACE_MARKRATE"
+                                                                 : "calibrated",
+                   atomic_load(&palloc_gc_arenas) ? "; lines muted: the program uses a GC arena"
+                                                  : "");
+  pthread_mutex_unlock(&W_mu);
+  if (n > 0) palloc_gctrace_write(palloc_gctrace_fd(), line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
