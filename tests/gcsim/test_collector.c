@@ -35,7 +35,7 @@ static uint64_t objects(palloc_gc_t *g) {
 /* Overwrites dead stack frames so stale copies of pointers do not keep garbage alive. */
 __attribute__((noinline)) static void clobber_stack(void) {
   volatile char buf[16384];
-  memset((char *)buf, 0, sizeof buf);
+  for (size_t i = 0; i < sizeof buf; i++) buf[i] = 0;
 }
 
 static uint64_t rng = 88172645463325252ull;
