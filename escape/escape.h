@@ -1,0 +1,191 @@
+/* escape.h - the internal model of palloc-escape, shared by its files.
+ *
+ * The analysis is Go's (cmd/compile/internal/escape), cut down to what C needs:
+ * flow- and field-insensitive, one node per local variable, per allocation call, per address-of
+ * of a local and per anonymous value (call argument, call result, merged value). An edge
+ * "from -> to" means the pointer value held by `from` may be copied into `to`. A sink attached to
+ * a node means that any pointer reaching the node leaves the function (returned, stored through a
+ * pointer or to a global, cast to an integer, given to an unknown callee, ...).
+ *
+ * Loads through pointers (`*p`, `p->f`, `p[i]`) all yield one node per function, LOADED. Stores
+ * through pointers are always sinks, so heap objects never hold tracked pointers; the only
+ * memory that can hold one is a local whose address is taken, so each address-taken local x
+ * gets an edge x -> LOADED. When &x itself escapes, x's content does too (the solver adds a
+ * sink on x). This keeps the model sound without Go's dereference levels.
+ *
+ * Interprocedural: each function defined in the translation unit gets a summary per parameter
+ * (escapes / flows to the result / is freed / its content leaks), computed bottom-up and
+ * iterated to a fixpoint, so recursion is handled. Call sites of such functions are recorded as
+ * (argument node, result node) pairs and resolved against the summary at solve time.
+ */
+#ifndef PALLOC_ESCAPE_H
+#define PALLOC_ESCAPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <clang-c/Index.h>
+
+/* ---- growable arrays -------------------------------------------------------------------- */
+#define PE_PUSH(arr, n, cap, val)                                                     \
+  do {                                                                                \
+    if ((n) == (cap)) {                                                               \
+      (cap) = (cap) ? (cap) * 2 : 8;                                                  \
+      (arr) = pe_xrealloc((arr), (size_t)(cap) * sizeof *(arr));                      \
+    }                                                                                 \
+    (arr)[(n)++] = (val);                                                             \
+  } while (0)
+
+void *pe_xrealloc(void *p, size_t n);
+char *pe_xstrdup(const char *s);
+char *pe_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- options ---------------------------------------------------------------------------- */
+typedef struct {
+  int m;                  /* -m level: 1 verdicts, 2 verdicts and flows */
+  long long max_stack;    /* --max-stack */
+  bool json;
+  const char *profile;
+  char **allocs; int nallocs;   /* --alloc */
+  char **frees;  int nfrees;    /* --free */
+  const char *resource_dir;
+} pe_opts;
+
+/* ---- the graph -------------------------------------------------------------------------- */
+enum pe_node_kind { N_VAR, N_ALLOC, N_ADDR, N_LOADED, N_TEMP };
+
+typedef struct {
+  unsigned line, col, off; /* expansion location in the main file */
+} pe_loc;
+
+typedef struct {
+  enum pe_node_kind kind;
+  char *name;         /* variable name, allocation text ("malloc(64)"), "&x", NULL for temps */
+  pe_loc loc;
+  int var;            /* N_ADDR: the variable node whose address this is */
+  int param;          /* N_VAR: parameter index, or -1 */
+  bool addr_taken;    /* N_VAR: some &x exists (edge to LOADED added) */
+  bool global_like;   /* unused for locals; kept for clarity of dumps */
+  /* N_ALLOC */
+  int size_known;     /* 1 constant, 0 not constant */
+  long long size;
+  unsigned loop_lo, loop_hi; /* iteration region (offsets) of the innermost loop, hi=0: none */
+} pe_node;
+
+enum pe_sink_kind {
+  S_RETURN,        /* returned */
+  S_GLOBAL,        /* stored to a global, static or thread-local */
+  S_THROUGH,       /* stored through a pointer */
+  S_OUTPARAM,      /* stored through a pointer parameter (dangling for &local) */
+  S_INTCAST,       /* cast to an integer */
+  S_UNKNOWN,       /* passed to an unknown function, or to inline asm */
+  S_INDIRECT,      /* passed to an indirect call */
+  S_CAPTURE,       /* captured by a known libc function */
+  S_REALLOC,       /* realloc'd */
+  S_CALLEE_FREES,  /* a callee frees it */
+  S_CALLEE_ESC,    /* a callee lets it escape */
+  S_CONTENT,       /* stored in a local whose address escapes */
+  S_DEREF,         /* not an escape: what the pointer points to leaks (memcpy source, ...) */
+  S_FREE,          /* not an escape: freed here (free of the allocation's own pointer) */
+};
+
+typedef struct {
+  int node;
+  enum pe_sink_kind kind;
+  char *text;      /* the reason, e.g. "stored to global g" */
+  bool dangling;   /* counts for the &local report (returned, global, out-parameter) */
+  pe_loc loc;
+} pe_sink;
+
+typedef struct {
+  int from, to;
+  pe_loc loc;
+} pe_edge;
+
+typedef struct {   /* a call to a function defined in this translation unit */
+  int callee;      /* function index */
+  int param;       /* parameter index */
+  int arg;         /* node holding the argument value */
+  int result;      /* node holding the call's value, or -1 */
+  pe_loc loc;
+} pe_callarg;
+
+/* summary flags of a parameter */
+enum { P_ESC = 1, P_RET = 2, P_FREE = 4, P_CONTENT = 8, P_DANGLE = 16 };
+
+typedef struct {
+  char *name;
+  pe_loc loc;
+  bool analyzed;      /* body walked completely */
+  bool calls_setjmp;
+  bool recursive;
+  pe_node *nodes; int nnodes, capnodes;
+  pe_edge *edges; int nedges, capedges;
+  pe_sink *sinks; int nsinks, capsinks;
+  pe_callarg *calls; int ncalls, capcalls;
+  int *callees; int ncallees, capcallees;  /* call graph (function indexes, repeats allowed) */
+  int loaded;                              /* the LOADED node */
+  int nparams;
+  int *param_node;
+  unsigned *psum;     /* per parameter, P_* */
+  char **preason;     /* per parameter, why it escapes (static string owned by a sink) */
+  unsigned backgoto_lo[64], backgoto_hi[64]; int nbackgoto;
+} pe_func;
+
+typedef struct {
+  const char *path;   /* as the user named it: used in the output */
+  const char *buf;    /* main file contents */
+  size_t buflen;
+  pe_func *funcs; int nfuncs, capfuncs;
+} pe_unit;
+
+/* ---- output records --------------------------------------------------------------------- */
+enum pe_rec_kind { R_ALLOC, R_ADDR, R_PARAM, R_FLOW };
+
+typedef struct {
+  const char *file;
+  unsigned line, col;
+  int seq;               /* keeps flow lines after their verdict */
+  enum pe_rec_kind kind;
+  bool candidate;        /* R_ALLOC: does not escape */
+  char *expr;            /* allocation text, "&x" or parameter name */
+  char *msg;             /* the whole message after "file:line:col: " */
+  char *reason;          /* R_ALLOC escaping: why */
+  char *func;            /* enclosing function */
+  long long size;        /* R_ALLOC: constant size or -1 */
+  /* filled by the profile join */
+  long long alloc_objects, alloc_space;
+  bool sampled;
+} pe_rec;
+
+typedef struct {
+  pe_rec *v; int n, cap;
+  int seq;
+} pe_recs;
+
+/* ---- entry points of each file ---------------------------------------------------------- */
+/* parse.c: parses one file; returns NULL (message on stderr) if it does not compile. */
+CXTranslationUnit pe_parse(CXIndex idx, const char *file, const char *dir, char **args, int nargs,
+                           const pe_opts *o);
+/* walk.c: builds the graph of every function defined in the main file. 0 ok, -1 on failure. */
+int pe_walk_unit(CXTranslationUnit tu, pe_unit *u, const pe_opts *o);
+/* solve.c: summaries to a fixpoint, then verdicts appended to recs. */
+void pe_solve_unit(pe_unit *u, const pe_opts *o, pe_recs *recs);
+void pe_unit_free(pe_unit *u);
+/* libc.c: what a known callee does with each argument. Returns NULL if unknown.
+ * One char per argument, the last one repeats for variadic arguments:
+ *   s safe (read/write through it), r safe and returned (derived pointer), c captured,
+ *   f freed, R realloc'd, C source of a copy (its content leaks), D its content is realloc'd
+ *   (getline's *lineptr), e stored through the next argument (strtol's endptr). */
+const char *pe_libc_effects(const char *name);
+bool pe_is_setjmp(const char *name);
+bool pe_libc_known_builtin(const char *name);
+/* report.c */
+void pe_rec_add(pe_recs *r, pe_rec rec);
+void pe_recs_sort(pe_recs *r);
+void pe_recs_print(const pe_recs *r, const pe_opts *o, FILE *out);
+/* profile.c: joins allocation records with a heap profile; prints the ranking. -1 on error. */
+int pe_profile_join(pe_recs *r, const pe_opts *o, FILE *out);
+
+#endif

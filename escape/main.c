@@ -1,0 +1,234 @@
+/* main.c - palloc-escape's command line: which files, with which flags, and the exit status.
+ *
+ *   palloc-escape [options] FILE.c... [-- COMPILER FLAGS]
+ *   palloc-escape -p BUILD_DIR [options] [FILE.c...]
+ *
+ * Files are analyzed one at a time (parse, walk, solve, dispose) so memory stays bounded by the
+ * largest translation unit; only the verdict records are kept, then sorted and printed. A file
+ * that fails is reported on stderr and the others go on; the exit status is 1 if any failed.
+ * The work runs on a thread with a large stack: deeply nested generated code recurses deeply
+ * both in libclang's visitor and in walk.c (which also has a depth limit).
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <clang-c/CXCompilationDatabase.h>
+#include "escape.h"
+
+#ifndef PE_RESOURCE_DIR
+#define PE_RESOURCE_DIR NULL
+#endif
+
+static const char usage[] =
+    "usage: palloc-escape [options] FILE.c... [-- COMPILER FLAGS]\n"
+    "       palloc-escape -p BUILD_DIR [options] [FILE.c...]\n"
+    "Reports, in the style of Go's -gcflags=-m, which heap allocations never leave their\n"
+    "function (stack candidates) and which addresses of locals escape their frame.\n"
+    "  -p DIR            take files and flags from DIR/compile_commands.json\n"
+    "  -m, -m=2          -m=2 adds the flow that explains each verdict\n"
+    "  --max-stack N     largest allocation proposed for the stack (default 4032 bytes)\n"
+    "  --alloc NAME      NAME allocates like malloc (size: product of its arguments)\n"
+    "  --free NAME       NAME frees its first argument like free\n"
+    "  --json            machine-readable output\n"
+    "  --profile FILE    rank the candidates by a heap profile (pprof .pb.gz)\n"
+    "  --resource-dir D  clang resource directory (builtin headers)\n";
+
+typedef struct {
+  char *file;      /* as named (output) */
+  char *dir;       /* working directory or NULL */
+  char **args;     /* full argv, args[0] the compiler */
+  int nargs;
+} job;
+
+typedef struct {
+  job *jobs; int njobs;
+  pe_opts *o;
+  pe_recs recs;
+  int failed;
+} work;
+
+static bool has_ext(const char *f, const char *ext) {
+  size_t n = strlen(f), m = strlen(ext);
+  return n > m && strcmp(f + n - m, ext) == 0;
+}
+
+static void *run(void *arg) {
+  work *w = arg;
+  CXIndex idx = clang_createIndex(0, 0);
+  bool progress = w->njobs >= 10;
+  for (int i = 0; i < w->njobs; i++) {
+    job *j = &w->jobs[i];
+    if (progress) fprintf(stderr, "palloc-escape: [%d/%d] %s\n", i + 1, w->njobs, j->file);
+    CXTranslationUnit tu = pe_parse(idx, j->file, j->dir, j->args, j->nargs, w->o);
+    if (!tu) { w->failed++; continue; }
+    pe_unit u = {.path = j->file};
+    if (pe_walk_unit(tu, &u, w->o) != 0) w->failed++;
+    pe_solve_unit(&u, w->o, &w->recs);
+    pe_unit_free(&u);
+    clang_disposeTranslationUnit(tu);
+  }
+  clang_disposeIndex(idx);
+  return NULL;
+}
+
+static job plain_job(const char *file, char **flags, int nflags) {
+  job j = {.file = pe_xstrdup(file)};
+  j.args = malloc(sizeof *j.args * (size_t)(nflags + 2));
+  j.args[j.nargs++] = "clang";
+  for (int i = 0; i < nflags; i++) j.args[j.nargs++] = flags[i];
+  j.args[j.nargs++] = j.file;
+  return j;
+}
+
+static job db_job(CXCompileCommand cmd, const char *shown) {
+  job j = {0};
+  CXString d = clang_CompileCommand_getDirectory(cmd);
+  j.dir = pe_xstrdup(clang_getCString(d));
+  clang_disposeString(d);
+  CXString f = clang_CompileCommand_getFilename(cmd);
+  j.file = pe_xstrdup(shown ? shown : clang_getCString(f));
+  clang_disposeString(f);
+  unsigned n = clang_CompileCommand_getNumArgs(cmd);
+  j.args = malloc(sizeof *j.args * (n + 1));
+  for (unsigned i = 0; i < n; i++) {
+    CXString a = clang_CompileCommand_getArg(cmd, i);
+    j.args[j.nargs++] = pe_xstrdup(clang_getCString(a));
+    clang_disposeString(a);
+  }
+  return j;
+}
+
+static bool opt_value(int argc, char **argv, int *i, const char *name, const char **val) {
+  size_t n = strlen(name);
+  if (strcmp(argv[*i], name) == 0) {
+    if (*i + 1 >= argc) {
+      fprintf(stderr, "palloc-escape: %s needs a value\n%s", name, usage);
+      exit(2);
+    }
+    *val = argv[++*i];
+    return true;
+  }
+  if (strncmp(argv[*i], name, n) == 0 && argv[*i][n] == '=') {
+    *val = argv[*i] + n + 1;
+    return true;
+  }
+  return false;
+}
+
+int main(int argc, char **argv) {
+  pe_opts o = {.m = 1, .max_stack = 4032, .resource_dir = PE_RESOURCE_DIR};
+  const char *dbdir = NULL, *v;
+  char **files = malloc(sizeof *files * (size_t)argc);
+  int nfiles = 0, dashdash = argc;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--") == 0) { dashdash = i + 1; break; }
+    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { fputs(usage, stdout); return 0; }
+    if (strcmp(a, "-m") == 0 || strcmp(a, "-m=1") == 0) o.m = 1;
+    else if (strcmp(a, "-m=2") == 0 || strcmp(a, "-mm") == 0) o.m = 2;
+    else if (strcmp(a, "--json") == 0) o.json = true;
+    else if (opt_value(argc, argv, &i, "-p", &v)) dbdir = v;
+    else if (opt_value(argc, argv, &i, "--profile", &v)) o.profile = v;
+    else if (opt_value(argc, argv, &i, "--resource-dir", &v)) o.resource_dir = v;
+    else if (opt_value(argc, argv, &i, "--max-stack", &v)) {
+      char *end;
+      o.max_stack = strtoll(v, &end, 10);
+      if (*v == 0 || *end != 0 || o.max_stack < 0) {
+        fprintf(stderr, "palloc-escape: bad --max-stack value '%s'\n", v);
+        return 2;
+      }
+    } else if (opt_value(argc, argv, &i, "--alloc", &v)) {
+      o.allocs = pe_xrealloc(o.allocs, sizeof *o.allocs * (size_t)(o.nallocs + 1));
+      o.allocs[o.nallocs++] = (char *)v;
+    } else if (opt_value(argc, argv, &i, "--free", &v)) {
+      o.frees = pe_xrealloc(o.frees, sizeof *o.frees * (size_t)(o.nfrees + 1));
+      o.frees[o.nfrees++] = (char *)v;
+    } else if (a[0] == '-' && a[1] != 0) {
+      fprintf(stderr, "palloc-escape: unknown option '%s'\n%s", a, usage);
+      return 2;
+    } else {
+      files[nfiles++] = argv[i];
+    }
+  }
+  char **flags = argv + dashdash;
+  int nflags = argc - dashdash;
+  if (o.resource_dir && access(o.resource_dir, R_OK) != 0) o.resource_dir = NULL;
+  if (!dbdir && nfiles == 0) {
+    fprintf(stderr, "palloc-escape: no input files\n%s", usage);
+    return 2;
+  }
+
+  work w = {.o = &o};
+  int cap = 0;
+  if (dbdir) {
+    CXCompilationDatabase_Error err;
+    CXCompilationDatabase db = clang_CompilationDatabase_fromDirectory(dbdir, &err);
+    if (err != CXCompilationDatabase_NoError || !db) {
+      fprintf(stderr, "palloc-escape: %s: error: cannot load compile_commands.json\n", dbdir);
+      w.failed++;
+      for (int i = 0; i < nfiles; i++) {
+        job j = plain_job(files[i], flags, nflags);
+        PE_PUSH(w.jobs, w.njobs, cap, j);
+      }
+    } else if (nfiles == 0) {
+      CXCompileCommands cmds = clang_CompilationDatabase_getAllCompileCommands(db);
+      unsigned n = clang_CompileCommands_getSize(cmds);
+      for (unsigned i = 0; i < n; i++) {
+        job j = db_job(clang_CompileCommands_getCommand(cmds, i), NULL);
+        if (!has_ext(j.file, ".c")) continue; /* assembler, C++ ... */
+        PE_PUSH(w.jobs, w.njobs, cap, j);
+      }
+      clang_CompileCommands_dispose(cmds);
+    } else {
+      for (int i = 0; i < nfiles; i++) {
+        char *real = realpath(files[i], NULL);
+        CXCompileCommands cmds =
+            clang_CompilationDatabase_getCompileCommands(db, real ? real : files[i]);
+        job j;
+        if (cmds && clang_CompileCommands_getSize(cmds) > 0) {
+          j = db_job(clang_CompileCommands_getCommand(cmds, 0), files[i]);
+          for (int k = 0; k < j.nargs; k++) /* make the file name resolvable from its dir */
+            if (real && strcmp(j.args[k], files[i]) == 0) j.args[k] = real;
+        } else {
+          fprintf(stderr, "palloc-escape: %s: not in %s/compile_commands.json; using the flags "
+                  "after --\n", files[i], dbdir);
+          j = plain_job(files[i], flags, nflags);
+        }
+        if (cmds) clang_CompileCommands_dispose(cmds);
+        PE_PUSH(w.jobs, w.njobs, cap, j);
+      }
+    }
+    if (db) clang_CompilationDatabase_dispose(db);
+  } else {
+    for (int i = 0; i < nfiles; i++) {
+      job j = plain_job(files[i], flags, nflags);
+      PE_PUSH(w.jobs, w.njobs, cap, j);
+    }
+  }
+
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, (size_t)1 << 30);
+  pthread_t th;
+  if (pthread_create(&th, &attr, run, &w) != 0) {
+    pthread_attr_setstacksize(&attr, (size_t)64 << 20);
+    if (pthread_create(&th, &attr, run, &w) != 0) run(&w);
+    else pthread_join(th, NULL);
+  } else {
+    pthread_join(th, NULL);
+  }
+  pthread_attr_destroy(&attr);
+
+  pe_recs_sort(&w.recs);
+  if (o.profile) {
+    if (pe_profile_join(&w.recs, &o, stdout) != 0) return 1;
+  } else {
+    pe_recs_print(&w.recs, &o, stdout);
+  }
+  if (fflush(stdout) != 0) return 1;
+  if (w.failed)
+    fprintf(stderr, "palloc-escape: %d of %d file(s) failed\n", w.failed, w.njobs);
+  return w.failed ? 1 : 0;
+}

@@ -1,0 +1,240 @@
+/* profile.c - ranking stack candidates by a heap profile (--profile heap.pb.gz).
+ *
+ * Each sample is attributed to its leaf-most frame whose source file is one of the analyzed
+ * files (libpalloc drops its own frames; an allocation wrapper in another file is walked past).
+ * Locations without file:line (a profile written with PALLOC_SYMBOLIZE=none, or by another
+ * profiler) are symbolized here with libdw from the mapping's binary: address -> file:line.
+ * Profilers record return addresses, and libpalloc stores return address - 1, which lies in the
+ * call instruction, so the line is the call's line (for a macro, the invocation's line, which
+ * is where the compiler and we both put it).
+ *
+ * The join key is (file, line) of the allocation call: an exact line first, else the nearest
+ * allocation in the same function within PE_LINE_WINDOW lines (debug info sometimes places a
+ * call spread over several lines on its last one). Files match by the longest common path
+ * suffix, so build directories and relative DWARF names do not matter.
+ */
+#include <elfutils/libdwfl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "escape.h"
+#include "palloc_proto.h"
+
+#define PE_LINE_WINDOW 3
+
+typedef struct { const char *file, *func; long long line; } frame;
+
+static size_t common_suffix(const char *a, const char *b) {
+  size_t n = strlen(a), m = strlen(b), k = 0;
+  while (k < n && k < m && a[n - 1 - k] == b[m - 1 - k]) k++;
+  return k;
+}
+
+static const char *base(const char *p) {
+  const char *s = strrchr(p, '/');
+  return s ? s + 1 : p;
+}
+
+/* Which analyzed file (index into files) a profile file name is, or -1. */
+static int match_file(char **real, int nfiles, const char *pfile) {
+  int best = -1;
+  size_t bestlen = 0;
+  for (int i = 0; i < nfiles; i++) {
+    size_t k = common_suffix(real[i], pfile);
+    size_t bl = strlen(base(real[i]));
+    if (k >= bl && k > bestlen && (k == strlen(pfile) || pfile[strlen(pfile) - k - 1] == '/')) {
+      best = i;
+      bestlen = k;
+    }
+  }
+  return best;
+}
+
+typedef struct {
+  Dwfl *dwfl;
+} symbolizer;
+
+static void sym_init(symbolizer *s, palloc_pb_profile_t *p) {
+  static const Dwfl_Callbacks cb = {
+      .find_elf = dwfl_build_id_find_elf,
+      .find_debuginfo = dwfl_standard_find_debuginfo,
+      .section_address = dwfl_offline_section_address,
+  };
+  s->dwfl = dwfl_begin(&cb);
+  if (!s->dwfl) return;
+  dwfl_report_begin(s->dwfl);
+  for (size_t i = 0; i < p->n_mapping; i++) {
+    Perftools__Profiles__Mapping *m = p->mapping[i];
+    const char *name = p->string_table[m->filename];
+    if (name[0] != '/') continue;
+    bool seen = false;
+    for (size_t j = 0; j < i; j++)
+      if (strcmp(p->string_table[p->mapping[j]->filename], name) == 0) seen = true;
+    if (seen) continue;
+    dwfl_report_elf(s->dwfl, name, name, -1, m->memory_start - m->file_offset, false);
+  }
+  dwfl_report_end(s->dwfl, NULL, NULL);
+}
+
+static bool sym_lookup(symbolizer *s, uint64_t addr, frame *out) {
+  if (!s->dwfl) return false;
+  Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, addr);
+  if (!mod) return false;
+  Dwfl_Line *l = dwfl_module_getsrc(mod, addr);
+  if (!l) return false;
+  int line = 0;
+  const char *file = dwfl_lineinfo(l, NULL, &line, NULL, NULL, NULL);
+  if (!file) return false;
+  out->file = file;
+  out->line = line;
+  out->func = dwfl_module_addrname(mod, addr);
+  return true;
+}
+
+static int type_index(palloc_pb_profile_t *p, const char *name) {
+  for (size_t i = 0; i < p->n_sample_type; i++)
+    if (strcmp(p->string_table[p->sample_type[i]->type], name) == 0) return (int)i;
+  return -1;
+}
+
+static int cmp_rank(const void *a, const void *b) {
+  const pe_rec *x = *(pe_rec *const *)a, *y = *(pe_rec *const *)b;
+  if (x->alloc_space != y->alloc_space) return x->alloc_space > y->alloc_space ? -1 : 1;
+  if (x->alloc_objects != y->alloc_objects) return x->alloc_objects > y->alloc_objects ? -1 : 1;
+  int c = strcmp(x->file, y->file);
+  if (c) return c;
+  return x->line < y->line ? -1 : x->line > y->line;
+}
+
+/* The allocation record matching (file index, line, func), or NULL. */
+static pe_rec *match_rec(pe_recs *r, int *recfile, int fi, const frame *fr) {
+  pe_rec *best = NULL;
+  long long bestd = LLONG_MAX;
+  for (int i = 0; i < r->n; i++) {
+    pe_rec *x = &r->v[i];
+    if (x->kind != R_ALLOC || recfile[i] != fi) continue;
+    long long d = llabs((long long)x->line - fr->line);
+    if (d > 0 && (d > PE_LINE_WINDOW || !fr->func || strcmp(fr->func, x->func) != 0)) continue;
+    if (d < bestd) { best = x; bestd = d; }
+  }
+  return best;
+}
+
+int pe_profile_join(pe_recs *r, const pe_opts *o, FILE *out) {
+  char err[PALLOC_PROTO_ERRLEN];
+  palloc_pb_profile_t *p = palloc_proto_read_file(o->profile, NULL, err);
+  if (!p) {
+    fprintf(stderr, "palloc-escape: %s: error: %s\n", o->profile, err);
+    return -1;
+  }
+  int ispace = type_index(p, "alloc_space"), iobj = type_index(p, "alloc_objects");
+  if (ispace < 0 || iobj < 0) {
+    fprintf(stderr, "palloc-escape: %s: error: no alloc_space/alloc_objects sample types\n",
+            o->profile);
+    palloc_proto_free(p, NULL);
+    return -1;
+  }
+  /* the distinct analyzed files, resolved */
+  char **real = malloc(sizeof *real * ((size_t)r->n + 1));
+  const char **names = malloc(sizeof *names * ((size_t)r->n + 1));
+  int *recfile = malloc(sizeof *recfile * ((size_t)r->n + 1));
+  int nfiles = 0;
+  for (int i = 0; i < r->n; i++) {
+    int f = -1;
+    for (int k = 0; k < nfiles; k++)
+      if (strcmp(names[k], r->v[i].file) == 0) f = k;
+    if (f < 0) {
+      names[nfiles] = r->v[i].file;
+      char *rp = realpath(r->v[i].file, NULL);
+      real[nfiles] = rp ? rp : pe_xstrdup(r->v[i].file);
+      f = nfiles++;
+    }
+    recfile[i] = f;
+  }
+  symbolizer sym = {0};
+  bool need_sym = false;
+  for (size_t i = 0; i < p->n_location; i++)
+    if (p->location[i]->n_line == 0) need_sym = true;
+  if (need_sym) sym_init(&sym, p);
+  /* id -> location / function: ids are validated, usually dense */
+  uint64_t maxloc = 0, maxfn = 0;
+  for (size_t i = 0; i < p->n_location; i++)
+    if (p->location[i]->id > maxloc) maxloc = p->location[i]->id;
+  for (size_t i = 0; i < p->n_function; i++)
+    if (p->function[i]->id > maxfn) maxfn = p->function[i]->id;
+  if (maxloc > 64 * (p->n_location + 1) || maxfn > 64 * (p->n_function + 1)) {
+    fprintf(stderr, "palloc-escape: %s: error: sparse location ids are not supported\n",
+            o->profile);
+    palloc_proto_free(p, NULL);
+    return -1;
+  }
+  Perftools__Profiles__Location **loc = calloc(maxloc + 1, sizeof *loc);
+  Perftools__Profiles__Function **fn = calloc(maxfn + 1, sizeof *fn);
+  for (size_t i = 0; i < p->n_location; i++) loc[p->location[i]->id] = p->location[i];
+  for (size_t i = 0; i < p->n_function; i++) fn[p->function[i]->id] = p->function[i];
+
+  long long total = 0, joined = 0;
+  for (size_t s = 0; s < p->n_sample; s++) {
+    Perftools__Profiles__Sample *sm = p->sample[s];
+    if ((size_t)ispace >= sm->n_value || (size_t)iobj >= sm->n_value) continue;
+    total += sm->value[ispace];
+    bool done = false;
+    for (size_t l = 0; l < sm->n_location_id && !done; l++) {
+      Perftools__Profiles__Location *lc = loc[sm->location_id[l]];
+      if (!lc) continue;
+      frame frames[16];
+      size_t nfr = 0;
+      for (size_t k = 0; k < lc->n_line && nfr < 16; k++) {
+        Perftools__Profiles__Function *f = fn[lc->line[k]->function_id];
+        if (!f) continue;
+        frames[nfr++] = (frame){p->string_table[f->filename], p->string_table[f->name],
+                                lc->line[k]->line};
+      }
+      if (nfr == 0 && sym_lookup(&sym, lc->address, &frames[0])) nfr = 1;
+      for (size_t k = 0; k < nfr && !done; k++) {
+        int fi = match_file(real, nfiles, frames[k].file);
+        if (fi < 0) continue;
+        done = true; /* the leaf-most frame in our sources decides */
+        pe_rec *x = match_rec(r, recfile, fi, &frames[k]);
+        if (!x) continue;
+        x->sampled = true;
+        x->alloc_space += sm->value[ispace];
+        x->alloc_objects += sm->value[iobj];
+        joined += sm->value[ispace];
+      }
+    }
+  }
+  /* ranking: the candidates, most allocated bytes first */
+  pe_rec **rank = malloc(sizeof *rank * ((size_t)r->n + 1));
+  int nrank = 0;
+  for (int i = 0; i < r->n; i++)
+    if (r->v[i].kind == R_ALLOC && r->v[i].candidate) rank[nrank++] = &r->v[i];
+  qsort(rank, (size_t)nrank, sizeof *rank, cmp_rank);
+  if (o->json) {
+    pe_recs sub = {0};
+    for (int i = 0; i < nrank; i++) PE_PUSH(sub.v, sub.n, sub.cap, *rank[i]);
+    pe_opts o1 = *o;
+    o1.m = 1;
+    pe_recs_print(&sub, &o1, out);
+    free(sub.v);
+  } else {
+    for (int i = 0; i < nrank; i++) {
+      pe_rec *x = rank[i];
+      if (x->sampled)
+        fprintf(out, "%s:%u:%u: %s: alloc_space=%lld alloc_objects=%lld, a stack rewrite saves "
+                "%lld heap bytes in %lld allocations\n", x->file, x->line, x->col, x->msg,
+                x->alloc_space, x->alloc_objects, x->alloc_space, x->alloc_objects);
+      else
+        fprintf(out, "%s:%u:%u: %s: not in the profile\n", x->file, x->line, x->col, x->msg);
+    }
+  }
+  fprintf(stderr, "palloc-escape: profile: %lld of %lld allocated bytes joined to allocation "
+          "sites of the analyzed files\n", joined, total);
+  free(rank);
+  for (int i = 0; i < nfiles; i++) free(real[i]);
+  free(real); free(names); free(recfile); free(loc); free(fn);
+  if (sym.dwfl) dwfl_end(sym.dwfl);
+  palloc_proto_free(p, NULL);
+  return 0;
+}

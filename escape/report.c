@@ -1,0 +1,117 @@
+/* report.c - the verdict records: collecting, ordering, printing as text or JSON.
+ *
+ * Lines are ordered by file, line, column, then insertion order (seq), so that -m=2 flow lines
+ * stay under the verdict they explain, as in Go's -m=2 output. Identical lines (a macro that
+ * expands to the same verdict twice at one invocation) are printed once.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "escape.h"
+
+void *pe_xrealloc(void *p, size_t n) {
+  void *q = realloc(p, n ? n : 1);
+  if (!q) {
+    fputs("palloc-escape: out of memory\n", stderr);
+    abort();
+  }
+  return q;
+}
+
+char *pe_xstrdup(const char *s) {
+  size_t n = strlen(s ? s : "") + 1;
+  char *r = pe_xrealloc(NULL, n);
+  memcpy(r, s ? s : "", n);
+  return r;
+}
+
+char *pe_fmt(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  char *r = pe_xrealloc(NULL, (size_t)n + 1);
+  va_start(ap, fmt);
+  vsnprintf(r, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  return r;
+}
+
+void pe_rec_add(pe_recs *r, pe_rec rec) {
+  rec.seq = r->seq++;
+  PE_PUSH(r->v, r->n, r->cap, rec);
+}
+
+static int cmp(const void *a, const void *b) {
+  const pe_rec *x = a, *y = b;
+  int c = strcmp(x->file, y->file);
+  if (c) return c;
+  if (x->line != y->line) return x->line < y->line ? -1 : 1;
+  if (x->col != y->col) return x->col < y->col ? -1 : 1;
+  return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+void pe_recs_sort(pe_recs *r) { qsort(r->v, (size_t)r->n, sizeof *r->v, cmp); }
+
+static void json_str(FILE *out, const char *s) {
+  fputc('"', out);
+  for (; s && *s; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if (ch == '"' || ch == '\\') fprintf(out, "\\%c", ch);
+    else if (ch < 0x20) fprintf(out, "\\u%04x", ch);
+    else fputc(ch, out);
+  }
+  fputc('"', out);
+}
+
+static const char *kind_name(enum pe_rec_kind k) {
+  return k == R_ALLOC ? "alloc" : k == R_ADDR ? "addr" : k == R_PARAM ? "param" : "flow";
+}
+
+void pe_recs_print(const pe_recs *r, const pe_opts *o, FILE *out) {
+  if (!o->json) {
+    const pe_rec *prev = NULL;
+    for (int i = 0; i < r->n; i++) {
+      const pe_rec *x = &r->v[i];
+      if (prev && prev->line == x->line && prev->col == x->col && !strcmp(prev->file, x->file) &&
+          !strcmp(prev->msg, x->msg))
+        continue;
+      fprintf(out, "%s:%u:%u: %s\n", x->file, x->line, x->col, x->msg);
+      prev = x;
+    }
+    return;
+  }
+  fputs("[", out);
+  bool first = true;
+  for (int i = 0; i < r->n; i++) {
+    const pe_rec *x = &r->v[i];
+    if (x->kind == R_FLOW) continue;
+    fputs(first ? "\n  {" : ",\n  {", out);
+    first = false;
+    fputs("\"file\": ", out); json_str(out, x->file);
+    fprintf(out, ", \"line\": %u, \"col\": %u, \"kind\": \"%s\", \"message\": ", x->line, x->col,
+            kind_name(x->kind));
+    json_str(out, x->msg);
+    fputs(", \"function\": ", out); json_str(out, x->func);
+    if (x->kind == R_ALLOC || x->kind == R_ADDR) {
+      fputs(", \"expr\": ", out); json_str(out, x->expr);
+      fprintf(out, ", \"escapes\": %s", x->candidate ? "false" : "true");
+      if (x->reason) { fputs(", \"reason\": ", out); json_str(out, x->reason); }
+    }
+    if (x->kind == R_ALLOC) fprintf(out, ", \"size\": %lld", x->size);
+    if (x->sampled)
+      fprintf(out, ", \"alloc_objects\": %lld, \"alloc_space\": %lld", x->alloc_objects,
+              x->alloc_space);
+    if (o->m >= 2) { /* the flow lines that follow this record */
+      fputs(", \"flow\": [", out);
+      for (int j = i + 1; j < r->n && r->v[j].kind == R_FLOW; j++) {
+        if (j > i + 1) fputs(", ", out);
+        json_str(out, r->v[j].msg + 2);
+      }
+      fputs("]", out);
+    }
+    fputs("}", out);
+  }
+  fputs(first ? "]\n" : "\n]\n", out);
+}
