@@ -8,6 +8,7 @@
  *            whose selected value is 0. Random but reproducible from SEED.
  *   default  the same, with default_sample_type = alloc_space
  *   grown    the heap profile of the same seed with some stacks grown (for diff tests)
+ *   allocs   a heap profile with alloc_objects and alloc_space only (no inuse_*)
  *   cpu      a CPU profile (samples/count, cpu/nanoseconds): valid, but not a heap profile
  *   dangling a heap profile whose sample refers to a location that does not exist
  * Profiles are gzip-compressed with palloc_proto_write_fd, which writes without validating, so
@@ -54,7 +55,7 @@ static const char *fnames[] = {
 #define NF (sizeof fnames / sizeof fnames[0])
 #define NLOC 60
 
-static Profile *heap(int nsamples, bool cpu, bool grown) {
+static Profile *heap(int nsamples, bool cpu, bool grown, bool allocs) {
   Profile *p = zalloc(sizeof *p);
   perftools__profiles__profile__init(p);
   palloc_strtab_init(&st, NULL);
@@ -66,12 +67,14 @@ static Profile *heap(int nsamples, bool cpu, bool grown) {
     p->period_type = vt("cpu", "nanoseconds");
     p->period = 10000000;
   } else {
-    p->n_sample_type = 4;
+    p->n_sample_type = allocs ? 2 : 4;
     p->sample_type = zalloc(4 * sizeof *p->sample_type);
     p->sample_type[0] = vt("alloc_objects", "count");
     p->sample_type[1] = vt("alloc_space", "bytes");
-    p->sample_type[2] = vt("inuse_objects", "count");
-    p->sample_type[3] = vt("inuse_space", "bytes");
+    if (!allocs) {
+      p->sample_type[2] = vt("inuse_objects", "count");
+      p->sample_type[3] = vt("inuse_space", "bytes");
+    }
     p->period_type = vt("space", "bytes");
     p->period = 524288;
   }
@@ -128,7 +131,7 @@ static Profile *heap(int nsamples, bool cpu, bool grown) {
       s->location_id[d] = p->location[li]->id;
     }
     s->n_value = p->n_sample_type;
-    s->value = zalloc(s->n_value * sizeof *s->value);
+    s->value = zalloc(4 * sizeof *s->value);
     uint64_t r = next();
     int64_t size = (int64_t)(1 + (r % 5 == 0 ? next() % (1u << 30) : r % 5 == 1 ? next() % (1u << 20)
                                                                                  : next() % 4096));
@@ -142,6 +145,7 @@ static Profile *heap(int nsamples, bool cpu, bool grown) {
     if (grown && i % 7 == 0) live = count, count *= 3; /* "leaking" stacks */
     s->value[0] = count;
     s->value[1] = count * size;
+    if (allocs) continue;
     s->value[2] = live;
     s->value[3] = live * size;
   }
@@ -152,14 +156,15 @@ static Profile *heap(int nsamples, bool cpu, bool grown) {
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: mkprofile heap|default|grown|cpu|dangling OUT [SAMPLES] [SEED]\n");
+    fprintf(stderr, "usage: mkprofile heap|default|grown|allocs|cpu|dangling OUT [SAMPLES] [SEED]\n");
     return 2;
   }
   const char *kind = argv[1];
   int n = argc > 3 ? atoi(argv[3]) : 500;
   if (argc > 4) rng ^= strtoull(argv[4], NULL, 0) * 0x9e3779b97f4a7c15ull;
   if (rng == 0) rng = 1;
-  Profile *p = heap(n, strcmp(kind, "cpu") == 0, strcmp(kind, "grown") == 0);
+  Profile *p = heap(n, strcmp(kind, "cpu") == 0, strcmp(kind, "grown") == 0,
+                    strcmp(kind, "allocs") == 0);
   if (strcmp(kind, "default") == 0)
     p->default_sample_type = palloc_strtab_intern(&st, "alloc_space"),
     p->n_string_table = st.n, p->string_table = st.strs;

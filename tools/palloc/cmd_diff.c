@@ -14,7 +14,8 @@
 #include "palloc.h"
 
 static const char help[] =
-  "usage: palloc diff [-n N] [--sample-index TYPE] [--cum] [--fail-over BYTES] BASE NEW\n"
+  "usage: palloc diff [-n N] [--sample-index TYPE] [--cum] [--fail-over BYTES] [--unit U]\n"
+  "                   BASE NEW\n"
   "\n"
   "Shows what grew from profile BASE to profile NEW (e.g. two snapshots of one process taken\n"
   "with PALLOC_PROFILE_INTERVAL or PALLOC_PROFILE_SIGNAL), per function, largest growth\n"
@@ -26,6 +27,7 @@ static const char help[] =
   "                         (default: inuse_space, what is still allocated)\n"
   "  -c, --cum              sort by the growth of cum instead of flat\n"
   "  -f, --fail-over B      exit 1 if the total grew by more than B (512, 64k, 10MiB ...)\n"
+  "  -u, --unit U           print bytes in unit U (B, kB, MB, GB, TB) instead of choosing one\n"
   "  -h, --help             this help\n"
   "\n"
   "Exit status: 0 ok, 1 unreadable profile or growth over the --fail-over limit, 2 usage.\n";
@@ -80,15 +82,17 @@ int cmd_diff(int argc, char **argv) {
   static const struct option opts[] = {
     {"nodes", required_argument, 0, 'n'}, {"sample-index", required_argument, 0, 'i'},
     {"cum", no_argument, 0, 'c'}, {"fail-over", required_argument, 0, 'f'},
-    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    {"unit", required_argument, 0, 'u'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   long limit = 0;
   int64_t fail_over = -1;
   const char *si = "inuse_space";
+  unit_t forced = {1.0, "B"};
+  bool has_unit = false;
   int c;
   optind = 0;
   opterr = 0;
   by_cum = false;
-  while ((c = getopt_long(argc, argv, "+n:i:cf:h", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "+n:i:cf:u:h", opts, NULL)) != -1) {
     switch (c) {
     case 'n': {
       char *end;
@@ -104,6 +108,11 @@ int cmd_diff(int argc, char **argv) {
     case 'f':
       if ((fail_over = parse_bytes(optarg)) < 0)
         return usage_error("diff", "--fail-over needs a size (4096, 64k, 10MiB), not '%s'", optarg);
+      break;
+    case 'u':
+      if (!unit_named(optarg, &forced))
+        return usage_error("diff", "unknown unit '%s' (B, kB, MB, GB, TB, PB)", optarg);
+      has_unit = true;
       break;
     case 'h': fputs(help, stdout); return 0;
     default: return usage_error("diff", "unknown option '%s'", argv[optind - 1]);
@@ -144,7 +153,7 @@ int cmd_diff(int argc, char **argv) {
     if (d > 0 && (minv == 0 || d < minv)) minv = d;
   }
   int64_t big = base.total > cur.total ? base.total : cur.total;
-  unit_t u = unit_select(cur.unit, minv, big);
+  unit_t u = has_unit && unit_is_bytes(cur.unit) ? forced : unit_select(cur.unit, minv, big);
   char s1[64], s2[64], s3[64], s4[64], p[48];
   printf("Type: %s\n", cur.type);
   printf("Base: %s, total %s\n", base.path, unit_auto(s1, sizeof s1, base.total, cur.unit));

@@ -13,7 +13,7 @@
 #include "palloc.h"
 
 static const char help[] =
-  "usage: palloc top [-n N] [--sample-index TYPE] [--cum] [--all] PROFILE\n"
+  "usage: palloc top [-n N] [--sample-index TYPE] [--cum] [--all] [--unit U] PROFILE\n"
   "\n"
   "Prints the functions that allocated the most (pprof -top): flat is what a function\n"
   "allocated itself, cum what it and its callees allocated. Values are in B, kB, MB, GB\n"
@@ -24,6 +24,7 @@ static const char help[] =
   "                         (default: the profile's default type, else its last: inuse_space)\n"
   "  -c, --cum              sort by cum instead of flat\n"
   "  -a, --all              keep rows under 0.5% of the total (pprof -nodefraction=0)\n"
+  "  -u, --unit U           print bytes in unit U (B, kB, MB, GB, TB) instead of choosing one\n"
   "  -h, --help             this help\n"
   "\n"
   "PROFILE is a pprof profile.proto file, gzip-compressed or not (palloc's or any heap\n"
@@ -119,15 +120,17 @@ bool parse_sample_index(const char *cmd, const char *s) {
 int cmd_top(int argc, char **argv) {
   static const struct option opts[] = {
     {"nodes", required_argument, 0, 'n'}, {"sample-index", required_argument, 0, 'i'},
-    {"cum", no_argument, 0, 'c'}, {"all", no_argument, 0, 'a'}, {"help", no_argument, 0, 'h'},
+    {"cum", no_argument, 0, 'c'}, {"all", no_argument, 0, 'a'}, {"unit", required_argument, 0, 'u'}, {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0}};
   long limit = 0;
   const char *si = NULL;
   bool cum_sort = false, all = false;
+  unit_t forced = {1.0, "B"};
+  bool has_unit = false;
   int c;
   optind = 0;
   opterr = 0;
-  while ((c = getopt_long(argc, argv, "+n:i:cah", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "+n:i:cau:h", opts, NULL)) != -1) {
     switch (c) {
     case 'n': {
       char *end;
@@ -141,6 +144,11 @@ int cmd_top(int argc, char **argv) {
       break;
     case 'c': cum_sort = true; break;
     case 'a': all = true; break;
+    case 'u':
+      if (!unit_named(optarg, &forced))
+        return usage_error("top", "unknown unit '%s' (B, kB, MB, GB, TB, PB)", optarg);
+      has_unit = true;
+      break;
     case 'h': fputs(help, stdout); return 0;
     default: return usage_error("top", "unknown option '%s'", argv[optind - 1]);
     }
@@ -179,7 +187,7 @@ int cmd_top(int argc, char **argv) {
     if (m > 0 && (minv == 0 || m < minv)) minv = m;
     shown += flat[rows[k]];
   }
-  unit_t u = unit_select(v.unit, minv, v.total);
+  unit_t u = has_unit && unit_is_bytes(v.unit) ? forced : unit_select(v.unit, minv, v.total);
   char a[64], b[64], d[64], e[64], f[64];
   view_print_header(&v, stdout);
   percent(b, sizeof b, shown, v.total);

@@ -53,6 +53,12 @@
     t.setAttribute('x', (X0 + x + 3).toFixed(2));
     fitLabel(t, g.getAttribute('data-n'), w);
   }
+  function hide(g) {
+    g.style.display = 'none';
+    var t = g.querySelector('text');
+    t.textContent = '';
+    t.removeAttribute('data-drawn');
+  }
   function zoom(z) {
     var zx = z ? +z.getAttribute('data-x') : 0, zw = z ? +z.getAttribute('data-w') : 1;
     var zd = z ? +z.getAttribute('data-d') : 0, eps = 1e-12;
@@ -61,11 +67,11 @@
       var d = +g.getAttribute('data-d');
       if (d < zd) {
         if (x <= zx + eps && x + w >= zx + zw - eps) place(g, 0, W, true);
-        else g.style.display = 'none';
+        else hide(g);
       } else if (x >= zx - eps && x + w <= zx + zw + eps) {
         place(g, (x - zx) / zw * W, w / zw * W, false);
       } else {
-        g.style.display = 'none';
+        hide(g);
       }
     });
     reset.style.display = z ? '' : 'none';

@@ -33,7 +33,8 @@ static void usage(FILE *out) {
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    usage(stderr);
+    fprintf(stderr, "palloc: missing command: run, top, diff, flame, folded or symbolize "
+                    "(see 'palloc --help')\n");
     return EXIT_USAGE;
   }
   const char *name = argv[1];

@@ -44,6 +44,8 @@ typedef struct {
  * default_sample_type, else the last type). On failure prints the one-line error and returns the
  * exit status (1); 0 on success. */
 int view_open(view_t *v, const char *path, const char *sample_index);
+/* The same for a profile already decoded and validated by proto/; takes ownership of p. */
+int view_from(view_t *v, palloc_pb_profile_t *p, const char *path, const char *sample_index);
 void view_close(view_t *v);
 
 /* The stack of sample s as node ids, leaf first; out must hold v->maxdepth entries. If inl is
@@ -68,6 +70,8 @@ typedef struct {
 } unit_t;
 
 bool unit_is_bytes(const char *unit);
+/* A memory unit by name (B, kB, MB, GB, TB, PB, case-insensitive); false if unknown. */
+bool unit_named(const char *name, unit_t *out);
 /* pprof's selectOutputUnit("minimum"): one unit for the whole table, from the smallest nonzero
  * row value and the total. */
 unit_t unit_select(const char *sample_unit, int64_t min_value, int64_t total);

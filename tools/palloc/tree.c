@@ -74,6 +74,24 @@ int tree_build(tree_t *t, const view_t *v) {
   return 0;
 }
 
+static const view_t *cmp_view;
+static const tree_t *cmp_tree;
+
+static int by_name(const void *a, const void *b) {
+  const tnode_t *x = &cmp_tree->n[*(const uint32_t *)a], *y = &cmp_tree->n[*(const uint32_t *)b];
+  return strcmp(cmp_view->names[x->name], cmp_view->names[y->name]);
+}
+
+/* Children of node k, sorted by name, in out (returns count). */
+size_t tree_sorted_children(const tree_t *t, const view_t *v, uint32_t k, uint32_t *out) {
+  size_t n = 0;
+  for (uint32_t c = t->n[k].first_child; c != UINT32_MAX; c = t->n[c].next_sibling) out[n++] = c;
+  cmp_view = v;
+  cmp_tree = t;
+  qsort(out, n, sizeof *out, by_name);
+  return n;
+}
+
 void tree_free(tree_t *t) {
   free(t->n);
   free(t->slots);

@@ -24,6 +24,15 @@ bool unit_is_bytes(const char *u) {
   return strcasecmp(u, "b") == 0 || strcasecmp(u, "byte") == 0 || strcasecmp(u, "bytes") == 0;
 }
 
+bool unit_named(const char *name, unit_t *out) {
+  for (size_t i = 0; i < sizeof mem_units / sizeof mem_units[0]; i++)
+    if (strcasecmp(name, mem_units[i].suffix) == 0) {
+      *out = mem_units[i];
+      return true;
+    }
+  return false;
+}
+
 /* pprof's autoScale: the largest unit in which the value is at least 1 (B for 0). */
 static unit_t mem_auto(double v) {
   unit_t u = mem_units[0];

@@ -157,11 +157,19 @@ static int fail(view_t *v, const char *fmt, const char *arg) {
 }
 
 int view_open(view_t *v, const char *path, const char *sample_index) {
+  char err[PALLOC_PROTO_ERRLEN];
+  palloc_pb_profile_t *p = palloc_proto_read_file(path, NULL, err);
+  if (p == NULL) {
+    fprintf(stderr, "palloc: %s: %s\n", path, err);
+    return EXIT_CHECK;
+  }
+  return view_from(v, p, path, sample_index);
+}
+
+int view_from(view_t *v, palloc_pb_profile_t *prof, const char *path, const char *sample_index) {
   memset(v, 0, sizeof *v);
   v->path = path;
-  char err[PALLOC_PROTO_ERRLEN];
-  v->p = palloc_proto_read_file(path, NULL, err);
-  if (v->p == NULL) return fail(v, "%s", err);
+  v->p = prof;
   const Profile *p = v->p;
   char types[512];
   describe_types(p, types, sizeof types);
