@@ -31,6 +31,8 @@ CONFIGS = ["glibc", "mimalloc", "palloc-off", "palloc", "palloc-4k", "jemalloc-p
 # Extra configurations run on the deep workload only: frame-pointer unwinding against the
 # default (libunwind).
 DEEP_EXTRA = ["palloc-fp", "palloc-4k-fp"]
+# Full-tracing tools: 10-100x slower; they run under a time cap and at most --trace-reps times.
+TRACING = ["tcmalloc-heapprof", "heaptrack"]
 BASE = "mimalloc"
 
 
@@ -45,7 +47,6 @@ def config_cmd(cfg, argv, tmp, palloc_so, extra_env=None):
     for k in list(env):
         if k.startswith(("PALLOC_", "MALLOC_CONF", "HEAPPROFILE", "HEAP_PROFILE")) or k == "LD_PRELOAD":
             del env[k]
-    env.update(extra_env or {})
     pre = []
     if cfg == "glibc":
         pass
@@ -72,6 +73,7 @@ def config_cmd(cfg, argv, tmp, palloc_so, extra_env=None):
         pre = ["heaptrack", "-o", os.path.join(tmp, "heaptrack")]
     else:
         raise SystemExit("unknown configuration " + cfg)
+    env.update(extra_env or {})
     return pre + argv, env
 
 
@@ -351,6 +353,8 @@ def overhead(args, exe, tmp, palloc_so):
     for rep in range(args.reps):
         for wl in wls:
             cl = list(cfgs) + ([c for c in DEEP_EXTRA if wl == "deep" and args.deep_extra])
+            if rep >= args.trace_reps:
+                cl = [c for c in cl if c not in TRACING]
             # alternate the configurations, rotating the starting one every repetition
             k = rep % len(cl)
             plan.append((rep, wl, cl[k:] + cl[:k]))
@@ -361,7 +365,7 @@ def overhead(args, exe, tmp, palloc_so):
         for cfg in cl:
             clean(tmp)
             argv, env = config_cmd(cfg, [exe, wl, str(args.scale)], tmp, palloc_so)
-            cap = args.cap if cfg == "heaptrack" else args.cap * 3
+            cap = args.cap if cfg in TRACING else max(600.0, args.cap * 3)
             r = run_measured(argv, env, cap)
             r.update({"rep": rep, "workload": wl, "config": cfg, "out_bytes": profile_bytes(tmp)})
             runs.append(r)
@@ -477,12 +481,16 @@ def accuracy(args, exe, tmp, palloc_so, symtab):
 def fmt_acc(rows):
     out = ["", "Accuracy at 512 KiB: relative error of the estimate per site (truth = palloc at rate 1)",
            "  bias = mean error over seeds (+- its standard error), sd = spread, bound = Poisson",
-           "  standard error from the truth's per-size counts (what an unbiased sampler should show)",
+           "  standard error from the truth's per-size counts (what an unbiased sampler should show);",
+           "  rows with bound >= 1 (under ~1 expected sample) are left out. jemalloc counts usable",
+           "  (size-class) bytes, the truth requested bytes: its bias includes size-class rounding.",
            "%-10s %-22s %-11s %9s %8s %16s %8s %16s %8s" % (
                "workload", "site", "metric", "truth MB", "bound", "palloc bias", "p.sd",
                "jemalloc bias", "j.sd")]
     for wl, rs in rows.items():
         for r in rs:
+            if not r["bound"] < 1.0:
+                continue  # under one expected sample: no estimate to speak of
             def b(tool):
                 if tool + "_bias" not in r:
                     return "-"
@@ -507,7 +515,8 @@ def report(args, summ, ratios, probe_res, acc, wls, cfgs):
     def cellf(metric):
         def cell(wl, cfg):
             r = ratios.get((metric, wl, cfg))
-            capped = wl != "geomean" and summ.get((wl, cfg), {}).get("capped")
+            capped = summ.get((wl, cfg), {}).get("capped") if wl != "geomean" else \
+                any(summ.get((w, cfg), {}).get("capped") for w in wls)
             failed = wl != "geomean" and summ.get((wl, cfg), {}).get("failed")
             return fmt_ratio(r, capped) + ("!" if failed else "")
         return cell
@@ -521,8 +530,8 @@ def report(args, summ, ratios, probe_res, acc, wls, cfgs):
                 absf("cpu", lambda v: "%.3f" % v), "s", out)
     print_table("Median peak RSS", wls, cfgs, cellf("rss_kb"),
                 absf("rss_kb", lambda v: "%.1f" % (v / 1024)), "MiB", out)
-    out.append("('>' = a run hit the time cap, the ratio is a lower bound and the geomean skips it"
-               " only if no run finished; '!' = a run failed)")
+    out.append("('>' = a run hit the time cap of %gs (tracing tools only): a lower bound; "
+               "'!' = a run failed)" % args.cap)
     extra = [c for c in DEEP_EXTRA if ("deep", c) in summ]
     if extra:
         out.append("")
@@ -608,7 +617,9 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small scale, CI-sized (< 2 minutes)")
     ap.add_argument("--reps", type=int, help="repetitions per configuration (full 5, quick 1)")
     ap.add_argument("--scale", type=float, help="work multiplier (full 1.0, quick 0.04)")
-    ap.add_argument("--cap", type=float, help="time cap per heaptrack run, s (full 60, quick 10)")
+    ap.add_argument("--cap", type=float, help="time cap per tcmalloc-heapprof or heaptrack run, s (full 30, quick 10)")
+    ap.add_argument("--trace-reps", type=int,
+                    help="repetitions of the tracing tools (tcmalloc-heapprof, heaptrack; full 2)")
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
     ap.add_argument("--configs", default=",".join(CONFIGS))
     ap.add_argument("--no-deep-extra", dest="deep_extra", action="store_false",
@@ -620,6 +631,9 @@ def main():
     ap.add_argument("--acc-workloads", default=None)
     ap.add_argument("--out", help="results directory (default BUILD/bench-results/TIMESTAMP)")
     ap.add_argument("--compare", nargs=2, metavar=("OLD.json", "NEW.json"))
+    ap.add_argument("--check", action="store_true",
+                    help="exit 1 unless every workload has a result under every configuration "
+                         "(CI: the numbers are not judged)")
     args = ap.parse_args()
     if args.compare:
         compare(*args.compare)
@@ -627,7 +641,8 @@ def main():
     q = args.quick
     args.reps = args.reps or (1 if q else 5)
     args.scale = args.scale if args.scale is not None else (0.04 if q else 1.0)
-    args.cap = args.cap or (10.0 if q else 60.0)
+    args.cap = args.cap or (10.0 if q else 30.0)
+    args.trace_reps = min(args.reps, args.trace_reps or 2)
     args.seeds = args.seeds or (3 if q else 20)
     args.acc_scale = args.acc_scale or (0.02 if q else 0.25)
     args.workloads = [w for w in args.workloads.split(",") if w]
@@ -661,6 +676,17 @@ def main():
     print(text)
     write_outputs(args, runs, summ, ratios, probe_res, acc, text)
     shutil.rmtree(tmp, ignore_errors=True)
+    if args.check:
+        bad = [(wl, c) for wl in args.workloads for c in cfgs
+               if (wl, c) not in summ or summ[(wl, c)]["failed"]
+               or math.isnan(ratios.get(("wall", wl, c), float("nan")))]
+        if args.accuracy and not all(acc.get(wl) for wl in args.acc_workloads):
+            bad.append(("accuracy", "missing"))
+        if bad:
+            print("bench: check FAILED, missing or failed: %s" % bad)
+            return 1
+        print("bench: check passed: %d workloads x %d configurations" % (len(args.workloads),
+                                                                         len(cfgs)))
     print("\nresults: %s/{table.txt,summary.csv,runs.csv,results.json} (%.0f s)" % (
         args.out, time.monotonic() - t0))
     return 0
