@@ -120,5 +120,18 @@ for mode, rate, binary, prof in runs:
                 if share < 0.95:
                     fail(f'{where}: site_c holds {share:.1%} of inuse_space (< 95%)')
 
+# Rate 0: profiling off still writes an empty but valid profile that both readers accept.
+out0 = os.path.join(tmp, 'sites-rate0.pb.gz')
+run_program([linked], {'PALLOC_SAMPLE_RATE': '0'}, out0)
+for rname, reader in readers.items():
+    r = subprocess.run(reader + ['-raw', out0], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, HOME=tmp, PPROF_TMPDIR=tmp))
+    if r.returncode != 0 or 'PeriodType: space bytes' not in r.stdout:
+        fail(f'{rname}: rate-0 profile rejected: {r.stderr[-300:]}')
+    elif re.search(r'^Samples:.*\n.*\n\s+\d', r.stdout, re.M):
+        fail(f'{rname}: rate-0 profile has samples')
+    else:
+        print(f'ok {rname}: rate-0 profile is valid and empty')
+
 print(f'{len(failures)} failures')
 sys.exit(1 if failures else 0)
