@@ -66,7 +66,10 @@ typedef struct {
   int var;            /* N_ADDR: the variable node whose address this is */
   int param;          /* N_VAR: parameter index, or -1 */
   bool addr_taken;    /* N_VAR: some &x exists (edge to LOADED added) */
-  bool global_like;   /* unused for locals; kept for clarity of dumps */
+  bool carries;       /* N_VAR parameter: its type can hold a pointer */
+  bool mixed;         /* may also hold pointers we do not track (parameters, loads, call
+                         results, untracked assignments): a free() reached from here may free
+                         something else than our allocation */
   /* N_ALLOC */
   int size_known;     /* 1 constant, 0 not constant */
   long long size;
@@ -126,6 +129,7 @@ typedef struct {
   pe_callarg *calls; int ncalls, capcalls;
   int *callees; int ncallees, capcallees;  /* call graph (function indexes, repeats allowed) */
   int loaded;                              /* the LOADED node */
+  int other;                               /* OTHER: any untracked non-null pointer value */
   int nparams;
   int *param_node;
   unsigned *psum;     /* per parameter, P_* */

@@ -256,11 +256,45 @@ static void outlives(pe_func *f, graph *g, unsigned lo, unsigned hi, int *reason
   bfs(g, f->nnodes, reason, next, qn);
 }
 
+/* free(p) may only be removed by a rewrite if p can only be the allocation being rewritten.
+ * For each free site, the sources that reach it; if there are several (or untracked ones),
+ * every allocation reaching it is marked with the index of that free sink. */
+static void shared_frees(pe_func *f, graph *g, int *shared, int *mark) {
+  for (int i = 0; i < f->nnodes; i++) shared[i] = -1, mark[i] = -1;
+  long long budget = 50000000;
+  for (int s = 0; s < g->ns; s++) {
+    if (g->s[s].kind != S_FREE) continue;
+    int qn = 0, qh = 0, nsrc = 0;
+    bool mixed = false;
+    g->queue[qn++] = g->s[s].node;
+    mark[g->s[s].node] = s;
+    while (qh < qn) {
+      int x = g->queue[qh++];
+      pe_node *n = &f->nodes[x];
+      if (n->kind == N_ALLOC || n->kind == N_ADDR) nsrc++;
+      if (n->mixed) mixed = true;
+      for (int i = g->rstart[x]; i < g->rstart[x + 1]; i++) {
+        int y = g->e[g->rlist[i]].from;
+        if (mark[y] == s) continue;
+        mark[y] = s;
+        g->queue[qn++] = y;
+      }
+    }
+    budget -= qn + 1;
+    if (nsrc <= 1 && !mixed && budget > 0) continue;
+    for (int i = 0; i < qn; i++)
+      if (f->nodes[g->queue[i]].kind == N_ALLOC) shared[g->queue[i]] = s;
+  }
+}
+
 static void verdicts(pe_unit *u, pe_func *f, graph *g, reach *r, const pe_opts *o,
                      pe_recs *recs) {
   int *lreason = malloc(sizeof *lreason * ((size_t)f->nnodes + 1));
   int *lnext = malloc(sizeof *lnext * ((size_t)f->nnodes + 1));
   unsigned cur_lo = 1, cur_hi = 0; /* region lreason was computed for */
+  int *shared = malloc(sizeof *shared * ((size_t)f->nnodes + 1));
+  int *mark = malloc(sizeof *mark * ((size_t)f->nnodes + 1));
+  shared_frees(f, g, shared, mark);
   for (int a = 0; a < f->nnodes; a++) {
     pe_node *n = &f->nodes[a];
     if (n->kind == N_ALLOC) {
@@ -285,6 +319,9 @@ static void verdicts(pe_unit *u, pe_func *f, graph *g, reach *r, const pe_opts *
         if (lreason[a] >= 0)
           why = pe_fmt("outlives loop iteration (held by %s)", f->nodes[lreason[a]].name);
       }
+      if (!why && shared[a] >= 0)
+        why = pe_fmt("freed at %u:%u, where the pointer may be another one",
+                     g->s[shared[a]].loc.line, g->s[shared[a]].loc.col);
       if (!why && f->calls_setjmp) why = pe_xstrdup("function calls setjmp");
       if (!why && f->recursive) why = pe_fmt("in recursive function %s", f->name);
       pe_rec rec = {.file = u->path, .line = n->loc.line, .col = n->loc.col, .kind = R_ALLOC,
@@ -304,7 +341,7 @@ static void verdicts(pe_unit *u, pe_func *f, graph *g, reach *r, const pe_opts *
       rec.msg = pe_fmt("%s escapes: %s", n->name, rec.reason);
       pe_rec_add(recs, rec);
       if (o->m >= 2) explain(recs, u, f, g, r, pass, a);
-    } else if (n->kind == N_VAR && n->param >= 0 && f->analyzed) {
+    } else if (n->kind == N_VAR && n->param >= 0 && n->carries && f->analyzed) {
       unsigned s = f->psum[n->param];
       if (s & P_ESC) {
         add(recs, u, f, n->loc, R_PARAM, pe_fmt("leaking param: %s", n->name));
@@ -316,6 +353,8 @@ static void verdicts(pe_unit *u, pe_func *f, graph *g, reach *r, const pe_opts *
   }
   free(lreason);
   free(lnext);
+  free(shared);
+  free(mark);
 }
 
 void pe_solve_unit(pe_unit *u, const pe_opts *o, pe_recs *recs) {

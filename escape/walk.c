@@ -90,6 +90,15 @@ static bool is_arr(CXType t) {
 static bool is_int(CXType t) { /* integers and enums; not _Bool: p != NULL leaks nothing */
   return (t.kind >= CXType_Char_U && t.kind <= CXType_Int128) || t.kind == CXType_Enum;
 }
+/* An array-typed expression that really is an array: not a parameter declared as one
+ * (char *rows[4] is a char ** whose cursor type still shows the array). */
+static bool is_local_array(CXCursor c) {
+  if (!is_arr(clang_getCanonicalType(clang_getCursorType(c)))) return false;
+  if (c.kind == CXCursor_DeclRefExpr && clang_getCursorReferenced(c).kind == CXCursor_ParmDecl)
+    return false;
+  return true;
+}
+
 static bool is_func(CXType t) {
   return t.kind == CXType_FunctionProto || t.kind == CXType_FunctionNoProto;
 }
@@ -319,6 +328,19 @@ static CXCursor strip_casts(CXCursor c) {
   }
 }
 
+/* A null pointer constant: assigning it adds no pointer. */
+static bool is_null(CXCursor c) {
+  CXCursor s = strip_casts(c);
+  return s.kind == CXCursor_IntegerLiteral || s.kind == CXCursor_GNUNullExpr ||
+         s.kind == CXCursor_CharacterLiteral;
+}
+
+/* The value assigned from rhs: its node, or OTHER for an untracked pointer. */
+static int assigned(walker *w, CXCursor rhs, int n) {
+  if (n >= 0 || !carries(ctype(rhs)) || is_null(rhs)) return n;
+  return w->f->other;
+}
+
 static void through(walker *w, CXCursor ptr, int n, pe_loc loc) {
   CXCursor s = strip_casts(ptr);
   if (s.kind == CXCursor_DeclRefExpr) {
@@ -365,7 +387,7 @@ static void store(walker *w, CXCursor lhs, int n, pe_loc loc) {
     case CXCursor_ArraySubscriptExpr: {
       int arr = -1;
       for (int i = 0; i < k.n; i++)
-        if (is_arr(ctype(strip(k.v[i])))) arr = i;
+        if (is_local_array(strip(k.v[i]))) arr = i;
       for (int i = 0; i < k.n; i++)
         if (i != arr) val(w, k.v[i]);
       if (arr >= 0) store(w, strip(k.v[arr]), n, loc);
@@ -511,6 +533,7 @@ static int call(walker *w, CXCursor c) {
     (void)fself;
     PE_PUSH(w->f->callees, w->f->ncallees, w->f->capcallees, fi);
     result = carry ? node_new(w, N_TEMP, pe_fmt("%s(...)", name), loc) : -1;
+    if (result >= 0) w->f->nodes[result].mixed = true;
     for (int i = 0; i < nargs; i++) {
       int a = val(w, clang_Cursor_getArgument(c, i));
       if (i < g->nparams) {
@@ -613,7 +636,7 @@ static int val_(walker *w, CXCursor c) {
                    rt.kind == CXType_Record);
       if (!strcmp(op, "=") || (op[0] == 0 && both)) {
         r = val(w, k.v[1]);
-        store(w, k.v[0], r, loc);
+        store(w, k.v[0], assigned(w, k.v[1], r), loc);
         if (!carries(t)) r = -1;
       } else if (!strcmp(op, ",")) {
         val(w, k.v[0]);
@@ -652,7 +675,7 @@ static int val_(walker *w, CXCursor c) {
     case CXCursor_ArraySubscriptExpr: {
       int arr = -1;
       for (int i = 0; i < k.n; i++)
-        if (is_arr(ctype(strip(k.v[i])))) arr = i;
+        if (is_local_array(strip(k.v[i]))) arr = i;
       for (int i = 0; i < k.n; i++)
         if (i != arr) val(w, k.v[i]);
       if (arr >= 0) r = val(w, strip(k.v[arr]));
@@ -701,7 +724,9 @@ static int addr(walker *w, CXCursor c) {
       break;
     case CXCursor_DeclRefExpr: {
       CXCursor ref = clang_getCursorReferenced(c);
-      if ((ref.kind == CXCursor_VarDecl || ref.kind == CXCursor_ParmDecl) && var_class(ref) == 0)
+      if (ref.kind == CXCursor_ParmDecl && is_arr(ctype(c)))
+        r = var_node(w, ref); /* an array parameter decays to its own (pointer) value */
+      else if ((ref.kind == CXCursor_VarDecl || ref.kind == CXCursor_ParmDecl) && var_class(ref) == 0)
         r = addr_of_var(w, var_node(w, ref), c);
       break;
     }
@@ -711,7 +736,7 @@ static int addr(walker *w, CXCursor c) {
     case CXCursor_ArraySubscriptExpr: {
       for (int i = 0; i < k.n; i++) {
         CXCursor s = strip(k.v[i]);
-        r = merge(w, r, is_arr(ctype(s)) ? addr(w, s) : val(w, k.v[i]), loc_of(c));
+        r = merge(w, r, is_local_array(s) ? addr(w, s) : val(w, k.v[i]), loc_of(c));
       }
       break;
     }
@@ -738,7 +763,7 @@ static int addr(walker *w, CXCursor c) {
 /* ---- statements ------------------------------------------------------------------------- */
 static void vardecl(walker *w, CXCursor c) {
   CXCursor init = clang_Cursor_getVarDeclInitializer(c);
-  int n = clang_Cursor_isNull(init) ? -1 : val(w, init);
+  int n = clang_Cursor_isNull(init) ? -1 : assigned(w, init, val(w, init));
   int cls = var_class(c);
   if (cls == 0) {
     edge(w, n, var_node(w, c), loc_of(c));
@@ -857,6 +882,9 @@ int pe_walk_unit(CXTranslationUnit tu, pe_unit *u, const pe_opts *o) {
     w.depth = 0;
     w.too_deep = false;
     f->loaded = node_new(&w, N_LOADED, pe_xstrdup("*(load)"), f->loc);
+    f->nodes[f->loaded].mixed = true;
+    f->other = node_new(&w, N_TEMP, NULL, f->loc);
+    f->nodes[f->other].mixed = true;
     f->param_node = calloc((size_t)f->nparams + 1, sizeof *f->param_node);
     f->psum = calloc((size_t)f->nparams + 1, sizeof *f->psum);
     f->preason = calloc((size_t)f->nparams + 1, sizeof *f->preason);
@@ -864,6 +892,8 @@ int pe_walk_unit(CXTranslationUnit tu, pe_unit *u, const pe_opts *o) {
       CXCursor pc = clang_Cursor_getArgument(w.fcur[i], (unsigned)p);
       f->param_node[p] = var_node(&w, pc);
       f->nodes[f->param_node[p]].param = p;
+      f->nodes[f->param_node[p]].mixed = true;
+      f->nodes[f->param_node[p]].carries = carries(clang_getCanonicalType(clang_getCursorType(pc)));
     }
     kids_t k = kids(w.fcur[i]);
     for (int j = 0; j < k.n; j++)
