@@ -12,6 +12,19 @@
 #include <string.h>
 #include "internal.h"
 
+/* ThreadSanitizer cannot see mimalloc's synchronization (it is not instrumented): when a block
+ * freed by one thread is handed out again to another, the header writes look racy. These
+ * annotations state the handoff mimalloc really performs. */
+#if defined(__SANITIZE_THREAD__)
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define HANDOFF_ACQUIRE(p) __tsan_acquire(p)
+#define HANDOFF_RELEASE(p) __tsan_release(p)
+#else
+#define HANDOFF_ACQUIRE(p) ((void)0)
+#define HANDOFF_RELEASE(p) ((void)0)
+#endif
+
 typedef struct palloc_hdr_s {
   palloc_bucket_t *bucket;
   size_t size;
@@ -49,6 +62,7 @@ PALLOC_TEXT void *palloc_alloc_sampled(palloc_thread_t *t, size_t n, size_t alig
     palloc_guard_exit(t);
     return p;
   }
+  HANDOFF_ACQUIRE(base);
   palloc_hdr_t *hdr = base;
   hdr->size = n;
   hdr->bucket = palloc_record_sample(n);
@@ -61,6 +75,7 @@ PALLOC_TEXT void palloc_free_sampled(void *p) {
   /* Counted before the block is released: once mi_free returns, the same address may be handed
    * out and sampled again by another thread. */
   if (hdr->bucket != NULL) palloc_bucket_record_free(hdr->bucket, hdr->size);
+  HANDOFF_RELEASE(hdr);
   mi_free(hdr);
 }
 
