@@ -787,6 +787,11 @@ static void stmt_(walker *w, CXCursor c) {
       break;
     case CXCursor_ForStmt: case CXCursor_WhileStmt: case CXCursor_DoStmt: {
       region r = {0, 0};
+      bool ok;
+      if (c.kind == CXCursor_DoStmt && k.n == 2 && eval_int(k.v[1], &ok) == 0 && ok) {
+        for (int i = 0; i < k.n; i++) stmt(w, k.v[i]); /* do { } while (0): not a loop */
+        break;
+      }
       if (k.n) extent_offs(k.v[c.kind == CXCursor_DoStmt ? 0 : k.n - 1], &r.lo, &r.hi);
       if (w->nloops < (int)(sizeof w->loops / sizeof w->loops[0])) w->loops[w->nloops++] = r;
       else w->loops[w->nloops - 1] = r;
