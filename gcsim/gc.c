@@ -120,7 +120,7 @@ void palloc_gc_cycle(palloc_gc_t *a, bool forced) {
   if (forced) a->num_forced++;
   a->pause_total += pause;
   a->gc_cpu_total += cpu;
-  a->last_mark_ns = t2 - t1;
+  a->last_mark_cpu = c2 - c1;
   struct timespec rt;
   clock_gettime(CLOCK_REALTIME, &rt);
   a->last_gc_unix = (uint64_t)rt.tv_sec * 1000000000u + (uint64_t)rt.tv_nsec;

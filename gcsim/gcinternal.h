@@ -109,7 +109,7 @@ struct palloc_gc_s {
   int trace, trace_fd;
   uint64_t num_gc, num_forced, pause_total, pauses[PALLOC_GC_PAUSES], last_gc_unix;
   uint64_t gc_cpu_total, frees, heap_marked;
-  uint64_t last_mark_ns;         /* wall time of the last mark phase (what-if calibration) */
+  uint64_t last_mark_cpu;        /* CPU time of the last mark phase (what-if calibration) */
 };
 
 /* heap.c */

@@ -11,10 +11,4 @@ bool palloc_whatif_wanted(void);
  * palloc's reentrancy guard held. */
 void palloc_whatif_publish(int64_t allocated, int64_t freed);
 
-/* For tests: the simulated state. */
-typedef struct palloc_whatif_state_s {
-  uint64_t cycles, goal, heap, live, peak_heap, peak_live, gc_ns;
-  double mark_bytes_per_ns;
-} palloc_whatif_state_t;
-void palloc_whatif_read(palloc_whatif_state_t *out);
 #endif
