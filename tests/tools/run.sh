@@ -38,9 +38,9 @@ PALLOC_LIB=/nonexistent/libpalloc.so "$palloc" run -- true 2> "$d/err"; code=$?
 PALLOC_LIB=$lib "$palloc" run -o "$d/lib.pb.gz" -- "$demo" > /dev/null 2>&1
 [ -f "$d/lib.pb.gz" ] && echo "ok: PALLOC_LIB" || fail "PALLOC_LIB=$lib: no profile"
 # a child that runs a shell pipeline: the preload is inherited, the profile names the parent
-"$palloc" run -o "$d/env.pb.gz" -- sh -c 'echo "$LD_PRELOAD $PALLOC_PROFILE $PALLOC_SAMPLE_RATE"' \
+"$palloc" run -o "$d/env.pb.gz" --rate 64k --trace -- sh -c 'echo "$LD_PRELOAD $PALLOC_PROFILE $PALLOC_SAMPLE_RATE $PALLOC_TRACE"' \
   > "$d/out" 2> /dev/null
-grep -q "libpalloc.so.* $d/env.pb.gz \$" "$d/out" && echo "ok: environment" \
+grep -q "libpalloc.so.* $d/env.pb.gz 64k 1\$" "$d/out" && echo "ok: environment" \
   || fail "environment seen by the program: $(cat "$d/out")"
 "$palloc" run --interval 1 -o "$d/snap.pb.gz" -- sleep 2.5 2> "$d/err"
 ls "$d"/snap.0001.pb.gz > /dev/null 2>&1 && echo "ok: --interval snapshots" \

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""vs_pprof.py PALLOC PPROF MKPROFILE [DEMO LIBPALLOC] - `palloc top` and `palloc diff` against
+"""vs_pprof.py PALLOC PPROF MKPROFILE [DEMO LIBPALLOC [GO]] - `palloc top` and `palloc diff` against
 upstream pprof on the same profiles.
 
 Profiles: synthetic heap profiles (inlined frames, recursion, nameless frames, C++ names, a
 default_sample_type) from mkprofile, and, if DEMO and LIBPALLOC are given, real ones of the demo
-under libpalloc: sampled, exact (rate 1) and unsymbolized (names become "[palloc-demo]").
+under libpalloc: sampled, exact (rate 1) and unsymbolized (names become "[palloc-demo]"); and
+if GO is given, a Go heap profile written by runtime/pprof (goheap.go).
 For every profile and option set, both tables are parsed and every row must match: name and
 inline label, flat, flat%, sum%, cum, cum% (as printed, i.e. same unit choice and rounding),
 plus the "Showing nodes" and "Dropped" lines. `palloc diff --unit B` must give, for every
@@ -19,6 +20,7 @@ import tempfile
 palloc, pprof, mkprofile = sys.argv[1:4]
 demo = sys.argv[4] if len(sys.argv) > 5 else None
 libpalloc = sys.argv[5] if len(sys.argv) > 5 else None
+go = sys.argv[6] if len(sys.argv) > 6 else None
 tmp = tempfile.mkdtemp(prefix='palloc-vs-pprof.')
 failures = 0
 rows_compared = 0
@@ -85,6 +87,16 @@ if demo:
         env = dict(os.environ, LD_PRELOAD=libpalloc, PALLOC_PROFILE=path, **extra)
         run([demo], env=env)
         profiles.append(path)
+
+if go:
+    exe = os.path.join(tmp, 'goheap')
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'goheap.go')
+    env = dict(os.environ, GO111MODULE='off', GOCACHE=os.path.join(tmp, 'gocache'),
+               GOPATH=os.path.join(tmp, 'gopath'), GOFLAGS='')
+    run([go, 'build', '-o', exe, src], env=env)
+    path = os.path.join(tmp, 'go-heap.pb.gz')
+    run([exe, path])
+    profiles.append(path)
 
 for prof in profiles:
     for popts, gopts in VARIANTS:

@@ -44,6 +44,8 @@ typedef struct {
  * default_sample_type, else the last type). On failure prints the one-line error and returns the
  * exit status (1); 0 on success. */
 int view_open(view_t *v, const char *path, const char *sample_index);
+/* Where view_from's one-line errors go (NULL = stderr; the fuzzer silences them). */
+extern FILE *view_diag;
 /* The same for a profile already decoded and validated by proto/; takes ownership of p. */
 int view_from(view_t *v, palloc_pb_profile_t *p, const char *path, const char *sample_index);
 void view_close(view_t *v);

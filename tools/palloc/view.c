@@ -148,10 +148,13 @@ static void describe_types(const Profile *p, char *buf, size_t n) {
                              p->string_table[p->sample_type[i]->unit]);
 }
 
+FILE *view_diag;
+
 static int fail(view_t *v, const char *fmt, const char *arg) {
-  fprintf(stderr, "palloc: %s: ", v->path);
-  fprintf(stderr, fmt, arg);
-  fputc('\n', stderr);
+  FILE *out = view_diag ? view_diag : stderr;
+  fprintf(out, "palloc: %s: ", v->path);
+  fprintf(out, fmt, arg);
+  fputc('\n', out);
   view_close(v);
   return EXIT_CHECK;
 }
