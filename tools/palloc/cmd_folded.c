@@ -4,7 +4,8 @@
  *
  * Lines come from the call tree (tree.c), so equal stacks are merged; they are printed in
  * depth-first order with children sorted by name, which makes the output deterministic.
- * Semicolons inside names would split a frame, so they are written as ':'.
+ * Semicolons inside names would split a frame, so they are written as ':' (and line breaks,
+ * which would split the line, as spaces).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -26,7 +27,7 @@ static const char help[] =
   "Exit status: 0 ok, 1 unreadable or not a heap profile, 2 usage error.\n";
 
 static void put_name(const char *s, FILE *out) {
-  for (; *s; s++) fputc(*s == ';' ? ':' : *s, out);
+  for (; *s; s++) fputc(*s == ';' ? ':' : *s == '\n' || *s == '\r' ? ' ' : *s, out);
 }
 
 int cmd_folded(int argc, char **argv) {
