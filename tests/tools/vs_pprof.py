@@ -131,6 +131,14 @@ for si in ('inuse_space', 'alloc_objects'):
                 print('MISMATCH diff %s %s: palloc %s pprof %s' % (si, k, mine.get(k), theirs.get(k)))
     print('ok' if ok else 'FAIL', 'diff', si, '-', len(mine), 'functions')
 
+# --fail-over makes diff a check: exit 1 over the limit (growth is > 1 GB here), 0 under it
+for limit, want in (('1MiB', 1), ('100000GB', 0)):
+    r = subprocess.run([palloc, 'diff', '--fail-over', limit, base, grown], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True)
+    ok = r.returncode == want and (want == 0 or 'more than the limit' in r.stderr)
+    failures += not ok
+    print('ok' if ok else 'FAIL', 'diff --fail-over', limit, '-> exit', r.returncode)
+
 print('%d rows compared, %d with inline labels, %d mismatches' % (rows_compared, inline_rows, failures))
 if rows_compared < 100 or inline_rows == 0:
     print('FAIL: too few rows compared to mean anything')
