@@ -116,7 +116,10 @@ struct palloc_gc_s {
 extern uint32_t palloc_gc_class_size[GC_NCLASSES];
 extern uint8_t palloc_gc_class_pages[GC_NCLASSES];
 void palloc_gc_classes_init(void);
-int palloc_gc_size_class(size_t size);        /* 0 for large */
+extern uint8_t palloc_gc_class_of[GC_MAX_SMALL / 16 + 1];
+static inline int palloc_gc_size_class(size_t size) { /* 0 for large */
+  return size > GC_MAX_SMALL ? 0 : palloc_gc_class_of[(size + 15) >> 4];
+}
 bool palloc_gc_heap_init(palloc_gc_t *a, size_t reserve);
 void palloc_gc_heap_fini(palloc_gc_t *a);
 gc_span_t *palloc_gc_span_alloc(palloc_gc_t *a, int cls, size_t npages, bool noscan);

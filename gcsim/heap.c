@@ -21,7 +21,7 @@
 
 uint32_t palloc_gc_class_size[GC_NCLASSES];
 uint8_t palloc_gc_class_pages[GC_NCLASSES];
-static uint8_t class_small[GC_MAX_SMALL / 16 + 1]; /* (size+15)/16 -> class */
+uint8_t palloc_gc_class_of[GC_MAX_SMALL / 16 + 1]; /* (size+15)/16 -> class */
 static pthread_once_t classes_once = PTHREAD_ONCE_INIT;
 
 static void classes_build(void) {
@@ -42,16 +42,11 @@ static void classes_build(void) {
   c = 1;
   for (size_t i = 0; i <= GC_MAX_SMALL / 16; i++) {
     while (palloc_gc_class_size[c] < i * 16) c++;
-    class_small[i] = (uint8_t)c;
+    palloc_gc_class_of[i] = (uint8_t)c;
   }
 }
 
 void palloc_gc_classes_init(void) { pthread_once(&classes_once, classes_build); }
-
-int palloc_gc_size_class(size_t size) {
-  if (size > GC_MAX_SMALL) return 0;
-  return class_small[(size + 15) >> 4];
-}
 
 static void *map(size_t n, int prot) {
   void *p = mmap(NULL, n, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -174,9 +169,11 @@ gc_span_t *palloc_gc_span_alloc(palloc_gc_t *a, int cls, size_t npages, bool nos
     s->divmul = (uint32_t)(UINT32_MAX / (uint32_t)s->size + 1);
   }
   /* slots past nobjs: permanently "allocated" and "marked" */
-  for (uint32_t i = s->nobjs; i < GC_MAX_OBJS; i++) {
-    s->alloc[i >> 6] |= (uint64_t)1 << (i & 63);
-    s->mark[i >> 6] |= (uint64_t)1 << (i & 63);
+  for (uint32_t w = s->nobjs / 64; w < GC_BITWORDS; w++) {
+    uint32_t first = w * 64;
+    uint64_t tail = s->nobjs <= first ? ~(uint64_t)0 : ~(uint64_t)0 << (s->nobjs - first);
+    if (s->nobjs >= first + 64) tail = 0;
+    s->alloc[w] = s->mark[w] = tail;
   }
   s->next = a->inuse;
   s->prev = NULL;

@@ -79,9 +79,24 @@ NO_ASAN static void scan_range(palloc_gc_t *a, uintptr_t lo, uintptr_t hi) {
     mark_word(a, *(volatile uintptr_t *)p);
 }
 
+/* Marking is bound by cache misses on the objects being scanned (pointer chasing). Ranges
+ * popped from the stack pass through a small FIFO and are prefetched on entry, so each is in
+ * cache by the time it leaves the FIFO to be scanned (Boehm GC and others do the same). */
+#define PREFETCH_DEPTH 8
+
 static void drain(palloc_gc_t *a) {
-  while (a->stack_len > 0) {
-    gc_range_t r = a->stack[--a->stack_len];
+  gc_range_t q[PREFETCH_DEPTH];
+  unsigned head = 0, count = 0;
+  for (;;) {
+    while (count < PREFETCH_DEPTH && a->stack_len > 0) {
+      gc_range_t r = a->stack[--a->stack_len];
+      __builtin_prefetch((const void *)r.lo);
+      q[(head + count++) % PREFETCH_DEPTH] = r;
+    }
+    if (count == 0) return;
+    gc_range_t r = q[head];
+    head = (head + 1) % PREFETCH_DEPTH;
+    count--;
     const uintptr_t *p = (const uintptr_t *)r.lo, *end = (const uintptr_t *)r.hi;
     for (; p < end; p++) mark_word(a, *p);
   }
