@@ -23,6 +23,10 @@
 #include <mimalloc.h>
 #include "palloc.h"
 
+/* Everything declared here is internal to libpalloc: hidden symbols are reached directly, not
+ * through the GOT, which matters on the malloc/free fast paths. */
+#pragma GCC visibility push(hidden)
+
 #define PALLOC_TEXT __attribute__((section("palloc_text"), noinline))
 #define palloc_likely(x) __builtin_expect(!!(x), 1)
 #define palloc_unlikely(x) __builtin_expect(!!(x), 0)
@@ -189,4 +193,5 @@ void palloc_trace_account(palloc_thread_t *t, int64_t alloc, int64_t freed);
 void palloc_trace_configure(void);  /* at init: asks gcsim whether trace mode is wanted */
 extern uint64_t palloc_start_ns;   /* monotonic time of palloc's start (writer.c) */
 
+#pragma GCC visibility pop
 #endif

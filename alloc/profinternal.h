@@ -4,6 +4,7 @@
 #ifndef PALLOC_PROFINTERNAL_H
 #define PALLOC_PROFINTERNAL_H
 #include "internal.h"
+#pragma GCC visibility push(hidden)
 
 typedef struct palloc_mapping_s {
   uintptr_t start, limit, offset;
@@ -27,4 +28,5 @@ typedef struct palloc_sym_s {
  * through a bounded cache. Strings stay valid until the scratch arena is destroyed. */
 void palloc_symbolize(const uintptr_t *addrs, size_t n, palloc_sym_t *out, palloc_scratch_t *s);
 uint64_t palloc_symcache_bytes(void);
+#pragma GCC visibility pop
 #endif

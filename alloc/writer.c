@@ -20,6 +20,8 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +43,9 @@ static unsigned snap_seq;
 static sem_t snap_sem;
 static volatile sig_atomic_t snap_pending;
 static bool writer_wanted;
+/* Set by the exit destructor: the writer thread must not start a snapshot that the process's
+ * end would cut short (leaving a temporary file behind). */
+static atomic_bool exiting;
 
 static uint64_t mono_ns(void) {
   struct timespec ts;
@@ -72,13 +77,18 @@ static bool expand(const char *path, char *out, size_t cap) {
   return true;
 }
 
-/* Writes under the lock, with the guard held. fd < 0: to path via a temporary and rename. */
-static int write_profile(const char *path, int fd) {
+/* Writes under the lock, with the guard held. fd < 0: to path via a temporary and rename.
+ * A snapshot is skipped once the process has begun to exit. */
+static int write_profile(const char *path, int fd, bool snapshot) {
   palloc_init();
   palloc_thread_t *t = &palloc_thread;
   char err[256] = "", real[1100] = "", tmp[1200] = "";
   int rc = -1;
   pthread_mutex_lock(&write_lock);
+  if (snapshot && atomic_load(&exiting)) {
+    pthread_mutex_unlock(&write_lock);
+    return 0;
+  }
   palloc_guard_enter(t);
   uint64_t t0 = mono_ns();
   int out = fd;
@@ -131,7 +141,7 @@ int palloc_profile_write(const char *path) {
     atomic_fetch_add(&palloc_profile_errors, 1);
     return -1;
   }
-  return write_profile(path, -1);
+  return write_profile(path, -1, false);
 }
 
 int palloc_profile_write_fd(int fd) {
@@ -140,7 +150,7 @@ int palloc_profile_write_fd(int fd) {
     atomic_fetch_add(&palloc_profile_errors, 1);
     return -1;
   }
-  return write_profile(NULL, fd);
+  return write_profile(NULL, fd, false);
 }
 
 /* ---- snapshots ----------------------------------------------------------------------------- */
@@ -153,7 +163,7 @@ static void snapshot(void) {
     snprintf(name, sizeof name, "%.*s.%04u.pb.gz", (int)(n - 6), base, seq);
   else
     snprintf(name, sizeof name, "%s.%04u", base, seq);
-  write_profile(name, -1);
+  write_profile(name, -1, true);
 }
 
 static void on_signal(int sig) {
@@ -261,5 +271,8 @@ __attribute__((constructor(101))) static void palloc_start(void) {
 }
 
 __attribute__((destructor(101))) static void palloc_stop(void) {
-  if (exit_path[0]) write_profile(exit_path, -1);
+  pthread_mutex_lock(&write_lock); /* waits for a snapshot in progress */
+  atomic_store(&exiting, true);
+  pthread_mutex_unlock(&write_lock);
+  if (exit_path[0]) write_profile(exit_path, -1, false);
 }
