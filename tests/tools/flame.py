@@ -153,7 +153,7 @@ check('data-zoom="%s"' % leak in d and leak in labels and 'render_page' not in l
 m = re.search(r'data-n="%s"[^>]*><title>[^<]*</title><rect x="([\d.]+)" y="[\d.]+" width="([\d.]+)"'
               % re.escape(leak), d)
 check(m is not None and float(m.group(1)) == 10.0 and float(m.group(2)) > 1170,
-      'zoomed frame spans the full width: %s' % (m.groups() if m else None))
+      'zoomed frame spans the full width: %s' % ((m.groups() if m else None),))
 d = dom('#hover=render_page')
 m = re.search(r'<text id="status"[^>]*>([^<]*)</text>', d)
 check(m is not None and re.match(r'render_page: [\d.]+[kMG]?B \(\d+\.\d\d%\)', m.group(1)),
