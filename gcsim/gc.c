@@ -208,7 +208,15 @@ static inline void *gc_alloc(palloc_gc_t *a, size_t size, bool noscan) {
     if ((p = alloc_slow(a, 0, size, noscan)) == NULL) return NULL;
     s = palloc_gc_span_of(a, (uintptr_t)p);
   }
-  if (!noscan && s->needzero) memset(p, 0, s->size);
+  if (!noscan && s->needzero) {
+    switch (s->size) { /* constant sizes: inlined stores instead of a call */
+    case 16: memset(p, 0, 16); break;
+    case 32: memset(p, 0, 32); break;
+    case 48: memset(p, 0, 48); break;
+    case 64: memset(p, 0, 64); break;
+    default: memset(p, 0, s->size);
+    }
+  }
   a->heap_live += s->size;
   a->total_alloc += s->size;
   a->mallocs++;

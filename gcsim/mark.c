@@ -82,7 +82,7 @@ NO_ASAN static void scan_range(palloc_gc_t *a, uintptr_t lo, uintptr_t hi) {
 /* Marking is bound by cache misses on the objects being scanned (pointer chasing). Ranges
  * popped from the stack pass through a small FIFO and are prefetched on entry, so each is in
  * cache by the time it leaves the FIFO to be scanned (Boehm GC and others do the same). */
-#define PREFETCH_DEPTH 8
+#define PREFETCH_DEPTH 16
 
 static void drain(palloc_gc_t *a) {
   gc_range_t q[PREFETCH_DEPTH];

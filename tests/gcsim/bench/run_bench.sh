@@ -20,17 +20,17 @@ while [ $i -lt "$RUNS" ]; do
 done
 med() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 for f in palloc boehm; do
-  t=$(awk '{print $3}' "$tmp/$f" | med); c=$(awk '{print $6}' "$tmp/$f" | med)
-  h=$(awk '{print $9}' "$tmp/$f" | med); pm=$(awk '{print $13}' "$tmp/$f" | med)
-  px=$(awk '{print $16}' "$tmp/$f" | med)
-  echo "$f $t $c $h $pm $px" >> "$tmp/med"
+  t=$(awk '{print $3}' "$tmp/$f" | med); u=$(awk '{print $6}' "$tmp/$f" | med)
+  c=$(awk '{print $9}' "$tmp/$f" | med); h=$(awk '{print $12}' "$tmp/$f" | med)
+  pm=$(awk '{print $16}' "$tmp/$f" | med); px=$(awk '{print $19}' "$tmp/$f" | med)
+  echo "$f $t $u $c $h $pm $px" >> "$tmp/med"
 done
-awk '{n[NR]=$1; t[NR]=$2; c[NR]=$3; h[NR]=$4; pm[NR]=$5; px[NR]=$6}
+awk '{n[NR]=$1; t[NR]=$2; u[NR]=$3; c[NR]=$4; h[NR]=$5; pm[NR]=$6; px[NR]=$7}
   END {
     for (i = 1; i <= 2; i++)
-      printf "median %-6s time %.3f s  collections %d  peak heap %.1f MiB  pause median %.2f ms  max %.2f ms\n", n[i], t[i], c[i], h[i], pm[i], px[i];
-    printf "ratio palloc/boehm: time %.2f  collections %.2f  peak heap %.2f  median pause %.2f  max pause %.2f\n",
-      t[1]/t[2], c[1]/c[2], h[1]/h[2], pm[1]/pm[2], px[1]/px[2]
+      printf "median %-6s time %.3f s  cpu %.3f s  collections %d  peak heap %.1f MiB  pause median %.2f ms  max %.2f ms\n", n[i], t[i], u[i], c[i], h[i], pm[i], px[i];
+    printf "ratio palloc/boehm: time %.2f  cpu %.2f  collections %.2f  peak heap %.2f  median pause %.2f  max pause %.2f\n",
+      t[1]/t[2], u[1]/u[2], c[1]/c[2], h[1]/h[2], pm[1]/pm[2], px[1]/px[2]
   }' "$tmp/med"
 
 echo "== PALLOC_TRACE cost: churn loop (20M malloc/free pairs, 16..4111 B, 4096 live), linked with libpalloc, $RUNS alternating runs"
