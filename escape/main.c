@@ -88,7 +88,10 @@ static job db_job(CXCompileCommand cmd, const char *shown) {
   j.dir = pe_xstrdup(clang_getCString(d));
   clang_disposeString(d);
   CXString f = clang_CompileCommand_getFilename(cmd);
-  j.file = pe_xstrdup(shown ? shown : clang_getCString(f));
+  const char *fs = clang_getCString(f);
+  if (shown) j.file = pe_xstrdup(shown);
+  else if (fs[0] != '/' && j.dir[0]) j.file = pe_fmt("%s/%s", j.dir, fs); /* print it whole */
+  else j.file = pe_xstrdup(fs);
   clang_disposeString(f);
   unsigned n = clang_CompileCommand_getNumArgs(cmd);
   j.args = malloc(sizeof *j.args * (n + 1));

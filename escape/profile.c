@@ -37,7 +37,12 @@ static const char *base(const char *p) {
 }
 
 /* Which analyzed file (index into files) a profile file name is, or -1. */
-static int match_file(char **real, int nfiles, const char *pfile) {
+static int match_file(char **real, int nfiles, const char *pfile0) {
+  char buf[PATH_MAX];
+  const char *pfile = pfile0;
+  if (pfile[0] == '/' && realpath(pfile0, buf)) pfile = buf; /* /build/../src/x.c */
+  while (pfile[0] == '.' && (pfile[1] == '/' || (pfile[1] == '.' && pfile[2] == '/')))
+    pfile += pfile[1] == '/' ? 2 : 3; /* relative DWARF names: ../src/x.c */
   int best = -1;
   size_t bestlen = 0;
   for (int i = 0; i < nfiles; i++) {
@@ -174,7 +179,7 @@ int pe_profile_join(pe_recs *r, const pe_opts *o, FILE *out) {
   for (size_t i = 0; i < p->n_location; i++) loc[p->location[i]->id] = p->location[i];
   for (size_t i = 0; i < p->n_function; i++) fn[p->function[i]->id] = p->function[i];
 
-  long long total = 0, joined = 0;
+  long long total = 0, joined = 0, nsym = 0;
   for (size_t s = 0; s < p->n_sample; s++) {
     Perftools__Profiles__Sample *sm = p->sample[s];
     if ((size_t)ispace >= sm->n_value || (size_t)iobj >= sm->n_value) continue;
@@ -191,7 +196,10 @@ int pe_profile_join(pe_recs *r, const pe_opts *o, FILE *out) {
         frames[nfr++] = (frame){p->string_table[f->filename], p->string_table[f->name],
                                 lc->line[k]->line};
       }
-      if (nfr == 0 && sym_lookup(&sym, lc->address, &frames[0])) nfr = 1;
+      if (nfr == 0 && sym_lookup(&sym, lc->address, &frames[0])) {
+        nfr = 1;
+        nsym++;
+      }
       for (size_t k = 0; k < nfr && !done; k++) {
         int fi = match_file(real, nfiles, frames[k].file);
         if (fi < 0) continue;
@@ -230,7 +238,7 @@ int pe_profile_join(pe_recs *r, const pe_opts *o, FILE *out) {
     }
   }
   fprintf(stderr, "palloc-escape: profile: %lld of %lld allocated bytes joined to allocation "
-          "sites of the analyzed files\n", joined, total);
+          "sites of the analyzed files (%lld frames symbolized with libdw)\n", joined, total, nsym);
   free(rank);
   for (int i = 0; i < nfiles; i++) free(real[i]);
   free(real); free(names); free(recfile); free(loc); free(fn);
