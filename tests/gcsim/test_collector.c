@@ -349,8 +349,41 @@ static void test_index_exact(void) {
   CHECK(palloc_gc_size_class(GC_MAX_SMALL + 1) == 0, "large objects have class 0");
 }
 
+/* sampled arena objects are in the heap profile while alive, and leave it when swept */
+static void test_sampling(void) {
+  palloc_set_sample_rate(1);
+  palloc_gc_t *g = make(PALLOC_GC_OFF, 0);
+  palloc_gc_malloc(g, 8); /* draws the new sampling interval */
+  palloc_stats_t before, mid, after, end;
+  palloc_read_stats(&before);
+  void **root = calloc(100, sizeof *root);
+  palloc_gc_add_root(g, root, 100 * sizeof *root);
+  for (int i = 0; i < 100; i++) root[i] = palloc_gc_malloc(g, 200);
+  for (int i = 0; i < 100; i++) palloc_gc_malloc_atomic(g, 300); /* garbage */
+  palloc_read_stats(&mid);
+  CHECK(mid.sampled_allocs - before.sampled_allocs == 200, "sampled %llu of 200",
+        (unsigned long long)(mid.sampled_allocs - before.sampled_allocs));
+  CHECK(mid.live_sampled_bytes - before.live_sampled_bytes == 100 * 200 + 100 * 300,
+        "live sampled bytes %llu", (unsigned long long)(mid.live_sampled_bytes - before.live_sampled_bytes));
+  clobber_stack();
+  palloc_gc_collect(g);
+  palloc_read_stats(&after);
+  uint64_t freed = after.sampled_frees - before.sampled_frees;
+  CHECK(freed >= 98 && freed <= 101, "the sweeper reported %llu sampled deaths, want ~100 (+1)",
+        (unsigned long long)freed);
+  CHECK(after.live_sampled_blocks >= before.live_sampled_blocks + 99, "survivors left the profile");
+  palloc_gc_destroy(g);
+  palloc_read_stats(&end);
+  CHECK(end.live_sampled_blocks <= before.live_sampled_blocks,
+        "destroy releases every sampled object: %llu live, %llu before",
+        (unsigned long long)end.live_sampled_blocks, (unsigned long long)before.live_sampled_blocks);
+  free(root);
+  palloc_set_sample_rate(PALLOC_DEFAULT_SAMPLE_RATE);
+}
+
 int main(void) {
   test_index_exact();
+  test_sampling();
   test_structures();
   test_roots();
   test_atomic();
