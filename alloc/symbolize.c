@@ -4,6 +4,12 @@
  * opened from /proc/self/maps for the lookups that miss the cache and closed right after, so
  * libdw's DWARF memory is returned after every write instead of growing with the program.
  *
+ * Only the symbol tables and DWARF inside the loaded files themselves are read. Separate debug
+ * files (/usr/lib/debug, debuglink, debuginfod) are not: finding a line for one libc frame in
+ * libc6-dbg's compressed DWARF cost 240M instructions and tens of MB at every write. Those
+ * frames still get function names from the file's own symbols; `palloc symbolize` or pprof can
+ * add their lines offline.
+ *
  * The cache maps address -> (function, file, line) across writes (continuous profiling writes
  * the same addresses again and again). Its memory is bounded: entries and their strings live in
  * one scratch arena that is dropped and rebuilt when it passes SYMCACHE_MAX_BYTES or its table
@@ -66,6 +72,15 @@ static void lookup(Dwfl *dwfl, uintptr_t addr, palloc_sym_t *out) {
   }
 }
 
+/* libdw then uses the DWARF of the main file, if it has any. */
+static int no_separate_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname,
+                                 Dwarf_Addr base, const char *file, const char *debuglink,
+                                 GElf_Word crc, char **debuginfo_file_name) {
+  (void)mod, (void)userdata, (void)modname, (void)base, (void)file, (void)debuglink, (void)crc;
+  (void)debuginfo_file_name;
+  return -1;
+}
+
 void palloc_symbolize(const uintptr_t *addrs, size_t n, palloc_sym_t *out, palloc_scratch_t *s) {
   (void)s;
   if (cache == NULL || cache_used + n > SYMCACHE_SLOTS * 3 / 4 ||
@@ -78,7 +93,7 @@ void palloc_symbolize(const uintptr_t *addrs, size_t n, palloc_sym_t *out, pallo
   static char *debuginfo_path = NULL;
   static const Dwfl_Callbacks callbacks = {
     .find_elf = dwfl_linux_proc_find_elf,
-    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .find_debuginfo = no_separate_debuginfo,
     .debuginfo_path = &debuginfo_path,
   };
   for (size_t i = 0; i < n; i++) {
