@@ -28,6 +28,7 @@
 #include "../check.h"
 
 static atomic_int stop;
+static volatile long sink;
 static const char *dir;
 
 __attribute__((noipa)) static void *churn(void *arg) {
@@ -68,10 +69,22 @@ static int count_files(const char *prefix) {
   return n;
 }
 
-__attribute__((noipa)) static void child_work(void) {
-  void **v = malloc(1000 * sizeof *v);
-  for (int i = 0; i < 1000; i++) v[i] = malloc(4096);  /* 4 MB live at exit */
-  for (int i = 0; i < 100000; i++) free(malloc(100));
+/* The allocations are used (written and summed) so that the compiler cannot remove them. */
+__attribute__((noipa)) static long child_work(void) {
+  char **v = malloc(1000 * sizeof *v);
+  long sum = 0;
+  for (int i = 0; i < 1000; i++) { /* 4 MB live at exit */
+    v[i] = malloc(4096);
+    v[i][i] = (char)i;
+    sum += v[i][i];
+  }
+  for (int i = 0; i < 100000; i++) {
+    char *p = malloc(100);
+    p[i % 100] = 1;
+    sum += p[i % 100];
+    free(p);
+  }
+  return sum;
 }
 
 static void test_fork(void) {
@@ -81,7 +94,7 @@ static void test_fork(void) {
       alarm(20); /* a deadlock kills the child: the parent sees it */
       pthread_t t;
       pthread_create(&t, NULL, churn, NULL); /* the child can start threads too */
-      child_work();
+      sink = child_work();
       atomic_store(&stop, 1);
       pthread_join(t, NULL);
       exit(0); /* palloc writes proc.<child pid>.pb.gz at exit */
