@@ -5,12 +5,15 @@ and leave readable profiles (one per process: PALLOC_PROFILE=...%p...).
   - python3 exiting with status 3 (exit codes pass through);
   - sort of a 100 MB file (large buffers, many small allocations);
   - gcc compiling a C file (a driver and its children cc1 and as: fork + exec);
-  - a C++ program (new/delete, containers, exceptions).
-usage: check_programs.py LIBPALLOC_SO CXX_PROGRAM TMPDIR
+  - a C++ program (new/delete, containers, exceptions);
+  - a program that allocates before constructors, in a library constructor, in threads started
+    by a constructor and in exit handlers, at rate 1 (every allocation sampled and unwound);
+  - bad PALLOC_* values: one "palloc:" line each, and the program runs on with its defaults.
+usage: check_programs.py LIBPALLOC_SO CXX_PROGRAM EARLY_PROGRAM TMPDIR
 """
 import glob, hashlib, os, random, shutil, subprocess, sys
 
-libso, cxx_prog, tmp = sys.argv[1:4]
+libso, cxx_prog, early_prog, tmp = sys.argv[1:5]
 os.makedirs(tmp, exist_ok=True)
 failures = []
 
@@ -50,20 +53,22 @@ int main(int argc, char **argv) {
 '''
 
 
-def run(name, cmd, preload, **kw):
+def run(name, cmd, preload, extra_env=None, **kw):
     env = dict(os.environ)
     env.pop('LD_PRELOAD', None)
+    if extra_env:
+        env.update(extra_env)
     if preload:
         env['LD_PRELOAD'] = libso
         env['PALLOC_PROFILE'] = os.path.join(tmp, f'{name}.%p.pb.gz')
     return subprocess.run(cmd, env=env, capture_output=True, timeout=600, **kw)
 
 
-def compare(name, cmd, expect_code=0, **kw):
+def compare(name, cmd, expect_code=0, extra_env=None, **kw):
     for f in glob.glob(os.path.join(tmp, f'{name}.*.pb.gz')):
         os.unlink(f)
     plain = run(name, cmd, False, **kw)
-    pre = run(name, cmd, True, **kw)
+    pre = run(name, cmd, True, extra_env, **kw)
     ok = True
     if plain.returncode != expect_code:
         failures.append(f'{name}: plain run exited {plain.returncode}: {plain.stderr[-300:]!r}')
@@ -112,6 +117,27 @@ with open(src, 'w') as f:
 gcc = shutil.which('gcc') or 'cc'
 compare('gcc', [gcc, '-O2', '-g', '-S', src, '-o', '-'])  # cc1 writes the assembly to stdout
 compare('cxx', [cxx_prog])
+for unwind in ('libunwind', 'fp'):
+    compare(f'early-{unwind}', [early_prog],
+            extra_env={'PALLOC_SAMPLE_RATE': '1', 'PALLOC_UNWIND': unwind})
+
+# Bad values: each gives exactly one palloc: line on stderr; output and exit code unchanged.
+bad = {'PALLOC_SAMPLE_RATE': 'lots', 'PALLOC_STACK_DEPTH': '500', 'PALLOC_UNWIND': 'magic',
+       'PALLOC_SYMBOLIZE': 'maybe', 'PALLOC_SEED': 'x1', 'PALLOC_PROFILE_SIGNAL': 'SIGNOPE',
+       'PALLOC_PROFILE_INTERVAL': '-3'}
+plain = run('bad', [early_prog], False)
+pre = run('bad', [early_prog], True, bad)
+lines = pre.stderr.decode().splitlines()
+ok = pre.returncode == plain.returncode and pre.stdout == plain.stdout
+for var, val in bad.items():
+    hits = [l for l in lines if l.startswith('palloc: ') and f'{var}={val}' in l]
+    if len(hits) != 1:
+        ok = False
+        failures.append(f'bad {var}={val}: {len(hits)} palloc: lines (want 1): {lines}')
+if len(lines) != len(bad):
+    ok = False
+    failures.append(f'bad values: {len(lines)} stderr lines for {len(bad)} bad values: {lines}')
+print(('ok   ' if ok else 'FAIL ') + f'bad values: {len(lines)} palloc: lines, program unaffected')
 
 print(f'{len(failures)} failures')
 for f in failures:
