@@ -104,6 +104,9 @@ typedef struct {
 typedef struct {
   int from, to;
   pe_loc loc;
+  bool weak;       /* only a may-flow of the coarse model (into LOADED, or a callee's result
+                      that is its parameter only through LOADED): escapes follow it, the
+                      &local report (which must not cry wolf) does not */
 } pe_edge;
 
 typedef struct {   /* a call to a function defined in this translation unit */
@@ -115,7 +118,7 @@ typedef struct {   /* a call to a function defined in this translation unit */
 } pe_callarg;
 
 /* summary flags of a parameter */
-enum { P_ESC = 1, P_RET = 2, P_FREE = 4, P_CONTENT = 8, P_DANGLE = 16 };
+enum { P_ESC = 1, P_RET = 2, P_FREE = 4, P_CONTENT = 8, P_DANGLE = 16, P_SRET = 32 };
 
 typedef struct {
   char *name;

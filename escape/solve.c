@@ -6,7 +6,8 @@
  *   ret   returns;
  *   fre   frees (a parameter reaching one: the function frees what it is given);
  *   deref "what this points to leaks" (memcpy source, callee leaking param content);
- *   dang  global stores and out-parameters (with ret: the &local report).
+ *   dang  global stores and out-parameters, and sret, returns: both strict, i.e. not through
+ *         the coarse LOADED node, for the &local report, which should not cry wolf.
  * An address-taken local whose address escapes (esc, ret or deref) gets a content sink and the
  * passes are redone until nothing changes: a pointer stored in such a local escapes with it.
  *
@@ -27,7 +28,7 @@ typedef struct {
   int *queue;
 } graph;
 
-enum { PASS_ESC, PASS_RET, PASS_FREE, PASS_DEREF, PASS_DANG, NPASS };
+enum { PASS_ESC, PASS_RET, PASS_FREE, PASS_DEREF, PASS_DANG, PASS_SRET, NPASS };
 
 typedef struct {
   int *reason[NPASS]; /* sink index reaching each node, -1 */
@@ -37,7 +38,7 @@ typedef struct {
 static bool pick(int pass, const pe_sink *s) {
   switch (pass) {
     case PASS_ESC: return s->kind != S_RETURN && s->kind != S_FREE && s->kind != S_DEREF;
-    case PASS_RET: return s->kind == S_RETURN;
+    case PASS_RET: case PASS_SRET: return s->kind == S_RETURN;
     case PASS_FREE: return s->kind == S_FREE;
     case PASS_DEREF: return s->kind == S_DEREF;
     default: return s->dangling && s->kind != S_RETURN;
@@ -58,13 +59,13 @@ static void build_rev(graph *g, int nn) {
 }
 
 /* Backward BFS from seed nodes; reason[x] = the seed's tag, next[x] = edge toward it. */
-static void bfs(graph *g, int nn, int *reason, int *next, int qn) {
+static void bfs(graph *g, int nn, int *reason, int *next, int qn, bool strict) {
   int qh = 0;
   while (qh < qn) {
     int x = g->queue[qh++];
     for (int i = g->rstart[x]; i < g->rstart[x + 1]; i++) {
       int e = g->rlist[i], y = g->e[e].from;
-      if (reason[y] >= 0) continue;
+      if (reason[y] >= 0 || (strict && g->e[e].weak)) continue;
       reason[y] = reason[x];
       next[y] = e;
       g->queue[qn++] = y;
@@ -82,7 +83,7 @@ static void run_pass(graph *g, int nn, int pass, int *reason, int *next) {
     reason[x] = i;
     g->queue[qn++] = x;
   }
-  bfs(g, nn, reason, next, qn);
+  bfs(g, nn, reason, next, qn, pass == PASS_DANG || pass == PASS_SRET);
 }
 
 static char *own(graph *g, char *s) {
@@ -117,7 +118,7 @@ static void solve_func(pe_unit *u, pe_func *f, graph *g, reach *r) {
       add_sink(g, c->arg, S_DEREF, own(g, pe_fmt("content leaked by %s", callee->name)), false,
                c->loc);
     if ((s & P_RET) && c->result >= 0) {
-      pe_edge e = {c->arg, c->result, c->loc};
+      pe_edge e = {c->arg, c->result, c->loc, !(s & P_SRET)};
       PE_PUSH(g->e, g->ne, g->cape, e);
     }
   }
@@ -149,6 +150,7 @@ static void solve_func(pe_unit *u, pe_func *f, graph *g, reach *r) {
   free(content);
   run_pass(g, nn, PASS_FREE, r->reason[PASS_FREE], r->next[PASS_FREE]);
   run_pass(g, nn, PASS_DANG, r->reason[PASS_DANG], r->next[PASS_DANG]);
+  run_pass(g, nn, PASS_SRET, r->reason[PASS_SRET], r->next[PASS_SRET]);
 }
 
 /* Returns true if a summary flag changed. */
@@ -164,6 +166,7 @@ static bool summarize(pe_func *f, graph *g, reach *r) {
       why = g->s[r->reason[PASS_ESC][x]].text;
     }
     if (r->reason[PASS_RET][x] >= 0) s |= P_RET;
+    if (r->reason[PASS_SRET][x] >= 0) s |= P_SRET;
     if (r->reason[PASS_FREE][x] >= 0) s |= P_FREE;
     if (content || r->reason[PASS_DEREF][x] >= 0) s |= P_CONTENT;
     int d = r->reason[PASS_DANG][x];
@@ -253,7 +256,7 @@ static void outlives(pe_func *f, graph *g, unsigned lo, unsigned hi, int *reason
     reason[i] = i;
     g->queue[qn++] = i;
   }
-  bfs(g, f->nnodes, reason, next, qn);
+  bfs(g, f->nnodes, reason, next, qn, false);
 }
 
 /* free(p) may only be removed by a rewrite if p can only be the allocation being rewritten.
@@ -332,7 +335,7 @@ static void verdicts(pe_unit *u, pe_func *f, graph *g, reach *r, const pe_opts *
       pe_rec_add(recs, rec);
       if (o->m >= 2 && pass >= 0) explain(recs, u, f, g, r, pass, a);
     } else if (n->kind == N_ADDR && f->analyzed) {
-      int pass = r->reason[PASS_RET][a] >= 0 ? PASS_RET
+      int pass = r->reason[PASS_SRET][a] >= 0 ? PASS_SRET
                  : r->reason[PASS_DANG][a] >= 0 ? PASS_DANG : -1;
       if (pass < 0) continue;
       pe_rec rec = {.file = u->path, .line = n->loc.line, .col = n->loc.col, .kind = R_ADDR,

@@ -123,7 +123,7 @@ static int node_new(walker *w, enum pe_node_kind k, char *name, pe_loc loc) {
 
 static void edge(walker *w, int from, int to, pe_loc loc) {
   if (from < 0 || to < 0 || from == to) return;
-  pe_edge e = {from, to, loc};
+  pe_edge e = {from, to, loc, false};
   PE_PUSH(w->f->edges, w->f->nedges, w->f->capedges, e);
 }
 
@@ -199,6 +199,7 @@ static int addr_of_var(walker *w, int var, CXCursor at) {
   if (!x->addr_taken) {
     x->addr_taken = true;
     edge(w, var, w->f->loaded, x->loc);
+    w->f->edges[w->f->nedges - 1].weak = true;
   }
   int a = node_new(w, N_ADDR, pe_fmt("&%s", w->f->nodes[var].name), loc_of(at));
   w->f->nodes[a].var = var;
