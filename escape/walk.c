@@ -582,7 +582,19 @@ static int cast(walker *w, CXCursor c, kids_t *k) {
   }
   if (is_ptr(t) && is_arr(et)) return addr(w, e);
   int r = val(w, e);
+  if (is_ptr(t) && is_ptr(et)) {
+    /* (uintptr_t *)&p, (char *)&s: what it points to may be read as integers, pointer bits
+     * and all, and an integer is untracked: the pointee's content escapes. */
+    CXType to = clang_getCanonicalType(clang_getPointeeType(t));
+    CXType from = clang_getCanonicalType(clang_getPointeeType(et));
+    if (is_int(to) && (from.kind == CXType_Void || carries(from)))
+      sink(w, r, S_DEREF, pe_xstrdup("reinterpreted as integers"), false, loc_of(c));
+  }
   return carries(t) ? r : -1;
+}
+
+static bool is_union(CXType t) {
+  return t.kind == CXType_Record && clang_getTypeDeclaration(t).kind == CXCursor_UnionDecl;
 }
 
 static int val_(walker *w, CXCursor c) {
@@ -666,8 +678,13 @@ static int val_(walker *w, CXCursor c) {
       if (k.n >= 1 && is_ptr(ctype(k.v[0]))) {
         val(w, k.v[0]);
         r = carries(t) ? w->f->loaded : -1;
+        if (!carries(t) && is_union(clang_getCanonicalType(clang_getPointeeType(ctype(k.v[0])))))
+          sink(w, w->f->loaded, S_INTCAST, pe_xstrdup("read as an integer through a union"),
+               false, loc);
       } else if (k.n >= 1) {
         r = val(w, k.v[0]);
+        if (!carries(t) && is_union(ctype(k.v[0])))
+          sink(w, r, S_INTCAST, pe_xstrdup("read as an integer through a union"), false, loc);
         if (!carries(t)) r = -1;
       } else {
         r = carries(t) ? w->f->loaded : -1;
