@@ -188,8 +188,16 @@ struct palloc_scratch_s;
 long palloc_profile_emit(int fd, char *err, size_t errlen);
 
 /* ---- trace.c: the what-if GC trace (PALLOC_TRACE, implemented in gcsim/) ----------------- */
+/* Publishes this thread's accumulated bytes to gcsim (called every PALLOC_TRACE_BATCH). */
+void palloc_trace_flush(palloc_thread_t *t);
+#define PALLOC_TRACE_BATCH ((int64_t)64 << 10)
+
 /* Adds this thread's allocated/freed bytes; publishes them to gcsim in batches. */
-void palloc_trace_account(palloc_thread_t *t, int64_t alloc, int64_t freed);
+static inline void palloc_trace_account(palloc_thread_t *t, int64_t alloc, int64_t freed) {
+  t->trace_alloc += alloc;
+  t->trace_free += freed;
+  if (palloc_unlikely(t->trace_alloc + t->trace_free >= PALLOC_TRACE_BATCH)) palloc_trace_flush(t);
+}
 void palloc_trace_configure(void);  /* at init: asks gcsim whether trace mode is wanted */
 extern uint64_t palloc_start_ns;   /* monotonic time of palloc's start (writer.c) */
 

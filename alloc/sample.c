@@ -110,6 +110,7 @@ static bool trace_decide(palloc_thread_t *t, size_t n) {
   atomic_store_explicit(&t->countdown, INT64_MIN / 4, memory_order_relaxed);
   t->trace_left -= palloc_bytes(n);
   if (t->trace_left >= 0) return false;
+  /* Sampling due: run the ordinary decision on trace_left, then pin the countdown again. */
   atomic_store_explicit(&t->countdown, t->trace_left, memory_order_relaxed);
   bool s = palloc_sample_decide(t, n);
   t->trace_left = atomic_load_explicit(&t->countdown, memory_order_relaxed);
@@ -138,19 +139,30 @@ PALLOC_TEXT bool palloc_slow_decide(palloc_thread_t *t, size_t n) {
 
 PALLOC_TEXT void *palloc_alloc_slow(size_t n, size_t align, bool zero) {
   palloc_thread_t *t = &palloc_thread;
+  if (palloc_g.trace && palloc_likely(t->state == PALLOC_T_LIVE && t->guard == 0)) {
+    /* Trace mode's steady state: every allocation is here, so keep it short. */
+    t->trace_left -= palloc_bytes(n);
+    void *p = palloc_likely(t->trace_left >= 0) || !trace_decide(t, 0)
+                  ? plain_alloc(n, align, zero)
+                  : palloc_alloc_sampled(t, n, align, zero);
+    if (p != NULL) palloc_trace_account(t, (int64_t)usable(p), 0);
+    return p;
+  }
   void *p = palloc_slow_decide(t, n) ? palloc_alloc_sampled(t, n, align, zero)
-                              : plain_alloc(n, align, zero);
+                                     : plain_alloc(n, align, zero);
   if (palloc_g.trace && p != NULL && t->guard == 0) palloc_trace_account(t, (int64_t)usable(p), 0);
   return p;
 }
 
 PALLOC_TEXT void palloc_free_slow(void *p) {
   if (p == NULL) return;
+  bool sampled = palloc_in_arena(p);
   if (palloc_g.trace) {
     palloc_thread_t *t = &palloc_thread;
-    if (t->guard == 0) palloc_trace_account(t, 0, (int64_t)usable(p));
+    if (t->guard == 0)
+      palloc_trace_account(t, 0, (int64_t)(sampled ? palloc_usable_sampled(p) : mi_usable_size(p)));
   }
-  if (palloc_in_arena(p))
+  if (sampled)
     palloc_free_sampled(p);
   else
     mi_free(p);

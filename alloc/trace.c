@@ -3,14 +3,12 @@
  * When gcsim asks for it at start-up, every allocation and free takes the slow path (the
  * countdown is kept negative and the free range covers all addresses), and its usable size is
  * added to per-thread counters. Like Go's per-P heapLive updates, the counters are published to
- * gcsim only once a thread has accumulated TRACE_BATCH bytes, so no shared atomic is touched per
+ * gcsim only once a thread has accumulated PALLOC_TRACE_BATCH bytes, so no shared atomic is touched per
  * malloc. With PALLOC_TRACE unset none of this runs: the hot paths are unchanged.
  *
  * gcsim is an optional part of libpalloc: its entry points are weak references here.
  */
 #include "internal.h"
-
-#define TRACE_BATCH ((int64_t)64 << 10)
 
 extern bool palloc_whatif_wanted(void) __attribute__((weak));
 extern void palloc_whatif_publish(int64_t allocated, int64_t freed) __attribute__((weak));
@@ -23,10 +21,7 @@ void palloc_trace_configure(void) {
   atomic_store(&palloc_g.free_span, UINTPTR_MAX);
 }
 
-void palloc_trace_account(palloc_thread_t *t, int64_t alloc, int64_t freed) {
-  t->trace_alloc += alloc;
-  t->trace_free += freed;
-  if (t->trace_alloc + t->trace_free < TRACE_BATCH) return;
+void palloc_trace_flush(palloc_thread_t *t) {
   int64_t a = t->trace_alloc, f = t->trace_free;
   t->trace_alloc = t->trace_free = 0;
   palloc_guard_enter(t); /* gcsim may print, and printing may allocate */

@@ -81,7 +81,11 @@ def stderr_of(site, index):
 
 readers = {'go tool pprof': ['go', 'tool', 'pprof'], 'upstream pprof': [upstream]}
 runs = []
-for mode, cmd, extra in [('linked', [linked], {}), ('preloaded', [plain], {'LD_PRELOAD': libso})]:
+# 'traced': PALLOC_TRACE=1 routes every malloc and free through the slow path (gcsim's what-if
+# GC trace); the sampled profile must be just as right.
+trace_env = {'PALLOC_TRACE': '1', 'PALLOC_TRACE_FILE': os.path.join(tmp, 'trace.txt')}
+for mode, cmd, extra in [('linked', [linked], {}), ('preloaded', [plain], {'LD_PRELOAD': libso}),
+                         ('traced', [linked], trace_env)]:
     for rate in ('default', '1'):
         out = os.path.join(tmp, f'sites-{mode}-{rate}.pb.gz')
         env = dict(extra)
