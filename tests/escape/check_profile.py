@@ -9,6 +9,7 @@ counts prog.c makes, the never-called candidate last and unsampled, and the esca
 (the biggest allocator) absent from the ranking.
 """
 import json
+import re
 import os
 import subprocess
 import sys
@@ -48,9 +49,11 @@ def check(symbolize):
         failures.append(f'{symbolize}: the never-called candidate has samples: {recs[-1]}')
     if 'escaping' in funcs:
         failures.append(f'{symbolize}: an escaping allocation was ranked')
-    used_libdw = '(0 frames symbolized with libdw)' not in p.stderr
-    if used_libdw != (symbolize == 'none'):
-        failures.append(f'{symbolize}: libdw use unexpected: {p.stderr.strip()}')
+    m = re.search(r'\((\d+) frames symbolized with libdw\)', p.stderr)
+    nsym = int(m.group(1)) if m else -1
+    # without names in the profile, the frames of the four sites went through libdw
+    if symbolize == 'none' and nsym < 4:
+        failures.append(f'{symbolize}: too few frames symbolized by libdw: {p.stderr.strip()}')
     # the text form carries the same figures
     t = subprocess.run([tool, '--profile', prof, src], capture_output=True, text=True, timeout=60)
     first = t.stdout.splitlines()[0] if t.stdout else ''
