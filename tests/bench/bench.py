@@ -56,6 +56,8 @@ def config_cmd(cfg, argv, tmp, palloc_so, extra_env=None):
         env["LD_PRELOAD"] = palloc_so
         if cfg == "palloc-off":
             env["PALLOC_SAMPLE_RATE"] = "0"
+        elif cfg == "palloc-nowrite":
+            pass
         else:
             env["PALLOC_PROFILE"] = os.path.join(tmp, "palloc.%p.pb.gz")
             if "-4k" in cfg:
@@ -422,6 +424,51 @@ def probes(args, exe, tmp, palloc_so):
     return res
 
 
+INSN_SCALE = [0.02]
+INSN_CONFIGS = ["glibc", "mimalloc", "palloc-off", "palloc-nowrite", "palloc", "palloc-4k",
+                "jemalloc-prof"]
+
+
+def instructions(args, exe, tmp, palloc_so):
+    """Instruction counts under callgrind (deterministic, unlike time on a shared machine)."""
+    res = {}
+    for wl in args.workloads:
+        for cfg in INSN_CONFIGS:
+            clean(tmp)
+            argv, env = config_cmd(cfg, [exe, wl, str(args.insn_scale)], tmp, palloc_so)
+            argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"] + argv
+            p = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
+            m = re.search(r"Collected : (\d+)", p.stderr)
+            if m:
+                res[(wl, cfg)] = int(m.group(1))
+                log("instructions %-10s %-15s %d" % (wl, cfg, res[(wl, cfg)]))
+    clean(tmp)
+    return res
+
+
+def fmt_insn(insn, wls):
+    out = ["", "Instructions (callgrind, scale %g), ratio to mimalloc; palloc-nowrite = 512 KiB "
+           "sampling without the profile write at exit" % INSN_SCALE[0]]
+    cfgs = [c for c in INSN_CONFIGS if any((wl, c) in insn for wl in wls)]
+    out.append("workload".ljust(11) + "mimalloc Minsn".rjust(15) + "".join(c.rjust(max(9, len(c) + 1))
+                                                                   for c in cfgs))
+    per = {c: [] for c in cfgs}
+    for wl in wls:
+        b = insn.get((wl, "mimalloc"))
+        if not b:
+            continue
+        row = wl.ljust(11) + ("%.1f" % (b / 1e6)).rjust(15)
+        for c in cfgs:
+            v = insn.get((wl, c))
+            row += (("%.3f" % (v / b)) if v else "-").rjust(max(9, len(c) + 1))
+            if v:
+                per[c].append(v / b)
+        out.append(row)
+    out.append("geomean".ljust(11) + "".rjust(15) + "".join(
+        fmt_ratio(geomean(per[c])).rjust(max(9, len(c) + 1)) for c in cfgs))
+    return out
+
+
 def accuracy(args, exe, tmp, palloc_so, symtab):
     rate = 524288
     res = {}
@@ -505,7 +552,7 @@ def fmt_acc(rows):
     return out
 
 
-def report(args, summ, ratios, probe_res, acc, wls, cfgs):
+def report(args, summ, ratios, probe_res, acc, wls, cfgs, insn=None):
     out = []
     out.append("palloc benchmark suite: %s mode, scale %g, %d repetitions, %s" % (
         "quick" if args.quick else "full", args.scale, args.reps,
@@ -551,12 +598,14 @@ def report(args, summ, ratios, probe_res, acc, wls, cfgs):
             out.append("  %-10s %10.1f %10.1f %9d %12.1f %12d" % (
                 wl, p["write_ns"] / 1e6, p["write_bytes"] / 1024, p["buckets"],
                 p["internal_bytes"] / 2**20, p["sampled_allocs"]))
+    if insn:
+        out += fmt_insn(insn, wls)
     if acc:
         out += fmt_acc(acc)
     return "\n".join(out)
 
 
-def write_outputs(args, runs, summ, ratios, probe_res, acc, text):
+def write_outputs(args, runs, summ, ratios, probe_res, acc, text, insn):
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "runs.csv"), "w", newline="") as f:
         w = csv.writer(f)
@@ -580,7 +629,8 @@ def write_outputs(args, runs, summ, ratios, probe_res, acc, text):
           "summary": [dict(workload=wl, config=cfg, **s) for (wl, cfg), s in summ.items()],
           "ratios": [dict(metric=m, workload=wl, config=c, ratio=v)
                      for (m, wl, c), v in ratios.items()],
-          "probe": probe_res, "accuracy": acc, "runs": runs}
+          "probe": probe_res, "accuracy": acc, "runs": runs,
+          "instructions": [dict(workload=w, config=c, insn=v) for (w, c), v in insn.items()]}
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(js, f, indent=1, default=str)
     with open(os.path.join(args.out, "table.txt"), "w") as f:
@@ -616,8 +666,8 @@ def main():
     ap.add_argument("--build-dir", default=os.environ.get("PALLOC_BUILD_DIR", "build"))
     ap.add_argument("--quick", action="store_true", help="small scale, CI-sized (< 2 minutes)")
     ap.add_argument("--reps", type=int, help="repetitions per configuration (full 5, quick 1)")
-    ap.add_argument("--scale", type=float, help="work multiplier (full 1.0, quick 0.04)")
-    ap.add_argument("--cap", type=float, help="time cap per tcmalloc-heapprof or heaptrack run, s (full 30, quick 10)")
+    ap.add_argument("--scale", type=float, help="work multiplier (full 1.0, quick 0.03)")
+    ap.add_argument("--cap", type=float, help="time cap per tcmalloc-heapprof or heaptrack run, s (full 30, quick 5)")
     ap.add_argument("--trace-reps", type=int,
                     help="repetitions of the tracing tools (tcmalloc-heapprof, heaptrack; full 2)")
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
@@ -626,6 +676,10 @@ def main():
                     help="skip the PALLOC_UNWIND=fp configurations on the deep workload")
     ap.add_argument("--no-accuracy", dest="accuracy", action="store_false")
     ap.add_argument("--accuracy-only", action="store_true")
+    ap.add_argument("--instructions", dest="insn", action="store_true", default=None,
+                    help="count instructions under callgrind (default in full mode)")
+    ap.add_argument("--no-instructions", dest="insn", action="store_false")
+    ap.add_argument("--insn-scale", type=float, default=0.02)
     ap.add_argument("--seeds", type=int, help="seeds for the accuracy runs (full 20, quick 3)")
     ap.add_argument("--acc-scale", type=float, help="scale of the accuracy runs (full 0.25)")
     ap.add_argument("--acc-workloads", default=None)
@@ -640,8 +694,11 @@ def main():
         return 0
     q = args.quick
     args.reps = args.reps or (1 if q else 5)
-    args.scale = args.scale if args.scale is not None else (0.04 if q else 1.0)
-    args.cap = args.cap or (10.0 if q else 30.0)
+    args.scale = args.scale if args.scale is not None else (0.03 if q else 1.0)
+    args.cap = args.cap or (5.0 if q else 30.0)
+    INSN_SCALE[0] = args.insn_scale
+    if args.insn is None:
+        args.insn = not q and not args.accuracy_only
     args.trace_reps = min(args.reps, args.trace_reps or 2)
     args.seeds = args.seeds or (3 if q else 20)
     args.acc_scale = args.acc_scale or (0.02 if q else 0.25)
@@ -667,14 +724,17 @@ def main():
     if not args.accuracy_only:
         runs = overhead(args, exe, tmp, palloc_so)
         probe_res = probes(args, exe, tmp, palloc_so)
+    insn = {}
+    if args.insn:
+        insn = instructions(args, exe, tmp, palloc_so)
     if args.accuracy or args.accuracy_only:
         acc = accuracy(args, exe, tmp, palloc_so, symtab)
     allcfgs = cfgs + [c for c in DEEP_EXTRA if any(r["config"] == c for r in runs)]
     summ, ratios = summarize(runs, args.workloads, allcfgs)
-    text = report(args, summ, ratios, probe_res, acc, args.workloads, cfgs) if runs else \
-        "\n".join(fmt_acc(acc))
+    text = report(args, summ, ratios, probe_res, acc, args.workloads, cfgs, insn) if runs else \
+        "\n".join(fmt_insn(insn, args.workloads) + fmt_acc(acc))
     print(text)
-    write_outputs(args, runs, summ, ratios, probe_res, acc, text)
+    write_outputs(args, runs, summ, ratios, probe_res, acc, text, insn)
     shutil.rmtree(tmp, ignore_errors=True)
     if args.check:
         bad = [(wl, c) for wl in args.workloads for c in cfgs
