@@ -11,6 +11,11 @@
  * An address-taken local whose address escapes (esc, ret or deref) gets a content sink and the
  * passes are redone until nothing changes: a pointer stored in such a local escapes with it.
  *
+ * Verdict rules beyond reachability: a constant size under --max-stack; no variable declared
+ * outside the allocation's loop body (or backward-goto region) may receive it (the loop rule);
+ * every free() it reaches must see only this allocation, since the rewrite deletes that free
+ * (p = malloc(8); if (c) p = malloc(16); free(p) rewrites neither); no setjmp, no recursion.
+ *
  * Summaries are iterated over the functions in Tarjan order (callees first) until no flag
  * changes; flags only grow, so this terminates at the least fixpoint, which is the sound one for
  * reachability. Functions in a call cycle get no stack candidates (unbounded recursion of a
@@ -125,7 +130,15 @@ static void solve_func(pe_unit *u, pe_func *f, graph *g, reach *r) {
   g->queue = pe_xrealloc(g->queue, sizeof *g->queue * ((size_t)nn + 1));
   build_rev(g, nn);
   bool *content = calloc((size_t)nn + 1, 1);
-  for (;;) {
+  for (int round = 0;; round++) {
+    if (round == 64) { /* long chains of &x stored in y stored in ...: give up, conservatively */
+      for (int a = 0; a < nn; a++)
+        if (f->nodes[a].kind == N_ADDR && !content[f->nodes[a].var]) {
+          content[f->nodes[a].var] = true;
+          add_sink(g, f->nodes[a].var, S_CONTENT, own(g, pe_xstrdup("address taken")), false,
+                   f->nodes[a].loc);
+        }
+    }
     run_pass(g, nn, PASS_ESC, r->reason[PASS_ESC], r->next[PASS_ESC]);
     run_pass(g, nn, PASS_RET, r->reason[PASS_RET], r->next[PASS_RET]);
     run_pass(g, nn, PASS_DEREF, r->reason[PASS_DEREF], r->next[PASS_DEREF]);
