@@ -34,6 +34,8 @@ DEEP_EXTRA = ["palloc-fp", "palloc-4k-fp"]
 # Full-tracing tools: 10-100x slower; they run under a time cap and at most --trace-reps times.
 TRACING = ["tcmalloc-heapprof", "heaptrack"]
 BASE = "mimalloc"
+JE_PROF = ["unknown"]
+LIBINFO = ("?", "?", "?")
 
 
 def log(*a):
@@ -77,6 +79,15 @@ def config_cmd(cfg, argv, tmp, palloc_so, extra_env=None):
         raise SystemExit("unknown configuration " + cfg)
     env.update(extra_env or {})
     return pre + argv, env
+
+
+def jemalloc_prof_enabled():
+    """Debian's libjemalloc2 must be built with --enable-prof for jemalloc-prof to mean anything:
+    ask its stats (config.prof)."""
+    env = dict(os.environ, LD_PRELOAD=JEMALLOC, MALLOC_CONF="stats_print:true")
+    p = subprocess.run(["/bin/true"], env=env, capture_output=True, text=True)
+    m = re.search(r"config\.prof: (\w+)", p.stderr + p.stdout)
+    return m.group(1) if m else "unknown"
 
 
 def run_measured(argv, env, cap, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
@@ -390,6 +401,7 @@ def summarize(runs, wls, cfgs):
                 continue
             summ[(wl, cfg)] = {
                 "wall": median([r["wall"] for r in rs]), "cpu": median([r["cpu"] for r in rs]),
+                "wall_min": min(r["wall"] for r in rs), "cpu_min": min(r["cpu"] for r in rs),
                 "rss_kb": median([r["rss_kb"] for r in rs]),
                 "capped": any(r["capped"] for r in rs),
                 "failed": any(r["rc"] != 0 and not r["capped"] for r in rs),
@@ -560,6 +572,8 @@ def report(args, summ, ratios, probe_res, acc, wls, cfgs, insn=None):
         "quick" if args.quick else "full", args.scale, args.reps,
         datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC")))
     out.append("configurations: " + ", ".join(cfgs))
+    out.append("jemalloc config.prof (profiling compiled in): " + JE_PROF[0])
+    out.append("libpalloc: %s (built %s; repository HEAD %s)" % LIBINFO)
 
     def cellf(metric):
         def cell(wl, cfg):
@@ -619,13 +633,17 @@ def write_outputs(args, runs, summ, ratios, probe_res, acc, text, insn):
     with open(os.path.join(args.out, "summary.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["workload", "config", "wall_s", "cpu_s", "rss_kb", "wall_ratio", "cpu_ratio",
-                    "rss_ratio", "capped", "failed", "n"])
+                    "rss_ratio", "capped", "failed", "n", "wall_min_s", "cpu_min_s",
+                    "cpu_min_ratio"])
         for (wl, cfg), s in summ.items():
             w.writerow([wl, cfg, "%.4f" % s["wall"], "%.4f" % s["cpu"], s["rss_kb"],
                         "%.4f" % ratios.get(("wall", wl, cfg), float("nan")),
                         "%.4f" % ratios.get(("cpu", wl, cfg), float("nan")),
                         "%.4f" % ratios.get(("rss_kb", wl, cfg), float("nan")),
-                        int(s["capped"]), int(s["failed"]), s["n"]])
+                        int(s["capped"]), int(s["failed"]), s["n"], "%.4f" % s["wall_min"],
+                        "%.4f" % s["cpu_min"],
+                        "%.4f" % (s["cpu_min"] / summ[(wl, BASE)]["cpu_min"]
+                                  if (wl, BASE) in summ else float("nan"))])
     js = {"mode": "quick" if args.quick else "full", "scale": args.scale, "reps": args.reps,
           "time": datetime.datetime.utcnow().isoformat() + "Z",
           "summary": [dict(workload=wl, config=cfg, **s) for (wl, cfg), s in summ.items()],
@@ -719,6 +737,14 @@ def main():
     tmp = os.path.join(args.out, "tmp")
     os.makedirs(tmp, exist_ok=True)
     exe = build_workloads(args.out)
+    global LIBINFO
+    head = subprocess.run(["git", "-C", HERE, "log", "-1", "--format=%h"], capture_output=True,
+                          text=True).stdout.strip() or "?"
+    LIBINFO = (palloc_so, datetime.datetime.utcfromtimestamp(
+        os.path.getmtime(os.path.realpath(palloc_so))).strftime("%H:%M UTC"), head)
+    JE_PROF[0] = jemalloc_prof_enabled()
+    if JE_PROF[0] != "true":
+        log("bench: WARNING: jemalloc's build has no profiling (config.prof: %s)" % JE_PROF[0])
     symtab = Symtab(exe)
     t0 = time.monotonic()
     runs, probe_res, acc = [], {}, {}
