@@ -305,6 +305,28 @@ def jemalloc_sites(path, symtab):
     return res
 
 
+def jemalloc_usize(s):
+    """jemalloc's size class of a request (LG_QUANTUM 4, 4 classes per doubling): the bytes its
+    profile counts."""
+    if s <= 8:
+        return 8
+    if s <= 16:
+        return 16
+    delta = max(16, 1 << ((s - 1).bit_length() - 3))
+    return (s + delta - 1) // delta * delta
+
+
+def rounding(buckets, which):
+    """Relative excess of jemalloc's usable bytes over the requested bytes for a site."""
+    req = use = 0.0
+    for size, n_alloc, n_inuse in buckets:
+        n = n_alloc if which == "alloc" else n_inuse
+        s = int(round(size))
+        req += n * s
+        use += n * jemalloc_usize(s)
+    return use / req - 1 if req else float("nan")
+
+
 def poisson_bound(buckets, rate, which):
     """Relative standard error of the Horvitz-Thompson estimate of a site's bytes from its exact
     per-size counts: sqrt(sum n s^2 (1-p)/p) / sum n s, p = 1 - exp(-s/rate)."""
@@ -526,9 +548,12 @@ def accuracy(args, exe, tmp, palloc_so, symtab):
                 if tv <= 0:
                     continue
                 row = {"workload": wl, "site": site, "metric": which + "_space", "truth": tv,
-                       "bound": poisson_bound(t["buckets"], rate, which)}
+                       "bound": poisson_bound(t["buckets"], rate, which),
+                       "je_round": rounding(t["buckets"], which)}
                 for tool in ("palloc", "jemalloc"):
-                    errs = [(e.get(site, {}).get(which, 0) - tv) / tv for e in est[tool]]
+                    # jemalloc is judged against its own truth: the usable bytes
+                    tt = tv * (1 + row["je_round"]) if tool == "jemalloc" else tv
+                    errs = [(e.get(site, {}).get(which, 0) - tt) / tt for e in est[tool]]
                     if errs:
                         row[tool + "_bias"] = statistics.mean(errs)
                         row[tool + "_sd"] = statistics.stdev(errs) if len(errs) > 1 else float("nan")
@@ -544,10 +569,12 @@ def fmt_acc(rows):
            "  bias = mean error over seeds (+- its standard error), sd = spread, bound = Poisson",
            "  standard error from the truth's per-size counts (what an unbiased sampler should show);",
            "  rows with bound >= 1 (under ~1 expected sample) are left out. jemalloc counts usable",
-           "  (size-class) bytes, the truth requested bytes: its bias includes size-class rounding.",
-           "%-10s %-22s %-11s %9s %8s %16s %8s %16s %8s" % (
+           "  (size-class) bytes: 'j.round' is that excess over the requested bytes (computed from",
+           "  the truth's sizes and jemalloc's size classes), and jemalloc's bias is measured against",
+           "  the truth in usable bytes; its error against requested bytes is (1+bias)(1+round)-1.",
+           "%-10s %-22s %-11s %9s %7s %15s %7s %8s %15s %7s" % (
                "workload", "site", "metric", "truth MB", "bound", "palloc bias", "p.sd",
-               "jemalloc bias", "j.sd")]
+               "j.round", "jemalloc bias", "j.sd")]
     for wl, rs in rows.items():
         for r in rs:
             if not r["bound"] < 1.0:
@@ -560,9 +587,9 @@ def fmt_acc(rows):
 
             def sd(tool):
                 return "%.3f" % r[tool + "_sd"] if tool + "_sd" in r else "-"
-            out.append("%-10s %-22s %-11s %9.1f %8.3f %16s %8s %16s %8s" % (
+            out.append("%-10s %-22s %-11s %9.1f %7.3f %15s %7s %+8.3f %15s %7s" % (
                 wl, r["site"], r["metric"], r["truth"] / 1e6, r["bound"], b("palloc"),
-                sd("palloc"), b("jemalloc"), sd("jemalloc")))
+                sd("palloc"), r.get("je_round", float("nan")), b("jemalloc"), sd("jemalloc")))
     return out
 
 
