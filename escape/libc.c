@@ -25,7 +25,8 @@ static const struct { const char *name, *eff; } table[] = {
   {"stpcpy", "rs"}, {"stpncpy", "rss"}, {"strlcpy", "sss"}, {"strlcat", "sss"},
   {"strchr", "rs"}, {"strrchr", "rs"}, {"strchrnul", "rs"}, {"strstr", "rs"},
   {"strcasestr", "rs"}, {"strpbrk", "rs"}, {"strspn", "ss"}, {"strcspn", "ss"},
-  {"strerror", "s"}, {"strxfrm", "sss"},
+  {"strerror", "s"}, {"strxfrm", "sss"}, {"memmem", "rsss"},
+  {"strdup", "s"}, {"strndup", "ss"}, /* copy into a new block, keep nothing */
   /* numbers */
   {"atoi", "s"}, {"atol", "s"}, {"atoll", "s"}, {"atof", "s"},
   {"strtol", "ess"}, {"strtoul", "ess"}, {"strtoll", "ess"}, {"strtoull", "ess"},
@@ -49,6 +50,7 @@ static const struct { const char *name, *eff; } table[] = {
   {"open", "s"}, {"access", "ss"}, {"stat", "ss"}, {"lstat", "ss"}, {"fstat", "ss"},
   {"unlink", "s"}, {"mkdir", "ss"}, {"getenv", "s"}, {"setenv", "sss"}, {"unsetenv", "s"},
   {"time", "s"}, {"gettimeofday", "ss"}, {"clock_gettime", "ss"}, {"getcwd", "rs"},
+  {"localtime_r", "ss"}, {"gmtime_r", "ss"}, {"strftime", "ssss"},
   {"__read_chk", "ssss"},
   /* synchronous callbacks: the pointer is used during the call only */
   {"qsort", "ssss"}, {"qsort_r", "sssss"}, {"bsearch", "srsss"},

@@ -188,3 +188,12 @@ void tree_capture(void **root) { // ERROR "leaking param: root"
   int *k = malloc(sizeof(int)); // ERROR "captured by tsearch"
   tsearch(k, root, cmp_int);
 }
+
+/* strdup copies: the source stays a candidate (the copy is not a tracked allocation). */
+char *dup_of_local(void) {
+  char *p = malloc(16); // ERROR "malloc\(16\) does not escape"
+  strcpy(p, "x");
+  char *d = strdup(p);
+  free(p);
+  return d;
+}
