@@ -405,8 +405,9 @@ static void store(walker *w, CXCursor lhs, int n, pe_loc loc) {
       if (k.n == 1) {
         val(w, k.v[0]);
         through(w, k.v[0], n, loc);
+        break;
       }
-      break;
+      /* fall through */
     default:
       val(w, lhs);
       sink(w, n, S_THROUGH, pe_xstrdup("stored through pointer"), false, loc);
