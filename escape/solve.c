@@ -64,7 +64,7 @@ static void build_rev(graph *g, int nn) {
 }
 
 /* Backward BFS from seed nodes; reason[x] = the seed's tag, next[x] = edge toward it. */
-static void bfs(graph *g, int nn, int *reason, int *next, int qn, bool strict) {
+static void bfs(graph *g, int *reason, int *next, int qn, bool strict) {
   int qh = 0;
   while (qh < qn) {
     int x = g->queue[qh++];
@@ -76,7 +76,6 @@ static void bfs(graph *g, int nn, int *reason, int *next, int qn, bool strict) {
       g->queue[qn++] = y;
     }
   }
-  (void)nn;
 }
 
 static void run_pass(graph *g, int nn, int pass, int *reason, int *next) {
@@ -88,7 +87,7 @@ static void run_pass(graph *g, int nn, int pass, int *reason, int *next) {
     reason[x] = i;
     g->queue[qn++] = x;
   }
-  bfs(g, nn, reason, next, qn, pass == PASS_DANG || pass == PASS_SRET);
+  bfs(g, reason, next, qn, pass == PASS_DANG || pass == PASS_SRET);
 }
 
 static char *own(graph *g, char *s) {
@@ -269,7 +268,7 @@ static void outlives(pe_func *f, graph *g, unsigned lo, unsigned hi, int *reason
     reason[i] = i;
     g->queue[qn++] = i;
   }
-  bfs(g, f->nnodes, reason, next, qn, false);
+  bfs(g, reason, next, qn, false);
 }
 
 /* free(p) may only be removed by a rewrite if p can only be the allocation being rewritten.

@@ -531,8 +531,6 @@ static int call(walker *w, CXCursor c) {
   int fi = func_find(w, name);
   if (fi >= 0) {
     pe_func *g = &w->u->funcs[fi];
-    int fself = (int)(w->f - w->u->funcs);
-    (void)fself;
     PE_PUSH(w->f->callees, w->f->ncallees, w->f->capcallees, fi);
     result = carry ? node_new(w, N_TEMP, pe_fmt("%s(...)", name), loc) : -1;
     if (result >= 0) w->f->nodes[result].mixed = true;
@@ -856,8 +854,6 @@ static void stmt(walker *w, CXCursor c) {
 }
 
 /* ---- the unit --------------------------------------------------------------------------- */
-typedef struct { walker *w; } topctx;
-
 static enum CXChildVisitResult top(CXCursor c, CXCursor parent, CXClientData d) {
   walker *w = d;
   if (c.kind != CXCursor_FunctionDecl || !clang_isCursorDefinition(c)) return CXChildVisit_Continue;
