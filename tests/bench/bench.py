@@ -421,10 +421,12 @@ def summarize(runs, wls, cfgs):
             rs = [r for r in runs if r["workload"] == wl and r["config"] == cfg]
             if not rs:
                 continue
+            # a capped heaptrack run was killed with its children unwaited: no CPU or RSS for it
+            ok = [r for r in rs if not (r["capped"] and r["config"] == "heaptrack")]
             summ[(wl, cfg)] = {
-                "wall": median([r["wall"] for r in rs]), "cpu": median([r["cpu"] for r in rs]),
+                "wall": median([r["wall"] for r in rs]), "cpu": median([r["cpu"] for r in ok]),
                 "wall_min": min(r["wall"] for r in rs), "cpu_min": min(r["cpu"] for r in rs),
-                "rss_kb": median([r["rss_kb"] for r in rs]),
+                "rss_kb": median([r["rss_kb"] for r in ok]),
                 "capped": any(r["capped"] for r in rs),
                 "failed": any(r["rc"] != 0 and not r["capped"] for r in rs),
                 "out_bytes": median([r["out_bytes"] for r in rs]), "n": len(rs)}
@@ -434,7 +436,7 @@ def summarize(runs, wls, cfgs):
             vals = []
             for wl in wls:
                 s, b = summ.get((wl, cfg)), summ.get((wl, BASE))
-                if s and b and b[metric] > 0:
+                if s and b and b[metric] > 0 and not math.isnan(s[metric]):
                     ratios[(metric, wl, cfg)] = s[metric] / b[metric]
                     vals.append(s[metric] / b[metric])
             ratios[(metric, "geomean", cfg)] = geomean(vals)
@@ -672,6 +674,8 @@ def write_outputs(args, runs, summ, ratios, probe_res, acc, text, insn):
                         "%.4f" % (s["cpu_min"] / summ[(wl, BASE)]["cpu_min"]
                                   if (wl, BASE) in summ else float("nan"))])
     js = {"mode": "quick" if args.quick else "full", "scale": args.scale, "reps": args.reps,
+          "cap": args.cap, "je_prof": JE_PROF[0], "libinfo": list(LIBINFO),
+          "workloads": args.workloads, "configs": args.configs,
           "time": datetime.datetime.utcnow().isoformat() + "Z",
           "summary": [dict(workload=wl, config=cfg, **s) for (wl, cfg), s in summ.items()],
           "ratios": [dict(metric=m, workload=wl, config=c, ratio=v)
@@ -708,6 +712,25 @@ def compare(a, b):
             print(row)
 
 
+def rereport(path):
+    global LIBINFO
+    js = json.load(open(path))
+    runs = js["runs"]
+    for r in runs:
+        r["capped"] = r["capped"] in (True, "True", 1)
+    wls = js.get("workloads") or [w for w in WORKLOADS if any(r["workload"] == w for r in runs)]
+    cfgs = js.get("configs") or [c for c in CONFIGS if any(r["config"] == c for r in runs)]
+    args = argparse.Namespace(quick=js["mode"] == "quick", scale=js["scale"], reps=js["reps"],
+                              cap=js.get("cap") or (5.0 if js["mode"] == "quick" else 30.0))
+    JE_PROF[0] = js.get("je_prof", "?")
+    LIBINFO = tuple(js.get("libinfo", ("?", "?", "?")))
+    allcfgs = cfgs + [c for c in DEEP_EXTRA if any(r["config"] == c for r in runs)]
+    summ, ratios = summarize(runs, wls, allcfgs)
+    insn = {(d["workload"], d["config"]): d["insn"] for d in js.get("instructions", [])}
+    print(report(args, summ, ratios, js.get("probe", {}), js.get("accuracy", {}), wls, cfgs, insn))
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description="palloc benchmark suite")
     ap.add_argument("--build-dir", default=os.environ.get("PALLOC_BUILD_DIR", "build"))
@@ -732,6 +755,8 @@ def main():
     ap.add_argument("--acc-workloads", default=None)
     ap.add_argument("--out", help="results directory (default BUILD/bench-results/TIMESTAMP)")
     ap.add_argument("--compare", nargs=2, metavar=("OLD.json", "NEW.json"))
+    ap.add_argument("--report", metavar="RESULTS.json",
+                    help="print the tables again from a stored results.json")
     ap.add_argument("--check", action="store_true",
                     help="exit 1 unless every workload has a result under every configuration "
                          "(CI: the numbers are not judged)")
@@ -739,6 +764,8 @@ def main():
     if args.compare:
         compare(*args.compare)
         return 0
+    if args.report:
+        return rereport(args.report)
     q = args.quick
     args.reps = args.reps or (1 if q else 5)
     args.scale = args.scale if args.scale is not None else (0.03 if q else 1.0)
