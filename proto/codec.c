@@ -69,6 +69,11 @@ static uint8_t *gunzip(const uint8_t *in, size_t len, ProtobufCAllocator *a, siz
     rc = inflate(&z, Z_NO_FLUSH);
     n = cap - z.avail_out;
     if (rc == Z_STREAM_END) {
+      /* A gzip file may hold several members, one after another (as Go's reader accepts):
+       * go on with the next member if one follows. */
+      if (z.avail_in >= 2 && z.next_in[0] == 0x1f && z.next_in[1] == 0x8b &&
+          inflateReset(&z) == Z_OK)
+        continue;
       inflateEnd(&z);
       *out_len = n;
       return out;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 #include "palloc_proto.h"
 #include "../check.h"
 
@@ -163,6 +164,30 @@ static void test_roundtrip(const char *dir) {
   CHECK(q == NULL && strstr(err, "missing function 7"), "dangling function: %s", err);
   ln[1].function_id = 2;
   free(bad);
+
+  /* a multi-member gzip file (the profile split in two members) decodes to the same profile */
+  {
+    size_t half = len / 2;
+    uint8_t *gz2 = malloc(2 * len + 1024);
+    size_t n2 = 0;
+    for (int part = 0; part < 2; part++) {
+      z_stream z;
+      memset(&z, 0, sizeof z);
+      deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
+      z.next_in = raw + (part ? half : 0);
+      z.avail_in = (uInt)(part ? len - half : half);
+      z.next_out = gz2 + n2;
+      z.avail_out = (uInt)(2 * len + 1024 - n2);
+      deflate(&z, Z_FINISH);
+      n2 = 2 * len + 1024 - z.avail_out;
+      deflateEnd(&z);
+    }
+    q = palloc_proto_decode(gz2, n2, NULL, err);
+    CHECK(q != NULL && q->n_sample == 2 && q->n_function == 2, "multi-member gzip: %s",
+          q ? "ok" : err);
+    palloc_proto_free(q, NULL);
+    free(gz2);
+  }
 
   /* truncated gzip: every prefix of the file fails cleanly */
   FILE *fh = fopen(path, "rb");
