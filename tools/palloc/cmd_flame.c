@@ -139,10 +139,8 @@ int cmd_flame(int argc, char **argv) {
     default: return usage_error("flame", "unknown option '%s'", argv[optind - 1]);
     }
   }
-  if (argc - optind != 1)
-    return usage_error("flame", argc == optind ? "missing PROFILE" : "one PROFILE expected");
   view_t v;
-  int rc = view_open(&v, argv[optind], si);
+  int rc = view_open_operand(&v, "flame", argc, argv, si);
   if (rc) return rc;
   tree_t t;
   tree_build(&t, &v);

@@ -47,10 +47,8 @@ int cmd_folded(int argc, char **argv) {
     default: return usage_error("folded", "unknown option '%s'", argv[optind - 1]);
     }
   }
-  if (argc - optind != 1)
-    return usage_error("folded", argc == optind ? "missing PROFILE" : "one PROFILE expected");
   view_t v;
-  int rc = view_open(&v, argv[optind], si);
+  int rc = view_open_operand(&v, "folded", argc, argv, si);
   if (rc) return rc;
   tree_t t;
   tree_build(&t, &v);

@@ -153,10 +153,8 @@ int cmd_top(int argc, char **argv) {
     default: return usage_error("top", "unknown option '%s'", argv[optind - 1]);
     }
   }
-  if (argc - optind != 1)
-    return usage_error("top", argc == optind ? "missing PROFILE" : "one PROFILE expected");
   view_t v;
-  int rc = view_open(&v, argv[optind], si);
+  int rc = view_open_operand(&v, "top", argc, argv, si);
   if (rc) return rc;
 
   int64_t *flat = xmalloc((v.nnodes + 1) * sizeof *flat);

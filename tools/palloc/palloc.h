@@ -44,6 +44,9 @@ typedef struct {
  * default_sample_type, else the last type). On failure prints the one-line error and returns the
  * exit status (1); 0 on success. */
 int view_open(view_t *v, const char *path, const char *sample_index);
+/* Opens the single PROFILE operand left after option parsing (argv[optind]); returns 0, or the
+ * exit code after a usage error (none or several operands) or a bad profile. */
+int view_open_operand(view_t *v, const char *cmd, int argc, char **argv, const char *sample_index);
 /* Where view_from's one-line errors go (NULL = stderr; the fuzzer silences them). */
 extern FILE *view_diag;
 /* The same for a profile already decoded and validated by proto/; takes ownership of p. */

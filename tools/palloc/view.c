@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include "palloc.h"
 
 typedef Perftools__Profiles__Profile Profile;
@@ -308,4 +309,10 @@ void view_print_header(const view_t *v, FILE *out) {
     fprintf(out, "Period: %lld %s\n", (long long)p->period,
             p->string_table[p->period_type->unit]);
   }
+}
+
+int view_open_operand(view_t *v, const char *cmd, int argc, char **argv, const char *sample_index) {
+  if (argc - optind != 1)
+    return usage_error(cmd, argc == optind ? "missing PROFILE" : "one PROFILE expected");
+  return view_open(v, argv[optind], sample_index);
 }
