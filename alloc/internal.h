@@ -130,7 +130,7 @@ struct palloc_bucket_s {
   struct palloc_bucket_s *_Atomic next;     /* hash chain */
   struct palloc_bucket_s *allnext;          /* list of all buckets (immutable once linked) */
   uint64_t hash;
-  size_t size;
+  size_t size;                              /* size class (the "bytes" label) */
   uint32_t nstk;
   _Atomic uint64_t allocs, frees, alloc_bytes, free_bytes;
   uintptr_t stk[];
@@ -138,7 +138,9 @@ struct palloc_bucket_s {
 typedef struct palloc_bucket_s palloc_bucket_t;
 
 uint64_t palloc_bucket_hash(const uintptr_t *stk, int n, size_t size);
-palloc_bucket_t *palloc_bucket_get(const uintptr_t *stk, int n, size_t size);
+size_t palloc_size_class(size_t request);  /* the size part of a bucket's key */
+/* The bucket of (stack, size class of request), made on first use; NULL if out of memory. */
+palloc_bucket_t *palloc_bucket_get(const uintptr_t *stk, int n, size_t request);
 palloc_bucket_t *palloc_bucket_list(void);  /* head of the all-buckets list */
 uint64_t palloc_bucket_count(void);
 void palloc_bucket_record_alloc(palloc_bucket_t *b, size_t size);

@@ -4,6 +4,11 @@
  * opened from /proc/self/maps for the lookups that miss the cache and closed right after, so
  * libdw's DWARF memory is returned after every write instead of growing with the program.
  *
+ * libdw is loaded with dlopen at the first write that needs it, not linked: with its libelf,
+ * liblzma and libbz2 it costs ~450 KB of resident memory in every process, and most processes
+ * under an always-on profiler never write a profile. If it cannot be loaded, the profile is
+ * written without names (pprof then symbolizes from the binaries).
+ *
  * Only the symbol tables and DWARF inside the loaded files themselves are read. Separate debug
  * files (/usr/lib/debug, debuglink, debuginfod) are not: finding a line for one libc frame in
  * libc6-dbg's compressed DWARF cost 240M instructions and tens of MB at every write. Those
@@ -15,6 +20,7 @@
  * one scratch arena that is dropped and rebuilt when it passes SYMCACHE_MAX_BYTES or its table
  * is full. Only the writer (under the writer lock) touches it.
  */
+#include <dlfcn.h>
 #include <dwarf.h>
 #include <elfutils/libdwfl.h>
 #include <string.h>
@@ -28,6 +34,50 @@ typedef struct {
   uintptr_t addr; /* 0 = empty */
   palloc_sym_t sym;
 } entry_t;
+
+/* The libdw entry points used here, resolved once from dlopen("libdw.so.1"). */
+static struct {
+  Dwfl *(*begin)(const Dwfl_Callbacks *);
+  void (*report_begin)(Dwfl *);
+  int (*linux_proc_report)(Dwfl *, pid_t);
+  int (*report_end)(Dwfl *, int (*)(Dwfl_Module *, void *, const char *, Dwarf_Addr, void *),
+                    void *);
+  void (*end)(Dwfl *);
+  Dwfl_Module *(*addrmodule)(Dwfl *, Dwarf_Addr);
+  const char *(*module_addrname)(Dwfl_Module *, GElf_Addr);
+  Dwfl_Line *(*module_getsrc)(Dwfl_Module *, Dwarf_Addr);
+  const char *(*lineinfo)(Dwfl_Line *, Dwarf_Addr *, int *, int *, Dwarf_Word *, Dwarf_Word *);
+  int (*linux_proc_find_elf)(Dwfl_Module *, void **, const char *, Dwarf_Addr, char **, Elf **);
+} dw;
+static int dw_state; /* 0 not tried, 1 loaded, -1 unavailable (writer lock held) */
+
+static bool dw_load(void) {
+  if (dw_state != 0) return dw_state > 0;
+  dw_state = -1;
+  void *h = dlopen("libdw.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (h == NULL) {
+    palloc_warn("cannot load libdw.so.1 (%s): profiles are written without symbols", dlerror());
+    return false;
+  }
+#define RESOLVE(field, name)                                                                  \
+  if ((*(void **)&dw.field = dlsym(h, name)) == NULL) {                                       \
+    palloc_warn("libdw.so.1 has no %s: profiles are written without symbols", name);          \
+    return false;                                                                             \
+  }
+  RESOLVE(begin, "dwfl_begin")
+  RESOLVE(report_begin, "dwfl_report_begin")
+  RESOLVE(linux_proc_report, "dwfl_linux_proc_report")
+  RESOLVE(report_end, "dwfl_report_end")
+  RESOLVE(end, "dwfl_end")
+  RESOLVE(addrmodule, "dwfl_addrmodule")
+  RESOLVE(module_addrname, "dwfl_module_addrname")
+  RESOLVE(module_getsrc, "dwfl_module_getsrc")
+  RESOLVE(lineinfo, "dwfl_lineinfo")
+  RESOLVE(linux_proc_find_elf, "dwfl_linux_proc_find_elf")
+#undef RESOLVE
+  dw_state = 1;
+  return true;
+}
 
 static palloc_scratch_t *cache_arena;
 static entry_t *cache;
@@ -60,13 +110,13 @@ static const char *keep(const char *s) {
 
 static void lookup(Dwfl *dwfl, uintptr_t addr, palloc_sym_t *out) {
   memset(out, 0, sizeof *out);
-  Dwfl_Module *mod = dwfl_addrmodule(dwfl, addr);
+  Dwfl_Module *mod = dw.addrmodule(dwfl, addr);
   if (mod == NULL) return;
-  out->func = dwfl_module_addrname(mod, addr);
-  Dwfl_Line *line = dwfl_module_getsrc(mod, addr);
+  out->func = dw.module_addrname(mod, addr);
+  Dwfl_Line *line = dw.module_getsrc(mod, addr);
   if (line != NULL) {
     int lineno = 0;
-    const char *file = dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL);
+    const char *file = dw.lineinfo(line, NULL, &lineno, NULL, NULL, NULL);
     out->file = file;
     out->line = lineno > 0 ? lineno : 0;
   }
@@ -91,8 +141,8 @@ void palloc_symbolize(const uintptr_t *addrs, size_t n, palloc_sym_t *out, pallo
     }
   Dwfl *dwfl = NULL;
   static char *debuginfo_path = NULL;
-  static const Dwfl_Callbacks callbacks = {
-    .find_elf = dwfl_linux_proc_find_elf,
+  static Dwfl_Callbacks callbacks = {
+    .find_elf = NULL, /* dw.linux_proc_find_elf, set below */
     .find_debuginfo = no_separate_debuginfo,
     .debuginfo_path = &debuginfo_path,
   };
@@ -100,14 +150,17 @@ void palloc_symbolize(const uintptr_t *addrs, size_t n, palloc_sym_t *out, pallo
     entry_t *e = slot(addrs[i]);
     if (e->addr == 0) {
       if (dwfl == NULL) {
-        dwfl = dwfl_begin(&callbacks);
+        if (dw_load()) {
+          callbacks.find_elf = dw.linux_proc_find_elf;
+          dwfl = dw.begin(&callbacks);
+        }
         if (dwfl != NULL) {
-          dwfl_report_begin(dwfl);
-          if (dwfl_linux_proc_report(dwfl, getpid()) != 0) {
-            dwfl_end(dwfl);
+          dw.report_begin(dwfl);
+          if (dw.linux_proc_report(dwfl, getpid()) != 0) {
+            dw.end(dwfl);
             dwfl = NULL;
           } else {
-            dwfl_report_end(dwfl, NULL, NULL);
+            dw.report_end(dwfl, NULL, NULL);
           }
         }
         if (dwfl == NULL) { /* no symbols this time; do not cache the failure */
@@ -129,5 +182,5 @@ void palloc_symbolize(const uintptr_t *addrs, size_t n, palloc_sym_t *out, pallo
     }
     out[i] = e->sym;
   }
-  if (dwfl) dwfl_end(dwfl);
+  if (dwfl) dw.end(dwfl);
 }

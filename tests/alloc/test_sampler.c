@@ -101,7 +101,17 @@ static void test_buckets(void) {
   palloc_bucket_t *x = palloc_bucket_get(a, 3, 64);
   CHECK(x != NULL, "bucket made");
   CHECK(palloc_bucket_get(a, 3, 64) == x, "same key, same bucket");
-  CHECK(palloc_bucket_get(a, 3, 65) != x, "other size, other bucket");
+  CHECK(palloc_bucket_get(a, 3, 65) != x, "other size class, other bucket");
+  CHECK(palloc_bucket_get(a, 3, 63) == x, "same size class (57-64), same bucket");
+  /* size classes: 8 per power of two, never smaller than the request, at most 1/8 above */
+  CHECK(palloc_size_class(1) == 8 && palloc_size_class(64) == 64 && palloc_size_class(65) == 72,
+        "small classes");
+  CHECK(palloc_size_class(1000) == 1024 && palloc_size_class(1025) == 1152, "1 KiB classes");
+  for (size_t n = 1; n < ((size_t)1 << 40); n = n * 3 / 2 + 1) {
+    size_t c = palloc_size_class(n);
+    CHECK(c >= n && (n <= 64 ? c - n < 8 : (c - n) * 8 <= n), "class %zu of %zu", c, n);
+  }
+  CHECK(palloc_size_class(SIZE_MAX) == SIZE_MAX, "no overflow");
   CHECK(palloc_bucket_get(b, 3, 64) != x, "other stack, other bucket");
   CHECK(palloc_bucket_get(a, 2, 64) != x, "shorter stack, other bucket");
   CHECK(palloc_bucket_hash(a, 3, 64) == palloc_bucket_hash(a, 3, 64), "hash is a function");
