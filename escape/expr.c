@@ -6,6 +6,10 @@
 
 /* ---- expressions ------------------------------------------------------------------------ */
 
+/* a[i] / i[a]: evaluates the operands that are not a local array and returns the index of the
+ * one that is (-1 if none): an element of a local array is that array's storage. */
+static int subscript_operands(walker *w, kids_t *k);
+
 static int w_last_expr(kids_t *k) {
   for (int i = k->n - 1; i >= 0; i--)
     if (clang_isExpression(k->v[i].kind)) return i;
@@ -92,11 +96,7 @@ void w_store(walker *w, CXCursor lhs, int n, pe_loc loc) {
       }
       break;
     case CXCursor_ArraySubscriptExpr: {
-      int arr = -1;
-      for (int i = 0; i < k.n; i++)
-        if (is_local_array(w_strip(k.v[i]))) arr = i;
-      for (int i = 0; i < k.n; i++)
-        if (i != arr) w_val(w, k.v[i]);
+      int arr = subscript_operands(w, &k);
       if (arr >= 0) w_store(w, w_strip(k.v[arr]), n, loc);
       else {
         int p = 0;
@@ -251,11 +251,7 @@ static int val_(walker *w, CXCursor c) {
       }
       break;
     case CXCursor_ArraySubscriptExpr: {
-      int arr = -1;
-      for (int i = 0; i < k.n; i++)
-        if (is_local_array(w_strip(k.v[i]))) arr = i;
-      for (int i = 0; i < k.n; i++)
-        if (i != arr) w_val(w, k.v[i]);
+      int arr = subscript_operands(w, &k);
       if (arr >= 0) r = w_val(w, w_strip(k.v[arr]));
       else r = w->f->loaded;
       if (!carries(t)) r = -1;
@@ -338,3 +334,12 @@ int w_addr(walker *w, CXCursor c) {
   return r;
 }
 
+
+static int subscript_operands(walker *w, kids_t *k) {
+  int arr = -1;
+  for (int i = 0; i < k->n; i++)
+    if (is_local_array(w_strip(k->v[i]))) arr = i;
+  for (int i = 0; i < k->n; i++)
+    if (i != arr) w_val(w, k->v[i]);
+  return arr;
+}

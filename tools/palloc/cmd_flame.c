@@ -74,11 +74,11 @@ typedef struct { uint32_t node; double x; int depth; } item_t;
 
 static void walk(flame_t *F, bool emit, double height) {
   const tree_t *t = F->t;
-  item_t *todo = xmalloc(t->len * sizeof *todo);
+  item_t *pending = xmalloc(t->len * sizeof *pending);
   size_t n = 0;
-  todo[n++] = (item_t){0, 0.0, 0};
+  pending[n++] = (item_t){0, 0.0, 0};
   while (n > 0) {
-    item_t it = todo[--n];
+    item_t it = pending[--n];
     const tnode_t *nd = &t->n[it.node];
     double w = (double)nd->total / F->root;
     if (it.depth > F->maxdepth) F->maxdepth = it.depth;
@@ -107,17 +107,17 @@ static void walk(flame_t *F, bool emit, double height) {
     size_t first = n;
     for (size_t j = 0; j < k; j++) {
       double cw = (double)t->n[F->kids[j]].total / F->root;
-      if (cw * (WIDTH - 2 * PAD) >= MIN_PX) todo[n++] = (item_t){F->kids[j], x, it.depth + 1};
+      if (cw * (WIDTH - 2 * PAD) >= MIN_PX) pending[n++] = (item_t){F->kids[j], x, it.depth + 1};
       x += cw;
     }
     /* reversed, so that the left-most child is popped (and emitted) first */
     for (size_t i = first, j = n; i + 1 < j; i++, j--) {
-      item_t tmp = todo[i];
-      todo[i] = todo[j - 1];
-      todo[j - 1] = tmp;
+      item_t tmp = pending[i];
+      pending[i] = pending[j - 1];
+      pending[j - 1] = tmp;
     }
   }
-  free(todo);
+  free(pending);
 }
 
 int cmd_flame(int argc, char **argv) {
