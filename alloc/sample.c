@@ -174,6 +174,23 @@ PALLOC_TEXT void *palloc_realloc_slow(void *p, size_t n) {
   bool old_sampled = palloc_in_arena(p);
   bool sample = atomic_load_explicit(&t->countdown, memory_order_relaxed) < 0 && palloc_slow_decide(t, n);
   size_t old_usable = usable(p);
+  if (old_sampled && n <= old_usable) {
+    /* Fits where it is: account the old block's free and the new allocation (sampled or not)
+     * on the same memory instead of copying. A block that stays in the arena unsampled has no
+     * bucket, like a dropped sample. */
+    palloc_hdr_t *hdr = (palloc_hdr_t *)((char *)p - PALLOC_HDR);
+    if (hdr->bucket != NULL) palloc_bucket_record_free(hdr->bucket, hdr->size);
+    palloc_bucket_t *b = NULL;
+    if (sample) {
+      palloc_guard_enter(t);
+      b = palloc_record_sample(n);
+      palloc_guard_exit(t);
+    }
+    hdr->bucket = b;
+    hdr->size = n;
+    if (palloc_g.trace && t->guard == 0) palloc_trace_account(t, (int64_t)old_usable, (int64_t)old_usable);
+    return p;
+  }
   if (!sample && !old_sampled) {
     void *q = mi_realloc(p, n);
     if (palloc_g.trace && q != NULL && t->guard == 0)

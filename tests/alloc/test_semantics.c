@@ -154,5 +154,28 @@ int main(void) {
   palloc_read_stats(&st);
   CHECK(st.live_sampled_blocks <= live1 + 16, "no sampled block leaks: %llu live",
         (unsigned long long)st.live_sampled_blocks);
+
+  /* A sampled block realloc'ed within its usable size stays in place, and the profile follows:
+   * at rate 1 the old size is freed and the new one allocated (and sampled). */
+  palloc_set_sample_rate(1);
+  char *b = MALLOC(1000);
+  memset(b, 7, 1000);
+  palloc_read_stats(&st0);
+  char *c = REALLOC(b, 600);
+  palloc_read_stats(&st);
+  CHECK(c == b && c[599] == 7, "shrink of a sampled block is in place");
+  CHECK(st.live_sampled_blocks == st0.live_sampled_blocks &&
+        st0.live_sampled_bytes - st.live_sampled_bytes == 400 &&
+        st.sampled_allocs == st0.sampled_allocs + 1, "in-place realloc re-accounted: %llu -> %llu",
+        (unsigned long long)st0.live_sampled_bytes, (unsigned long long)st.live_sampled_bytes);
+  palloc_set_sample_rate(0);
+  c = REALLOC(c, 500); /* now unsampled in place: it leaves the profile */
+  palloc_read_stats(&st);
+  CHECK(c == b && st.live_sampled_blocks == st0.live_sampled_blocks - 1,
+        "unsampled in-place realloc leaves the profile");
+  FREE(c);
+  palloc_read_stats(&st0);
+  CHECK(st0.live_sampled_blocks == st.live_sampled_blocks, "its free is not counted twice");
+  palloc_set_sample_rate(PALLOC_DEFAULT_SAMPLE_RATE);
   return CHECK_DONE();
 }
