@@ -86,8 +86,9 @@ static size_t cache_used;
 static bool cache_reset(void) {
   palloc_scratch_destroy(cache_arena);
   cache_arena = palloc_scratch_new();
+  /* The first allocation of a fresh scratch arena is fresh mmap memory: already zero, and
+   * resident only where entries are written (a memset here made it 2 MiB of RSS). */
   cache = cache_arena ? palloc_scratch_alloc(cache_arena, SYMCACHE_SLOTS * sizeof *cache) : NULL;
-  if (cache) memset(cache, 0, SYMCACHE_SLOTS * sizeof *cache);
   cache_used = 0;
   return cache != NULL;
 }
