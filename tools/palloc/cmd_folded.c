@@ -53,14 +53,14 @@ int cmd_folded(int argc, char **argv) {
   tree_t t;
   tree_build(&t, &v);
   /* Iterative depth-first walk: an explicit stack of pending nodes and the current path. */
-  uint32_t *todo = xmalloc(t.len * sizeof *todo), *kids = xmalloc(t.len * sizeof *kids);
+  uint32_t *pending = xmalloc(t.len * sizeof *pending), *kids = xmalloc(t.len * sizeof *kids);
   uint32_t *path = xmalloc((v.maxdepth + 1) * sizeof *path);
   uint32_t *depth = xmalloc(t.len * sizeof *depth);
-  size_t ntodo = 0, npath = 0;
+  size_t npending = 0, npath = 0;
   size_t nk = tree_sorted_children(&t, &v, 0, kids);
-  for (size_t k = nk; k-- > 0;) todo[ntodo] = kids[k], depth[kids[k]] = 0, ntodo++;
-  while (ntodo > 0) {
-    uint32_t at = todo[--ntodo];
+  for (size_t k = nk; k-- > 0;) pending[npending] = kids[k], depth[kids[k]] = 0, npending++;
+  while (npending > 0) {
+    uint32_t at = pending[--npending];
     npath = depth[at];
     path[npath++] = at;
     if (t.n[at].self > 0) {
@@ -71,9 +71,9 @@ int cmd_folded(int argc, char **argv) {
       printf(" %lld\n", (long long)t.n[at].self);
     }
     nk = tree_sorted_children(&t, &v, at, kids);
-    for (size_t k = nk; k-- > 0;) todo[ntodo] = kids[k], depth[kids[k]] = (uint32_t)npath, ntodo++;
+    for (size_t k = nk; k-- > 0;) pending[npending] = kids[k], depth[kids[k]] = (uint32_t)npath, npending++;
   }
-  free(todo);
+  free(pending);
   free(kids);
   free(path);
   free(depth);

@@ -108,14 +108,14 @@ static void hexid(const unsigned char *b, int n, char *out) {
 static void symbolize_mapping(sym_t *S, Mapping *m) {
   Profile *p = S->p;
   const char *path = p->string_table[m->filename];
-  size_t todo = 0;
+  size_t unnamed = 0;
   for (size_t i = 0; i < p->n_location; i++)
-    if (p->location[i]->mapping_id == m->id && p->location[i]->n_line == 0) todo++;
-  if (todo == 0) return;
+    if (p->location[i]->mapping_id == m->id && p->location[i]->n_line == 0) unnamed++;
+  if (unnamed == 0) return;
   if (path[0] != '/') {
     fprintf(stderr, "palloc: mapping %s: no binary file to read symbols from; %zu addresses left\n",
-            path[0] ? path : "(anonymous)", todo);
-    S->missing += todo;
+            path[0] ? path : "(anonymous)", unnamed);
+    S->missing += unnamed;
     return;
   }
   static char *debuginfo_path = NULL;
@@ -132,8 +132,8 @@ static void symbolize_mapping(sym_t *S, Mapping *m) {
   Elf *elf = mod ? dwfl_module_getelf(mod, &bias) : NULL;
   if (elf == NULL) {
     fprintf(stderr, "palloc: %s: cannot read the binary (%s); %zu addresses left\n", path,
-            dwfl_errmsg(-1), todo);
-    S->missing += todo;
+            dwfl_errmsg(-1), unnamed);
+    S->missing += unnamed;
     if (d) dwfl_end(d);
     return;
   }
@@ -146,8 +146,8 @@ static void symbolize_mapping(sym_t *S, Mapping *m) {
     if (bid_len <= 64) hexid(bid, bid_len, have);
     if (bid_len > 64 || strcmp(have, want) != 0) {
       fprintf(stderr, "palloc: %s: build id differs from the profile's (the binary was rebuilt); "
-              "%zu addresses left\n", path, todo);
-      S->missing += todo;
+              "%zu addresses left\n", path, unnamed);
+      S->missing += unnamed;
       dwfl_end(d);
       return;
     }
