@@ -23,17 +23,9 @@
 extern int __cxa_thread_atexit_impl(void (*fn)(void *), void *obj, void *dso);
 extern void *__dso_handle;
 
-static _Atomic int arena_state; /* 0 none, 1 making, 2 ready, 3 failed */
+static _Atomic int arena_state; /* palloc_once */
 
-bool palloc_arena_ready(void) {
-  int s = atomic_load_explicit(&arena_state, memory_order_acquire);
-  if (s == 2) return true;
-  if (s == 3) return false;
-  int expected = 0;
-  if (!atomic_compare_exchange_strong(&arena_state, &expected, 1)) {
-    while ((s = atomic_load_explicit(&arena_state, memory_order_acquire)) == 1) { /* wait */ }
-    return s == 2;
-  }
+static bool reserve_arena(void) {
   for (size_t size = (size_t)256 << 30; size >= ((size_t)1 << 30); size /= 2) {
     mi_arena_id_t id;
     if (mi_reserve_os_memory_ex(size, false, false, true, &id) != 0) continue;
@@ -47,13 +39,13 @@ bool palloc_arena_ready(void) {
       atomic_store(&palloc_g.free_lo, palloc_g.arena_lo);
       atomic_store(&palloc_g.free_span, got);
     }
-    atomic_store_explicit(&arena_state, 2, memory_order_release);
     return true;
   }
   palloc_warn("cannot reserve address space for sampled blocks; heap profiling is off");
-  atomic_store_explicit(&arena_state, 3, memory_order_release);
   return false;
 }
+
+bool palloc_arena_ready(void) { return palloc_once(&arena_state, reserve_arena); }
 
 static void thread_exit(void *arg) {
   palloc_thread_t *t = arg;

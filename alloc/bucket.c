@@ -21,7 +21,7 @@
 static palloc_bucket_t *_Atomic *table;
 static _Atomic(palloc_bucket_t *) all_buckets;
 static _Atomic uint64_t nbuckets;
-static _Atomic int table_state; /* 0 none, 1 making, 2 ready */
+static _Atomic int table_state; /* palloc_once */
 
 /* The size part of a bucket's key: the request size rounded up to a size class, 8 classes per
  * power of two (multiples of 8 up to 64). Go keys by its size classes too; keying by the exact
@@ -53,16 +53,9 @@ uint64_t palloc_bucket_hash(const uintptr_t *stk, int n, size_t size) {
   return h ^ (h >> 33);
 }
 
-static bool table_ready(void) {
-  if (atomic_load_explicit(&table_state, memory_order_acquire) == 2) return true;
-  int expected = 0;
-  if (atomic_compare_exchange_strong(&table_state, &expected, 1)) {
-    table = palloc_meta_alloc(sizeof(*table) << TABLE_BITS);
-    atomic_store_explicit(&table_state, table ? 2 : 0, memory_order_release);
-    return table != NULL;
-  }
-  while (atomic_load_explicit(&table_state, memory_order_acquire) == 1) { /* another thread */ }
-  return atomic_load_explicit(&table_state, memory_order_acquire) == 2;
+static bool make_table(void) {
+  table = palloc_meta_alloc(sizeof(*table) << TABLE_BITS);
+  return table != NULL;
 }
 
 static bool same(const palloc_bucket_t *b, uint64_t h, const uintptr_t *stk, int n,
@@ -72,7 +65,7 @@ static bool same(const palloc_bucket_t *b, uint64_t h, const uintptr_t *stk, int
 }
 
 palloc_bucket_t *palloc_bucket_get(const uintptr_t *stk, int n, size_t request) {
-  if (!table_ready()) return NULL;
+  if (!palloc_once(&table_state, make_table)) return NULL;
   size_t size = palloc_size_class(request);
   uint64_t h = palloc_bucket_hash(stk, n, size);
   palloc_bucket_t *_Atomic *slot = &table[h & ((1u << TABLE_BITS) - 1)];

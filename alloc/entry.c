@@ -103,9 +103,11 @@ PALLOC_TEXT void *palloc_pvalloc(size_t n) {
   return aligned(page, rounded ? rounded : page);
 }
 
+
+/* Of any block: a sampled block's header is not the caller's. */
 size_t palloc_malloc_usable_size(const void *p) {
   if (p == NULL) return 0;
-  if (palloc_in_sampled_range(p) && palloc_in_arena(p)) return palloc_usable_sampled(p);
+  if (palloc_in_arena(p)) return mi_usable_size((const char *)p - PALLOC_HDR) - PALLOC_HDR;
   return mi_usable_size(p);
 }
 

@@ -69,6 +69,22 @@ static inline __attribute__((always_inline)) bool palloc_charge(size_t n) {
   return palloc_likely(c >= 0);
 }
 
+/* Runs init() exactly once across threads. *state: 0 not run, 1 running, 2 done, 3 failed.
+ * Callers that arrive while another thread runs init() wait for it (init never allocates
+ * through a path that could come back here). Returns true once init() has succeeded. */
+static inline bool palloc_once(_Atomic int *state, bool (*init)(void)) {
+  int s = atomic_load_explicit(state, memory_order_acquire);
+  if (palloc_likely(s >= 2)) return s == 2;
+  int expected = 0;
+  if (atomic_compare_exchange_strong(state, &expected, 1)) {
+    s = init() ? 2 : 3;
+    atomic_store_explicit(state, s, memory_order_release);
+    return s == 2;
+  }
+  while ((s = atomic_load_explicit(state, memory_order_acquire)) == 1) { /* another thread */ }
+  return s == 2;
+}
+
 /* ---- global configuration and state ---------------------------------------------------- */
 typedef struct palloc_global_s {
   /* Read by free() on every call: a block p is sampled iff p - free_lo < free_span. free_span is
@@ -98,9 +114,10 @@ int64_t palloc_draw_interval(palloc_thread_t *t, int64_t rate);
 void palloc_thread_start(palloc_thread_t *t);  /* first slow-path visit of a thread */
 void palloc_guard_enter(palloc_thread_t *t);
 void palloc_guard_exit(palloc_thread_t *t);
-/* Decides whether an allocation of n bytes that drove the countdown negative is sampled, and
- * redraws the countdown. Returns true if it is to be sampled. */
-bool palloc_sample_decide(palloc_thread_t *t, size_t n);
+/* Decides whether an allocation of n bytes that drove its countdown negative is sampled, and
+ * gives the countdown's next value in *next (the caller stores it in whichever countdown it
+ * runs: t->countdown, or t->trace_left in trace mode). Returns true if it is to be sampled. */
+bool palloc_sample_decide(palloc_thread_t *t, size_t n, int64_t *next);
 
 /* ---- config.c --------------------------------------------------------------------------- */
 void palloc_config_load(void);
@@ -166,7 +183,6 @@ uint64_t palloc_scratch_peak(const palloc_scratch_t *s);
 /* ---- sample.c: the sampled allocation and free ----------------------------------------- */
 void *palloc_alloc_sampled(palloc_thread_t *t, size_t n, size_t align, bool zero);
 void palloc_free_sampled(void *p);
-size_t palloc_usable_sampled(const void *p);
 void *palloc_alloc_slow(size_t n, size_t align, bool zero);
 void palloc_free_slow(void *p);
 void *palloc_realloc_slow(void *p, size_t n);
@@ -186,8 +202,9 @@ void palloc_fork_child(void);
 
 /* ---- profile.c -------------------------------------------------------------------------- */
 struct palloc_scratch_s;
-/* Builds and writes the heap profile to fd. Returns compressed size or -1 with err. */
-long palloc_profile_emit(int fd, char *err, size_t errlen);
+/* Builds the heap profile and writes it to path (temporary name + rename, proto's
+ * palloc_proto_write_path) or, if path is NULL, to fd. Returns compressed size or -1 with err. */
+long palloc_profile_emit(const char *path, int fd, char *err, size_t errlen);
 
 /* ---- trace.c: the what-if GC trace (PALLOC_TRACE, implemented in gcsim/) ----------------- */
 /* Publishes this thread's accumulated bytes to gcsim (called every PALLOC_TRACE_BATCH). */

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 #include "palloc_proto.h"
 #include "profinternal.h"
 
@@ -65,7 +64,7 @@ typedef struct {
   palloc_pb_profile_t p;
 } build_t;
 
-static long build_and_write(build_t *B, int fd, char *err, size_t errlen) {
+static long build_and_write(build_t *B, const char *path, int fd, char *err, size_t errlen) {
   palloc_scratch_t *s = B->s;
   palloc_pb_profile_t *p = &B->p;
   int64_t rate = atomic_load(&palloc_g.rate);
@@ -248,22 +247,18 @@ static long build_and_write(build_t *B, int fd, char *err, size_t errlen) {
   p->n_string_table = B->st.n;
   p->string_table = B->st.strs;
 
-  /* Count compressed bytes by the file offset (fd may be a pipe: then report 0). */
-  off_t before = lseek(fd, 0, SEEK_CUR);
   ProtobufCAllocator a = {palloc_scratch_alloc, palloc_scratch_free, s};
   char perr[PALLOC_PROTO_ERRLEN];
-  if (palloc_proto_write_fd(p, fd, &a, perr) != 0) {
-    snprintf(err, errlen, "%s", perr);
-    return -1;
-  }
-  off_t after = lseek(fd, 0, SEEK_CUR);
-  return before >= 0 && after >= before ? (long)(after - before) : 0;
+  long written = path ? palloc_proto_write_path(p, path, &a, perr)
+                      : palloc_proto_write_fd(p, fd, &a, perr);
+  if (written < 0) snprintf(err, errlen, "%s", perr);
+  return written;
 oom:
   snprintf(err, errlen, "out of memory building the profile");
   return -1;
 }
 
-long palloc_profile_emit(int fd, char *err, size_t errlen) {
+long palloc_profile_emit(const char *path, int fd, char *err, size_t errlen) {
   build_t B;
   memset(&B, 0, sizeof B);
   B.s = palloc_scratch_new();
@@ -274,7 +269,7 @@ long palloc_profile_emit(int fd, char *err, size_t errlen) {
   ProtobufCAllocator a = {palloc_scratch_alloc, palloc_scratch_free, B.s};
   palloc_strtab_init(&B.st, &a);
   perftools__profiles__profile__init(&B.p);
-  long r = build_and_write(&B, fd, err, errlen);
+  long r = build_and_write(&B, path, fd, err, errlen);
   palloc_scratch_destroy(B.s);
   return r;
 }

@@ -79,13 +79,7 @@ PALLOC_TEXT void palloc_free_sampled(void *p) {
   mi_free(hdr);
 }
 
-size_t palloc_usable_sampled(const void *p) {
-  return mi_usable_size((const char *)p - PALLOC_HDR) - PALLOC_HDR;
-}
-
-static size_t usable(const void *p) {
-  return palloc_in_arena(p) ? palloc_usable_sampled(p) : mi_usable_size(p);
-}
+#define usable palloc_malloc_usable_size /* of any block (entry.c) */
 
 /* The first slow-path visit of a thread, or a visit before palloc is initialized. Returns
  * false if the thread cannot sample yet (initialization in progress on another thread). */
@@ -105,17 +99,11 @@ static bool thread_ready(palloc_thread_t *t, size_t n) {
 }
 
 /* Trace mode keeps the countdown negative so that every allocation comes here; sampling then
- * runs on trace_left instead. */
-static bool trace_decide(palloc_thread_t *t, size_t n) {
+ * runs on trace_left instead, with the same decision. */
+static inline bool trace_decide(palloc_thread_t *t, size_t n) {
   atomic_store_explicit(&t->countdown, INT64_MIN / 4, memory_order_relaxed);
   t->trace_left -= palloc_bytes(n);
-  if (t->trace_left >= 0) return false;
-  /* Sampling due: run the ordinary decision on trace_left, then pin the countdown again. */
-  atomic_store_explicit(&t->countdown, t->trace_left, memory_order_relaxed);
-  bool s = palloc_sample_decide(t, n);
-  t->trace_left = atomic_load_explicit(&t->countdown, memory_order_relaxed);
-  atomic_store_explicit(&t->countdown, INT64_MIN / 4, memory_order_relaxed);
-  return s;
+  return t->trace_left < 0 && palloc_sample_decide(t, n, &t->trace_left);
 }
 
 /* Decides the fate of an allocation of n bytes whose charge drove the countdown negative. */
@@ -134,17 +122,18 @@ PALLOC_TEXT bool palloc_slow_decide(palloc_thread_t *t, size_t n) {
     if (palloc_g.trace) t->trace_left = atomic_load_explicit(&t->countdown, memory_order_relaxed) + palloc_bytes(n);
   }
   if (palloc_g.trace) return trace_decide(t, n);
-  return palloc_sample_decide(t, n);
+  int64_t next;
+  bool sample = palloc_sample_decide(t, n, &next);
+  atomic_store_explicit(&t->countdown, next, memory_order_relaxed);
+  return sample;
 }
 
 PALLOC_TEXT void *palloc_alloc_slow(size_t n, size_t align, bool zero) {
   palloc_thread_t *t = &palloc_thread;
   if (palloc_g.trace && palloc_likely(t->state == PALLOC_T_LIVE && t->guard == 0)) {
     /* Trace mode's steady state: every allocation is here, so keep it short. */
-    t->trace_left -= palloc_bytes(n);
-    void *p = palloc_likely(t->trace_left >= 0) || !trace_decide(t, 0)
-                  ? plain_alloc(n, align, zero)
-                  : palloc_alloc_sampled(t, n, align, zero);
+    void *p = trace_decide(t, n) ? palloc_alloc_sampled(t, n, align, zero)
+                                 : plain_alloc(n, align, zero);
     if (p != NULL) palloc_trace_account(t, (int64_t)usable(p), 0);
     return p;
   }
@@ -160,7 +149,7 @@ PALLOC_TEXT void palloc_free_slow(void *p) {
   if (palloc_g.trace) {
     palloc_thread_t *t = &palloc_thread;
     if (t->guard == 0)
-      palloc_trace_account(t, 0, (int64_t)(sampled ? palloc_usable_sampled(p) : mi_usable_size(p)));
+      palloc_trace_account(t, 0, (int64_t)usable(p));
   }
   if (sampled)
     palloc_free_sampled(p);

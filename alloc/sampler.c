@@ -101,7 +101,7 @@ void palloc_thread_start(palloc_thread_t *t) {
   t->trace_left = atomic_load_explicit(&t->countdown, memory_order_relaxed);
 }
 
-bool palloc_sample_decide(palloc_thread_t *t, size_t n) {
+bool palloc_sample_decide(palloc_thread_t *t, size_t n, int64_t *next) {
   int64_t rate = atomic_load_explicit(&palloc_g.rate, memory_order_relaxed);
   uint32_t epoch = atomic_load_explicit(&palloc_g.rate_epoch, memory_order_relaxed);
   if (epoch != t->rate_epoch) {
@@ -110,12 +110,11 @@ bool palloc_sample_decide(palloc_thread_t *t, size_t n) {
     t->rate_epoch = epoch;
     int64_t c = palloc_draw_interval(t, rate) - palloc_bytes(n);
     if (rate == 0 || c >= 0) {
-      atomic_store_explicit(&t->countdown, rate == 0 ? PALLOC_OFF_RECHECK : c,
-                            memory_order_relaxed);
+      *next = rate == 0 ? PALLOC_OFF_RECHECK : c;
       return false;
     }
   }
-  atomic_store_explicit(&t->countdown, palloc_draw_interval(t, rate), memory_order_relaxed);
+  *next = palloc_draw_interval(t, rate);
   return rate != 0;
 }
 

@@ -8,7 +8,8 @@
  *    by a dedicated writer thread. The signal handler only posts a semaphore (async-signal-safe);
  *    the thread does the work. Snapshot n of "heap.%p.pb.gz" is "heap.<pid>.0001.pb.gz".
  *
- * Every file is written as "<path>.tmp.<pid>" and renamed. One writer lock serializes writes;
+ * Every file is written as "<path>.tmp.<pid>" and renamed (proto's palloc_proto_write_path).
+ * One writer lock serializes writes;
  * while a thread writes, its guard is held, so whatever libdw or zlib allocate is unsampled.
  * A failure prints one "palloc:" line and the program goes on.
  *
@@ -16,7 +17,6 @@
  * inherits them held by a thread that does not exist there; the child restarts the writer thread.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
@@ -77,13 +77,12 @@ static bool expand(const char *path, char *out, size_t cap) {
   return true;
 }
 
-/* Writes under the lock, with the guard held. fd < 0: to path via a temporary and rename.
- * A snapshot is skipped once the process has begun to exit. */
+/* Writes under the lock, with the guard held; fd < 0: to path (%p expanded). A snapshot is
+ * skipped once the process has begun to exit. */
 static int write_profile(const char *path, int fd, bool snapshot) {
   palloc_init();
   palloc_thread_t *t = &palloc_thread;
-  char err[256] = "", real[1100] = "", tmp[1200] = "";
-  int rc = -1;
+  char err[256] = "", real[1024] = "";
   pthread_mutex_lock(&write_lock);
   if (snapshot && atomic_load(&exiting)) {
     pthread_mutex_unlock(&write_lock);
@@ -91,39 +90,18 @@ static int write_profile(const char *path, int fd, bool snapshot) {
   }
   palloc_guard_enter(t);
   uint64_t t0 = mono_ns();
-  int out = fd;
-  if (fd < 0) {
-    if (!expand(path, real, sizeof real - 32)) {
-      snprintf(err, sizeof err, "path too long");
-      goto done;
-    }
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", real, (long)getpid());
-    out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (out < 0) {
-      snprintf(err, sizeof err, "%s", strerror(errno));
-      goto done;
-    }
-  }
-  long size = palloc_profile_emit(out, err, sizeof err);
-  if (fd < 0) {
-    if (close(out) != 0 && size >= 0) {
-      snprintf(err, sizeof err, "%s", strerror(errno));
-      size = -1;
-    }
-    if (size >= 0 && rename(tmp, real) != 0) {
-      snprintf(err, sizeof err, "rename: %s", strerror(errno));
-      size = -1;
-    }
-    if (size < 0) unlink(tmp);
-  }
+  long size = -1;
+  if (fd >= 0)
+    size = palloc_profile_emit(NULL, fd, err, sizeof err);
+  else if (!expand(path, real, sizeof real))
+    snprintf(err, sizeof err, "path too long");
+  else
+    size = palloc_profile_emit(real, -1, err, sizeof err);
   if (size >= 0) {
-    rc = 0;
     atomic_store(&palloc_last_write_ns, mono_ns() - t0);
     atomic_store(&palloc_last_write_bytes, (uint64_t)size);
     atomic_fetch_add(&palloc_profiles_written, 1);
-  }
-done:
-  if (rc != 0) {
+  } else {
     atomic_fetch_add(&palloc_profile_errors, 1);
     if (fd < 0)
       palloc_warn("cannot write heap profile to %s: %s", real[0] ? real : path, err);
@@ -132,7 +110,7 @@ done:
   }
   palloc_guard_exit(t);
   pthread_mutex_unlock(&write_lock);
-  return rc;
+  return size >= 0 ? 0 : -1;
 }
 
 int palloc_profile_write(const char *path) {

@@ -176,14 +176,14 @@ static int write_all(int fd, const uint8_t *b, size_t n) {
   return 0;
 }
 
-int palloc_proto_write_fd(const palloc_pb_profile_t *p, int fd, ProtobufCAllocator *a,
-                          char err[PALLOC_PROTO_ERRLEN]) {
+long palloc_proto_write_fd(const palloc_pb_profile_t *p, int fd, ProtobufCAllocator *a,
+                           char err[PALLOC_PROTO_ERRLEN]) {
   a = or_system(a);
   size_t len = perftools__profiles__profile__get_packed_size(p);
   enum { CHUNK = 64 * 1024 };
   uint8_t *raw = a->alloc(a->allocator_data, len ? len : 1);
   uint8_t *out = a->alloc(a->allocator_data, CHUNK);
-  int rc = -1;
+  long rc = -1, written = 0;
   z_stream z;
   memset(&z, 0, sizeof z);
   z.zalloc = z_alloc;
@@ -206,6 +206,7 @@ int palloc_proto_write_fd(const palloc_pb_profile_t *p, int fd, ProtobufCAllocat
     z.next_out = out;
     z.avail_out = CHUNK;
     zr = deflate(&z, Z_FINISH);
+    written += CHUNK - z.avail_out;
     if (write_all(fd, out, CHUNK - z.avail_out) != 0) {
       snprintf(err, PALLOC_PROTO_ERRLEN, "write failed: %s", strerror(errno));
       deflateEnd(&z);
@@ -217,15 +218,15 @@ int palloc_proto_write_fd(const palloc_pb_profile_t *p, int fd, ProtobufCAllocat
     snprintf(err, PALLOC_PROTO_ERRLEN, "gzip encoding failed");
     goto done;
   }
-  rc = 0;
+  rc = written;
 done:
   if (raw) a->free(a->allocator_data, raw);
   if (out) a->free(a->allocator_data, out);
   return rc;
 }
 
-int palloc_proto_write_path(const palloc_pb_profile_t *p, const char *path,
-                            ProtobufCAllocator *a, char err[PALLOC_PROTO_ERRLEN]) {
+long palloc_proto_write_path(const palloc_pb_profile_t *p, const char *path,
+                             ProtobufCAllocator *a, char err[PALLOC_PROTO_ERRLEN]) {
   char tmp[4096];
   if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
     snprintf(err, PALLOC_PROTO_ERRLEN, "path too long");
@@ -236,15 +237,15 @@ int palloc_proto_write_path(const palloc_pb_profile_t *p, const char *path,
     snprintf(err, PALLOC_PROTO_ERRLEN, "cannot create %.160s: %s", tmp, strerror(errno));
     return -1;
   }
-  int rc = palloc_proto_write_fd(p, fd, a, err);
-  if (close(fd) != 0 && rc == 0) {
+  long rc = palloc_proto_write_fd(p, fd, a, err);
+  if (close(fd) != 0 && rc >= 0) {
     snprintf(err, PALLOC_PROTO_ERRLEN, "close failed: %s", strerror(errno));
     rc = -1;
   }
-  if (rc == 0 && rename(tmp, path) != 0) {
+  if (rc >= 0 && rename(tmp, path) != 0) {
     snprintf(err, PALLOC_PROTO_ERRLEN, "cannot rename to %s: %s", path, strerror(errno));
     rc = -1;
   }
-  if (rc != 0) unlink(tmp);
+  if (rc < 0) unlink(tmp);
   return rc;
 }

@@ -53,13 +53,15 @@ int palloc_proto_validate(const palloc_pb_profile_t *p, char err[PALLOC_PROTO_ER
 
 /* ---- writing ---------------------------------------------------------------------------- */
 
-/* Serializes and gzip-compresses p to fd. Returns 0, or -1 with err (errno preserved). */
-int palloc_proto_write_fd(const palloc_pb_profile_t *p, int fd, ProtobufCAllocator *a,
-                          char err[PALLOC_PROTO_ERRLEN]);
+/* Serializes and gzip-compresses p to fd. Returns the compressed bytes written, or -1 with err
+ * (errno preserved). */
+long palloc_proto_write_fd(const palloc_pb_profile_t *p, int fd, ProtobufCAllocator *a,
+                           char err[PALLOC_PROTO_ERRLEN]);
 
-/* Writes to "<path>.tmp.<pid>" then renames it to path. Returns 0 or -1 with err. */
-int palloc_proto_write_path(const palloc_pb_profile_t *p, const char *path,
-                            ProtobufCAllocator *a, char err[PALLOC_PROTO_ERRLEN]);
+/* Writes to "<path>.tmp.<pid>" then renames it to path, so a reader never sees half a file.
+ * Returns the compressed bytes written, or -1 with err (no temporary file is left). */
+long palloc_proto_write_path(const palloc_pb_profile_t *p, const char *path,
+                             ProtobufCAllocator *a, char err[PALLOC_PROTO_ERRLEN]);
 
 /* ---- string table ----------------------------------------------------------------------- */
 

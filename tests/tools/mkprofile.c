@@ -176,7 +176,7 @@ int main(int argc, char **argv) {
   if (strcmp(kind, "dangling") == 0) p->sample[n / 2]->location_id[0] = 999999;
   int fd = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0644);
   char err[PALLOC_PROTO_ERRLEN];
-  if (fd < 0 || palloc_proto_write_fd(p, fd, NULL, err) != 0 || close(fd) != 0) {
+  if (fd < 0 || palloc_proto_write_fd(p, fd, NULL, err) < 0 || close(fd) != 0) {
     fprintf(stderr, "mkprofile: cannot write %s\n", argv[2]);
     return 1;
   }

@@ -225,7 +225,7 @@ int cmd_symbolize(int argc, char **argv) {
     p->n_string_table = S.n_orig + S.st.n - 1;
   }
   int rc = 0;
-  if (palloc_proto_write_path(p, argv[2], NULL, err) != 0) {
+  if (palloc_proto_write_path(p, argv[2], NULL, err) < 0) {
     fprintf(stderr, "palloc: %s: %s\n", argv[2], err);
     rc = EXIT_CHECK;
   } else {
