@@ -275,7 +275,7 @@ void palloc_gc_read_stats(palloc_gc_t *a, palloc_gc_stats_t *o) {
   o->mallocs = a->mallocs;
   o->frees = a->frees;
   o->heap_objects = a->mallocs - a->frees;
-  o->heap_sys = a->committed - a->base;
+  o->heap_sys = a->committed - a->base - GC_PAGE; /* the guard page is never committed */
   o->sys = o->heap_sys + a->meta_bytes + a->stack_cap * sizeof(gc_range_t) +
            ((a->bump - a->base) >> GC_PAGE_SHIFT) * sizeof(gc_span_t *);
   o->heap_marked = a->heap_marked;

@@ -64,7 +64,12 @@ bool palloc_gc_heap_init(palloc_gc_t *a, size_t reserve) {
     munmap(base, reserve);
     return false;
   }
-  a->base = a->bump = a->committed = (uintptr_t)base;
+  /* The first page is never handed out. The kernel often places a reservation right after
+   * another mapping, and "one past the end" of that mapping is a common value in memory the
+   * collector scans (a thread's TLS block holds its stack's end): at base, that word would be
+   * a conservative pointer to the first object. Seen: a 600-object graph kept alive. */
+  a->base = (uintptr_t)base;
+  a->bump = a->committed = a->base + GC_PAGE;
   a->reserved = reserve;
   a->limit_addr = a->base + reserve;
   return true;
