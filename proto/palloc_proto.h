@@ -88,6 +88,11 @@ void palloc_strtab_destroy(palloc_strtab_t *t);
 void palloc_proto_scale_heap(int64_t count, int64_t size, int64_t rate,
                              int64_t *out_count, int64_t *out_size);
 
+/* exp and log (fdlibm's algorithms, error < 1 ulp) without libm, whose loading alone costs a
+ * preloaded libpalloc ~330 KB of resident memory (scale.c). */
+double palloc_exp(double x);
+double palloc_log(double x);
+
 /* The malloc/free-backed allocator (for tools and tests). */
 extern ProtobufCAllocator palloc_proto_system_allocator;
 
