@@ -194,7 +194,17 @@ long palloc_proto_write_fd(const palloc_pb_profile_t *p, int fd, ProtobufCAlloca
     goto done;
   }
   perftools__profiles__profile__pack(p, raw);
-  if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8,
+  /* deflate's state is sized by windowBits and memLevel: at 15 and 8 it is ~256 KB, and its
+   * 64 KB hash head is zeroed whatever the input, which a profile written at exit adds to the
+   * program's peak RSS. A window larger than the input finds no more matches, so the window is
+   * the input's size rounded up to a power of two (at least 512 bytes, deflate's minimum;
+   * 262 = deflate's MIN_LOOKAHEAD), and the hash is sized with it (memLevel = windowBits - 7,
+   * i.e. as many hash heads as window positions): a 4 KB profile needs ~30 KB, not 256 KB, and
+   * compresses to the same size; a profile of 32 KB or more gets zlib's defaults. */
+  int wbits = 9;
+  while (wbits < MAX_WBITS && ((size_t)1 << wbits) < len + 262) wbits++;
+  int mem_level = wbits - 7 < 1 ? 1 : wbits - 7 > 8 ? 8 : wbits - 7;
+  if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + wbits, mem_level,
                    Z_DEFAULT_STRATEGY) != Z_OK) {
     snprintf(err, PALLOC_PROTO_ERRLEN, "cannot start gzip encoder");
     goto done;
