@@ -1,8 +1,8 @@
 /* entry.c - the malloc-family entry points: the hot paths.
  *
  * The unsampled malloc is one thread-local subtraction, one branch and a tail call into
- * mimalloc; the unsampled free is one range compare against two read-mostly globals and a tail
- * call. Everything else (sampling, trace accounting, sampled blocks) is in sample.c.
+ * mimalloc; the unsampled free is one load from the registry's page map (a zero count: not
+ * sampled), one branch and a tail call. Everything else (sampling, trace accounting, sampled blocks) is in sample.c.
  *
  * This file is compiled twice: as the palloc_* API (always), and with PALLOC_OVERRIDE, which
  * also exports the libc names (malloc, free, ..., and glibc's __libc_* aliases) as aliases of the
@@ -22,7 +22,7 @@ PALLOC_TEXT void *palloc_malloc(size_t n) {
 }
 
 PALLOC_TEXT void palloc_free(void *p) {
-  if (palloc_likely(!palloc_in_sampled_range(p))) {
+  if (palloc_likely(!palloc_maybe_sampled(p))) {
     mi_free(p);
     return;
   }
@@ -45,7 +45,7 @@ PALLOC_TEXT void *palloc_realloc(void *p, size_t n) {
     palloc_free(p);
     return NULL;
   }
-  if (palloc_charge(n) && !palloc_in_sampled_range(p)) return mi_realloc(p, n);
+  if (palloc_charge(n) && !palloc_maybe_sampled(p)) return mi_realloc(p, n);
   return palloc_realloc_slow(p, n);
 }
 
@@ -104,12 +104,8 @@ PALLOC_TEXT void *palloc_pvalloc(size_t n) {
 }
 
 
-/* Of any block: a sampled block's header is not the caller's. */
-size_t palloc_malloc_usable_size(const void *p) {
-  if (p == NULL) return 0;
-  if (palloc_in_arena(p)) return mi_usable_size((const char *)p - PALLOC_HDR) - PALLOC_HDR;
-  return mi_usable_size(p);
-}
+/* Sampled blocks are ordinary mimalloc blocks: one answer for every block. */
+size_t palloc_malloc_usable_size(const void *p) { return p == NULL ? 0 : mi_usable_size(p); }
 
 #ifdef PALLOC_OVERRIDE
 #define ALIAS(name) __attribute__((alias(#name), visibility("default")))

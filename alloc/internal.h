@@ -2,13 +2,12 @@
  *
  * The design in one paragraph. Every thread keeps a byte countdown in initial-exec TLS; malloc
  * subtracts the request size and, while the countdown stays >= 0, calls mimalloc directly: that
- * is the whole unsampled path. When it goes negative the allocation is sampled: it is served from
- * the thread's *sampled heap*, a mimalloc heap inside one exclusive arena (arena.c), with a
- * 16-byte header {bucket, size} in front of the user block. free() therefore needs one range
- * compare against two read-mostly globals to know whether a block was sampled, and a sampled
- * block carries its own record: no lock, no table probe on any free. Buckets (bucket.c) are keyed
- * by (stack, size), inserted lock-free and never freed, as in Go's mprof.go. Everything palloc
- * allocates for itself comes from meta.c (mmap), never from the profiled heap.
+ * is the whole unsampled path. When it goes negative the allocation is sampled: it is an ordinary
+ * mimalloc block, entered with its {bucket, size} in the registry of live sampled blocks
+ * (registry.c), whose page map gives free() its answer in one load: a zero count for the block's
+ * page means "not sampled", with no lock and no table probe. Buckets (bucket.c) are keyed by
+ * (stack, size), inserted lock-free and never freed, as in Go's mprof.go. Everything palloc
+ * allocates for itself comes from mmap (meta.c, registry.c), never from the profiled heap.
  *
  * Reentrancy: palloc_thread_t.guard > 0 while palloc itself runs (unwinding, writing a profile);
  * any malloc made then is served by mimalloc unsampled, and the countdown is restored after.
@@ -32,7 +31,6 @@
 #define palloc_unlikely(x) __builtin_expect(!!(x), 0)
 
 #define PALLOC_MAX_DEPTH 128
-#define PALLOC_HDR 16 /* header in front of every sampled block */
 
 /* ---- per-thread state (sampler.c) ------------------------------------------------------ */
 enum { PALLOC_T_NEW = 0, PALLOC_T_LIVE = 1, PALLOC_T_DEAD = 2 };
@@ -48,7 +46,6 @@ typedef struct palloc_thread_s {
   uint32_t rate_epoch;   /* palloc_g.rate_epoch when the countdown was drawn */
   int64_t saved_countdown; /* countdown at guard entry, restored at exit */
   uint64_t rng;          /* xorshift64* state */
-  mi_heap_t *heap;       /* sampled heap in the exclusive arena, or NULL */
   uintptr_t stack_lo, stack_hi; /* bounds for the frame-pointer walk */
   int64_t trace_left;    /* trace mode: bytes to next sample (countdown forces the slow path) */
   int64_t trace_alloc, trace_free; /* trace mode: unpublished bytes */
@@ -87,10 +84,6 @@ static inline bool palloc_once(_Atomic int *state, bool (*init)(void)) {
 
 /* ---- global configuration and state ---------------------------------------------------- */
 typedef struct palloc_global_s {
-  /* Read by free() on every call: a block p is sampled iff p - free_lo < free_span. free_span is
-   * 0 until the arena exists; trace mode sets the range to everything (free_lo 0, span max). */
-  _Atomic uintptr_t free_lo;
-  _Atomic uintptr_t free_span;
   _Atomic int64_t rate;          /* mean sampling interval; 0 = off */
   _Atomic uint32_t rate_epoch;   /* bumped by palloc_set_sample_rate */
   _Atomic int initialized;       /* 0 no, 1 in progress, 2 done */
@@ -100,8 +93,6 @@ typedef struct palloc_global_s {
   int depth;                     /* stack depth */
   bool unwind_fp;                /* PALLOC_UNWIND=fp */
   bool symbolize;                /* PALLOC_SYMBOLIZE != none */
-  uintptr_t arena_lo, arena_hi;  /* the exclusive arena (arena.c) */
-  mi_arena_id_t arena_id;
   _Atomic uint64_t samples_dropped;
   _Atomic uint64_t threads;
 } palloc_global_t;
@@ -126,17 +117,34 @@ int64_t palloc_parse_size(const char *s);
 int palloc_parse_signal(const char *s); /* "USR2", "SIGUSR2", "12" -> number, or -1 */
 void palloc_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* ---- arena.c ---------------------------------------------------------------------------- */
-bool palloc_arena_ready(void);                /* creates the arena on first use */
-mi_heap_t *palloc_thread_heap(palloc_thread_t *t);
-static inline bool palloc_in_sampled_range(const void *p) {
-  uintptr_t lo = atomic_load_explicit(&palloc_g.free_lo, memory_order_relaxed);
-  uintptr_t span = atomic_load_explicit(&palloc_g.free_span, memory_order_relaxed);
-  return (uintptr_t)p - lo < span;
+/* ---- registry.c: the live sampled blocks ---------------------------------------------- */
+typedef struct palloc_bucket_s palloc_bucket_t;
+typedef struct {
+  _Atomic(_Atomic uint16_t *) counts; /* live sampled blocks per 4 KiB page, index masked */
+  _Atomic uintptr_t mask;
+} __attribute__((aligned(64))) palloc_page_map_t;
+extern palloc_page_map_t palloc_page_map;
+/* Sets up the page map (before the first sample; trace mode pins every free to the slow path).
+ * False if no memory could be had for it: sampling must then stay off. */
+bool palloc_registry_init(bool trace);
+/* Enters a sampled block; false (the block stays unsampled) if the registry is out of memory. */
+bool palloc_registry_add(const void *p, palloc_bucket_t *bucket, size_t size);
+/* Removes p if it is registered and gives its bucket and size; false if p was not sampled. */
+bool palloc_registry_take(const void *p, palloc_bucket_t **bucket, size_t *size);
+uint64_t palloc_registry_bytes(void);
+void palloc_registry_lock(void);   /* fork handlers */
+void palloc_registry_unlock(void);
+
+/* free()'s question, on every call: might p be a sampled block? One load from the page map;
+ * false is definite (registry.c states why), true sends p to palloc_registry_take. */
+static inline bool palloc_maybe_sampled(const void *p) {
+  _Atomic uint16_t *map = atomic_load_explicit(&palloc_page_map.counts, memory_order_relaxed);
+  uintptr_t mask = atomic_load_explicit(&palloc_page_map.mask, memory_order_relaxed);
+  return atomic_load_explicit(&map[((uintptr_t)p >> 12) & mask], memory_order_relaxed) != 0;
 }
-static inline bool palloc_in_arena(const void *p) {
-  return (uintptr_t)p >= palloc_g.arena_lo && (uintptr_t)p < palloc_g.arena_hi;
-}
+
+/* ---- threads (sampler.c) ----------------------------------------------------------------- */
+void palloc_thread_watch_exit(palloc_thread_t *t);
 
 /* ---- stack.c ---------------------------------------------------------------------------- */
 /* Fills pcs with the caller's return addresses, palloc's own frames removed. */
@@ -152,10 +160,11 @@ struct palloc_bucket_s {
   _Atomic uint64_t allocs, frees, alloc_bytes, free_bytes;
   uintptr_t stk[];
 };
-typedef struct palloc_bucket_s palloc_bucket_t;
 
 uint64_t palloc_bucket_hash(const uintptr_t *stk, int n, size_t size);
 size_t palloc_size_class(size_t request);  /* the size part of a bucket's key */
+/* The hash chain of the key (stack, size class): near the chains of the stack's other classes. */
+size_t palloc_bucket_chain(const uintptr_t *stk, int n, size_t size_class);
 /* The bucket of (stack, size class of request), made on first use; NULL if out of memory. */
 palloc_bucket_t *palloc_bucket_get(const uintptr_t *stk, int n, size_t request);
 palloc_bucket_t *palloc_bucket_list(void);  /* head of the all-buckets list */
@@ -181,16 +190,14 @@ void palloc_scratch_destroy(palloc_scratch_t *s);
 uint64_t palloc_scratch_peak(const palloc_scratch_t *s);
 
 /* ---- sample.c: the sampled allocation and free ----------------------------------------- */
-void *palloc_alloc_sampled(palloc_thread_t *t, size_t n, size_t align, bool zero);
-void palloc_free_sampled(void *p);
 void *palloc_alloc_slow(size_t n, size_t align, bool zero);
 void palloc_free_slow(void *p);
 void *palloc_realloc_slow(void *p, size_t n);
 /* After palloc_charge failed: should this allocation be sampled? (redraws the countdown) */
 bool palloc_slow_decide(palloc_thread_t *t, size_t n);
-/* Captures the caller's stack and counts one sampled allocation of n bytes in its bucket. */
-palloc_bucket_t *palloc_record_sample(size_t n);
-void palloc_thread_watch_exit(palloc_thread_t *t);
+/* Captures the caller's stack and returns the bucket of an allocation of n bytes there (not yet
+ * counted), or NULL if out of memory. */
+palloc_bucket_t *palloc_sample_bucket(size_t n);
 
 /* ---- writer.c --------------------------------------------------------------------------- */
 extern _Atomic uint64_t palloc_profiles_written, palloc_profile_errors;

@@ -1,10 +1,15 @@
 /* sample.c - the slow paths: sampled allocation, sampled free, thread start, trace mode.
  *
- * A sampled block is laid out as [header 16 B][user block], allocated from the thread's heap in
- * the exclusive arena with mi_heap_malloc_aligned_at so that the *user* pointer has the
- * requested alignment. The header holds the bucket and the requested size: the free side needs
- * nothing else, so the profile's inuse values come from the same numbers the alloc side counted
- * (requested bytes; never usable size on one side and requested on the other).
+ * A sampled block is an ordinary mimalloc block of the requested size and alignment: what makes
+ * it sampled is its entry in the registry (registry.c), which holds its bucket and requested
+ * size. The free side takes both from there, so the profile's inuse values come from the same
+ * numbers the alloc side counted (requested bytes; never usable size on one side and requested
+ * on the other).
+ *
+ * Order of a sampled allocation: allocate, find the bucket (stack capture), register, then count
+ * the allocation in the bucket. Counting last means a block the registry could not take is never
+ * counted, so no bucket ever holds an allocation whose free it cannot see. Nobody else can free
+ * the block before malloc returns it, so the order is not visible to other threads.
  *
  * Every function here is in the palloc_text section, so stack capture drops these frames.
  */
@@ -12,74 +17,33 @@
 #include <string.h>
 #include "internal.h"
 
-/* ThreadSanitizer cannot see mimalloc's synchronization (it is not instrumented): when a block
- * freed by one thread is handed out again to another, the header writes look racy. These
- * annotations state the handoff mimalloc really performs. */
-#if defined(__SANITIZE_THREAD__)
-void __tsan_acquire(void *addr);
-void __tsan_release(void *addr);
-#define HANDOFF_ACQUIRE(p) __tsan_acquire(p)
-#define HANDOFF_RELEASE(p) __tsan_release(p)
-#else
-#define HANDOFF_ACQUIRE(p) ((void)0)
-#define HANDOFF_RELEASE(p) ((void)0)
-#endif
-
-typedef struct palloc_hdr_s {
-  palloc_bucket_t *bucket;
-  size_t size;
-} palloc_hdr_t;
-_Static_assert(sizeof(palloc_hdr_t) == PALLOC_HDR, "header size");
-
 static inline void *plain_alloc(size_t n, size_t align, bool zero) {
   if (align <= 8) return zero ? mi_zalloc(n) : mi_malloc(n);
   return zero ? mi_zalloc_aligned(n, align) : mi_malloc_aligned(n, align);
 }
 
-PALLOC_TEXT palloc_bucket_t *palloc_record_sample(size_t n) {
+PALLOC_TEXT palloc_bucket_t *palloc_sample_bucket(size_t n) {
   uintptr_t stk[PALLOC_MAX_DEPTH];
   int ns = palloc_stack_capture(stk, palloc_g.depth);
-  palloc_bucket_t *b = palloc_bucket_get(stk, ns, n);
-  if (b != NULL)
+  return palloc_bucket_get(stk, ns, n);
+}
+
+/* Makes the live block p (of n requested bytes) a sampled one. */
+static PALLOC_TEXT void register_sample(palloc_thread_t *t, void *p, size_t n) {
+  palloc_guard_enter(t);
+  palloc_bucket_t *b = palloc_sample_bucket(n);
+  if (b != NULL && palloc_registry_add(p, b, n))
     palloc_bucket_record_alloc(b, n);
   else
     atomic_fetch_add(&palloc_g.samples_dropped, 1);
-  return b;
-}
-
-PALLOC_TEXT void *palloc_alloc_sampled(palloc_thread_t *t, size_t n, size_t align, bool zero) {
-  palloc_guard_enter(t);
-  void *base = NULL;
-  mi_heap_t *h = palloc_thread_heap(t);
-  if (h != NULL && n <= SIZE_MAX - 2 * PALLOC_HDR) {
-    size_t a = align > PALLOC_HDR ? align : PALLOC_HDR;
-    base = zero ? mi_heap_zalloc_aligned_at(h, n + PALLOC_HDR, a, PALLOC_HDR)
-                : mi_heap_malloc_aligned_at(h, n + PALLOC_HDR, a, PALLOC_HDR);
-  }
-  if (base == NULL) {
-    void *p = plain_alloc(n, align, zero);
-    if (p != NULL || h == NULL) atomic_fetch_add(&palloc_g.samples_dropped, 1);
-    palloc_guard_exit(t);
-    return p;
-  }
-  HANDOFF_ACQUIRE(base);
-  palloc_hdr_t *hdr = base;
-  hdr->size = n;
-  hdr->bucket = palloc_record_sample(n);
   palloc_guard_exit(t);
-  return (char *)base + PALLOC_HDR;
 }
 
-PALLOC_TEXT void palloc_free_sampled(void *p) {
-  palloc_hdr_t *hdr = (palloc_hdr_t *)((char *)p - PALLOC_HDR);
-  /* Counted before the block is released: once mi_free returns, the same address may be handed
-   * out and sampled again by another thread. */
-  if (hdr->bucket != NULL) palloc_bucket_record_free(hdr->bucket, hdr->size);
-  HANDOFF_RELEASE(hdr);
-  mi_free(hdr);
+static PALLOC_TEXT void *alloc_sampled(palloc_thread_t *t, size_t n, size_t align, bool zero) {
+  void *p = plain_alloc(n, align, zero);
+  if (p != NULL) register_sample(t, p, n);
+  return p;
 }
-
-#define usable palloc_malloc_usable_size /* of any block (entry.c) */
 
 /* The first slow-path visit of a thread, or a visit before palloc is initialized. Returns
  * false if the thread cannot sample yet (initialization in progress on another thread). */
@@ -132,65 +96,52 @@ PALLOC_TEXT void *palloc_alloc_slow(size_t n, size_t align, bool zero) {
   palloc_thread_t *t = &palloc_thread;
   if (palloc_g.trace && palloc_likely(t->state == PALLOC_T_LIVE && t->guard == 0)) {
     /* Trace mode's steady state: every allocation is here, so keep it short. */
-    void *p = trace_decide(t, n) ? palloc_alloc_sampled(t, n, align, zero)
+    void *p = trace_decide(t, n) ? alloc_sampled(t, n, align, zero)
                                  : plain_alloc(n, align, zero);
-    if (p != NULL) palloc_trace_account(t, (int64_t)usable(p), 0);
+    if (p != NULL) palloc_trace_account(t, (int64_t)mi_usable_size(p), 0);
     return p;
   }
-  void *p = palloc_slow_decide(t, n) ? palloc_alloc_sampled(t, n, align, zero)
+  void *p = palloc_slow_decide(t, n) ? alloc_sampled(t, n, align, zero)
                                      : plain_alloc(n, align, zero);
-  if (palloc_g.trace && p != NULL && t->guard == 0) palloc_trace_account(t, (int64_t)usable(p), 0);
+  if (palloc_g.trace && p != NULL && t->guard == 0) palloc_trace_account(t, (int64_t)mi_usable_size(p), 0);
   return p;
 }
 
 PALLOC_TEXT void palloc_free_slow(void *p) {
   if (p == NULL) return;
-  bool sampled = palloc_in_arena(p);
   if (palloc_g.trace) {
     palloc_thread_t *t = &palloc_thread;
     if (t->guard == 0)
-      palloc_trace_account(t, 0, (int64_t)usable(p));
+      palloc_trace_account(t, 0, (int64_t)mi_usable_size(p));
   }
-  if (sampled)
-    palloc_free_sampled(p);
-  else
-    mi_free(p);
+  /* Counted before the block is released: once mi_free returns, the same address may be handed
+   * out and sampled again by another thread. */
+  palloc_bucket_t *b;
+  size_t size;
+  if (palloc_registry_take(p, &b, &size)) palloc_bucket_record_free(b, size);
+  mi_free(p);
 }
 
-/* realloc whose charge made the countdown negative, or whose block was sampled. */
+/* realloc whose charge made the countdown negative, or whose block may be sampled. The old block
+ * leaves the registry *before* mi_realloc can release it (another thread may be handed the same
+ * address and sample it), and comes back if mi_realloc fails, since the old block then stays. */
 PALLOC_TEXT void *palloc_realloc_slow(void *p, size_t n) {
   palloc_thread_t *t = &palloc_thread;
-  bool old_sampled = palloc_in_arena(p);
   bool sample = atomic_load_explicit(&t->countdown, memory_order_relaxed) < 0 && palloc_slow_decide(t, n);
-  size_t old_usable = usable(p);
-  if (old_sampled && n <= old_usable) {
-    /* Fits where it is: account the old block's free and the new allocation (sampled or not)
-     * on the same memory instead of copying. A block that stays in the arena unsampled has no
-     * bucket, like a dropped sample. */
-    palloc_hdr_t *hdr = (palloc_hdr_t *)((char *)p - PALLOC_HDR);
-    if (hdr->bucket != NULL) palloc_bucket_record_free(hdr->bucket, hdr->size);
-    palloc_bucket_t *b = NULL;
-    if (sample) {
-      palloc_guard_enter(t);
-      b = palloc_record_sample(n);
-      palloc_guard_exit(t);
-    }
-    hdr->bucket = b;
-    hdr->size = n;
-    if (palloc_g.trace && t->guard == 0) palloc_trace_account(t, (int64_t)old_usable, (int64_t)old_usable);
-    return p;
+  bool tracing = palloc_g.trace && t->guard == 0;
+  size_t old_usable = tracing ? mi_usable_size(p) : 0;
+  palloc_bucket_t *ob = NULL;
+  size_t osize = 0;
+  bool was_sampled = palloc_maybe_sampled(p) && palloc_registry_take(p, &ob, &osize);
+  void *q = mi_realloc(p, n);
+  if (q == NULL) {
+    if (was_sampled && !palloc_registry_add(p, ob, osize))
+      palloc_bucket_record_free(ob, osize); /* it stays, unsampled: out of the profile */
+    return NULL;
   }
-  if (!sample && !old_sampled) {
-    void *q = mi_realloc(p, n);
-    if (palloc_g.trace && q != NULL && t->guard == 0)
-      palloc_trace_account(t, (int64_t)mi_usable_size(q), (int64_t)old_usable);
-    return q;
-  }
-  void *q = sample ? palloc_alloc_sampled(t, n, 0, false) : mi_malloc(n);
-  if (q == NULL) return NULL; /* the old block stays valid, as realloc requires */
-  memcpy(q, p, old_usable < n ? old_usable : n);
-  if (palloc_g.trace && t->guard == 0) palloc_trace_account(t, (int64_t)usable(q), 0);
-  palloc_free_slow(p);
+  if (was_sampled) palloc_bucket_record_free(ob, osize);
+  if (sample) register_sample(t, q, n);
+  if (tracing) palloc_trace_account(t, (int64_t)mi_usable_size(q), (int64_t)old_usable);
   return q;
 }
 
@@ -199,7 +150,11 @@ PALLOC_TEXT palloc_sample_t *palloc_sample_alloc(size_t size) {
   palloc_thread_t *t = &palloc_thread;
   if (palloc_charge(size) || !palloc_slow_decide(t, size)) return NULL;
   palloc_guard_enter(t);
-  palloc_bucket_t *b = palloc_record_sample(size);
+  palloc_bucket_t *b = palloc_sample_bucket(size);
+  if (b != NULL)
+    palloc_bucket_record_alloc(b, size);
+  else
+    atomic_fetch_add(&palloc_g.samples_dropped, 1);
   palloc_guard_exit(t);
   return b;
 }

@@ -10,17 +10,21 @@
  * when sampling is off, an "off" thread still visits the slow path every PALLOC_OFF_RECHECK
  * bytes (one cheap call per 4 MiB allocated).
  *
+ * Thread exit: a thread stops sampling once its exit has begun. A C++-style thread_local
+ * destructor (__cxa_thread_atexit_impl) runs before glibc's pthread-key destructors, which tear
+ * down libunwind's per-thread state; allocations made after that point are served unsampled.
+ *
  * Random numbers: xorshift64* per thread, seeded from PALLOC_SEED and a per-thread sequence
  * number (reproducible for a single-threaded program) or from time, tid and address.
  */
 #include <errno.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include "internal.h"
+#include "palloc_proto.h" /* palloc_log: libpalloc does not load libm (proto/scale.c says why) */
 
 #define PALLOC_OFF_RECHECK ((int64_t)4 << 20)
 
@@ -52,7 +56,7 @@ int64_t palloc_draw_interval(palloc_thread_t *t, int64_t rate) {
   if (rate == 1) return -1;
   /* U uniform in (0, 1] with 53 bits: never 0, so -log(U) is finite. */
   double u = (double)((rng_next(t) >> 11) + 1) * (1.0 / 9007199254740992.0);
-  double next = -log(u) * (double)rate;
+  double next = -palloc_log(u) * (double)rate;
   if (next > (double)(INT64_MAX / 2)) next = (double)(INT64_MAX / 2);
   return (int64_t)next;
 }
@@ -76,6 +80,12 @@ void palloc_init(void) {
   mi_register_error(on_mimalloc_error, NULL);
   palloc_config_load();
   palloc_trace_configure();
+  if (palloc_registry_init(palloc_g.trace)) {
+    pthread_atfork(palloc_registry_lock, palloc_registry_unlock, palloc_registry_unlock);
+  } else {
+    palloc_warn("cannot map the sampled-block registry; heap profiling is off");
+    atomic_store(&palloc_g.rate, 0);
+  }
   t->guard--;
   atomic_store_explicit(&palloc_g.initialized, 2, memory_order_release);
 }
@@ -99,6 +109,22 @@ void palloc_thread_start(palloc_thread_t *t) {
   t->rate_epoch = atomic_load_explicit(&palloc_g.rate_epoch, memory_order_relaxed);
   atomic_store_explicit(&t->countdown, palloc_draw_interval(t, rate), memory_order_relaxed);
   t->trace_left = atomic_load_explicit(&t->countdown, memory_order_relaxed);
+}
+
+extern int __cxa_thread_atexit_impl(void (*fn)(void *), void *obj, void *dso);
+extern void *__dso_handle;
+
+static void thread_exit(void *arg) {
+  palloc_thread_t *t = arg;
+  t->state = PALLOC_T_DEAD;
+  atomic_store_explicit(&t->countdown, INT64_MAX / 2, memory_order_relaxed);
+  atomic_fetch_sub_explicit(&palloc_g.threads, 1, memory_order_relaxed);
+}
+
+/* Called at a thread's first slow-path visit (guard held: the registration allocates). The main
+ * thread is not watched: it samples to the end. */
+void palloc_thread_watch_exit(palloc_thread_t *t) {
+  if (!t->is_main) __cxa_thread_atexit_impl(thread_exit, t, &__dso_handle);
 }
 
 bool palloc_sample_decide(palloc_thread_t *t, size_t n, int64_t *next) {

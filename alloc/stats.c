@@ -19,7 +19,7 @@ void palloc_read_stats(palloc_stats_t *out) {
     out->live_sampled_bytes += v[1] - v[3];
     out->buckets++;
   }
-  out->internal_bytes = palloc_meta_bytes() + palloc_symcache_bytes();
+  out->internal_bytes = palloc_meta_bytes() + palloc_symcache_bytes() + palloc_registry_bytes();
   out->samples_dropped = atomic_load(&palloc_g.samples_dropped);
   out->profiles_written = atomic_load(&palloc_profiles_written);
   out->profile_errors = atomic_load(&palloc_profile_errors);

@@ -169,7 +169,8 @@ int main(void) {
         st.sampled_allocs == st0.sampled_allocs + 1, "in-place realloc re-accounted: %llu -> %llu",
         (unsigned long long)st0.live_sampled_bytes, (unsigned long long)st.live_sampled_bytes);
   palloc_set_sample_rate(0);
-  c = REALLOC(c, 500); /* now unsampled in place: it leaves the profile */
+  c = REALLOC(c, 520); /* now unsampled in place (mimalloc keeps a block that stays over half
+                         * full): it leaves the profile */
   palloc_read_stats(&st);
   CHECK(c == b && st.live_sampled_blocks == st0.live_sampled_blocks - 1,
         "unsampled in-place realloc leaves the profile");

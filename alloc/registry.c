@@ -1,0 +1,197 @@
+/* registry.c - the registry of live sampled blocks: which addresses were sampled, with what.
+ *
+ * Why a registry and not a separate heap: a sampled block is an ordinary mimalloc block, from the
+ * same heap, size class and page it would have had unsampled. Sampling therefore changes nothing
+ * in the program's memory layout or footprint (an earlier design kept sampled blocks in their own
+ * arena: its pages could not serve ordinary blocks, which cost up to 15% peak RSS on workloads of
+ * 64 KiB buffers). What free() needs instead is a cheap answer to "was p sampled?", and for a
+ * sampled p its {bucket, requested size}. Two structures give it:
+ *
+ * - The page map: one 16-bit count per 4 KiB page of address space of the live registered blocks
+ *   whose *start* address lies in that page. free(p) loads one count; zero - nearly every free -
+ *   means "not sampled": one load, no lock, no probe. The map is a MAP_NORESERVE reservation
+ *   read through the kernel's zero page; only the map pages covering sampled blocks are written
+ *   (one 4 KiB map page per 8 MiB of address space). Its size is whatever the system grants
+ *   (256 MiB, halving on failure): the index is taken modulo the map, so distant pages may share
+ *   a count. Sharing only sends more frees to the table, never a sampled free past it.
+ * - The address table: open addressing (linear probing, backward-shift deletion, no tombstones)
+ *   split into stripes by address hash, each stripe with its own mutex and its own slots (first
+ *   16 in .bss, then mmap'd), doubled at 3/4 load. It sees sampled allocations, sampled frees and the rare unsampled free in
+ *   a page that also holds a sampled block (about 4 KiB / 512 KiB of the live heap by default).
+ *
+ * Invariant (why a zero count is a safe "no"): count[i] == the number of registered blocks p with
+ * index(p) == i. A block is registered, and its count raised, before malloc returns it; it is
+ * unregistered, and its count lowered, before its memory goes back to mimalloc. A free(p) runs
+ * after malloc returned p (the program's own synchronization orders them), so it reads the
+ * increment for p or a later value of the same count, which includes p until p itself is
+ * unregistered. Relaxed atomics suffice: each count is one memory location.
+ *
+ * Trace mode (PALLOC_TRACE) needs every free on the slow path: the map is then a single entry
+ * pinned at 1 (index mask 0) and the counts are not kept.
+ *
+ * The map and mask are set once, before the first sample (palloc_init), and never change: a block
+ * registered under one mask and freed under another would be missed.
+ *
+ * Nothing here calls malloc (tables are mmap'd), so the registry can run inside malloc and free.
+ * Fork: the prepare handler takes every stripe lock, so the child never inherits one held by a
+ * thread that does not exist there.
+ */
+#include <pthread.h>
+#include <sys/mman.h>
+#include "internal.h"
+
+#define MAP_MAX_BYTES ((size_t)256 << 20)
+#define MAP_MIN_BYTES ((size_t)64 << 10)
+#define COUNT_LIMIT 0xff00 /* leave room for concurrent increments below 0xffff */
+#define STRIPES 64
+#define SLOTS_FIRST 16     /* per stripe, in .bss: 24 KiB for all stripes, touched as used */
+
+static _Atomic uint16_t zero_map[1];                 /* before init: every count is 0 */
+static _Atomic uint16_t pinned_map[1] = {1};          /* trace mode: every free is slow */
+/* map and mask share a cache line: free() reads both */
+palloc_page_map_t palloc_page_map = {.counts = zero_map, .mask = 0};
+
+typedef struct {
+  uintptr_t addr; /* 0 = empty */
+  palloc_bucket_t *bucket;
+  size_t size;
+} slot_t;
+
+typedef struct {
+  pthread_mutex_t lock;
+  slot_t *slots; /* cap slots: first_slots, then mmap'd; NULL until the first registration */
+  size_t cap, used;
+} __attribute__((aligned(64))) stripe_t;
+
+static stripe_t stripes[STRIPES];
+/* The first table of every stripe. Separate mmaps would cost a page per stripe in use (64
+ * pages for as few as 64 live samples); these pack 2-3 stripes' first tables per page. */
+static slot_t first_slots[STRIPES][SLOTS_FIRST];
+static _Atomic uint64_t table_bytes;
+static bool map_ready; /* set by palloc_registry_init, before the first sample can happen */
+
+static inline uint64_t addr_hash(uintptr_t a) {
+  uint64_t h = (uint64_t)(a >> 4) * 0x9e3779b97f4a7c15ull;
+  return h ^ (h >> 29);
+}
+static inline stripe_t *stripe_of(uint64_t h) { return &stripes[h >> 58]; }
+
+bool palloc_registry_init(bool trace) {
+  for (int i = 0; i < STRIPES; i++) pthread_mutex_init(&stripes[i].lock, NULL);
+  if (trace) {
+    atomic_store(&palloc_page_map.mask, 0);
+    atomic_store(&palloc_page_map.counts, pinned_map);
+    map_ready = true;
+    return true;
+  }
+  for (size_t bytes = MAP_MAX_BYTES; bytes >= MAP_MIN_BYTES; bytes /= 2) {
+    void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) continue;
+    atomic_store(&palloc_page_map.mask, bytes / sizeof(uint16_t) - 1);
+    atomic_store(&palloc_page_map.counts, (_Atomic uint16_t *)m);
+    map_ready = true;
+    return true;
+  }
+  return false;
+}
+
+static inline _Atomic uint16_t *count_of(uintptr_t a) {
+  _Atomic uint16_t *map = atomic_load_explicit(&palloc_page_map.counts, memory_order_relaxed);
+  uintptr_t mask = atomic_load_explicit(&palloc_page_map.mask, memory_order_relaxed);
+  return &map[(a >> 12) & mask];
+}
+
+/* Inserts without growth checks (the caller made room). */
+static void slot_put(stripe_t *s, uint64_t h, const slot_t *v) {
+  size_t i = (size_t)h & (s->cap - 1);
+  while (s->slots[i].addr != 0) i = (i + 1) & (s->cap - 1);
+  s->slots[i] = *v;
+  s->used++;
+}
+
+static bool grow(stripe_t *s) {
+  slot_t *old = s->slots;
+  if (old == NULL) {
+    s->slots = first_slots[s - stripes];
+    s->cap = SLOTS_FIRST;
+    return true;
+  }
+  size_t cap = s->cap * 2;
+  slot_t *slots = mmap(NULL, cap * sizeof(slot_t), PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (slots == MAP_FAILED) return false;
+  size_t oldcap = s->cap;
+  s->slots = slots;
+  s->cap = cap;
+  s->used = 0;
+  for (size_t i = 0; i < oldcap; i++)
+    if (old[i].addr != 0) slot_put(s, addr_hash(old[i].addr), &old[i]);
+  if (oldcap > SLOTS_FIRST) {
+    munmap(old, oldcap * sizeof(slot_t));
+    atomic_fetch_sub(&table_bytes, oldcap * sizeof(slot_t));
+  }
+  atomic_fetch_add(&table_bytes, cap * sizeof(slot_t));
+  return true;
+}
+
+bool palloc_registry_add(const void *p, palloc_bucket_t *bucket, size_t size) {
+  uintptr_t a = (uintptr_t)p;
+  if (!map_ready) return false; /* no map: a registered block could not be found again */
+  _Atomic uint16_t *count = count_of(a);
+  if (!palloc_g.trace && atomic_load_explicit(count, memory_order_relaxed) >= COUNT_LIMIT)
+    return false;
+  uint64_t h = addr_hash(a);
+  stripe_t *s = stripe_of(h);
+  pthread_mutex_lock(&s->lock);
+  bool ok = (s->used + 1) * 4 <= s->cap * 3 || grow(s);
+  if (ok) {
+    slot_t v = {a, bucket, size};
+    slot_put(s, h, &v);
+    if (!palloc_g.trace) atomic_fetch_add_explicit(count, 1, memory_order_relaxed);
+  }
+  pthread_mutex_unlock(&s->lock);
+  return ok;
+}
+
+bool palloc_registry_take(const void *p, palloc_bucket_t **bucket, size_t *size) {
+  uintptr_t a = (uintptr_t)p;
+  uint64_t h = addr_hash(a);
+  stripe_t *s = stripe_of(h);
+  bool found = false;
+  pthread_mutex_lock(&s->lock);
+  if (s->used != 0) {
+    size_t mask = s->cap - 1, i = (size_t)h & mask;
+    for (; s->slots[i].addr != 0; i = (i + 1) & mask) {
+      if (s->slots[i].addr != a) continue;
+      found = true;
+      *bucket = s->slots[i].bucket;
+      *size = s->slots[i].size;
+      /* Backward-shift deletion: pull later members of the probe run into the hole when the
+       * hole lies between their home slot and their current slot. */
+      size_t hole = i;
+      for (size_t j = (i + 1) & mask; s->slots[j].addr != 0; j = (j + 1) & mask) {
+        size_t home = (size_t)addr_hash(s->slots[j].addr) & mask;
+        if (((j - home) & mask) >= ((j - hole) & mask)) {
+          s->slots[hole] = s->slots[j];
+          hole = j;
+        }
+      }
+      s->slots[hole].addr = 0;
+      s->used--;
+      if (!palloc_g.trace) atomic_fetch_sub_explicit(count_of(a), 1, memory_order_relaxed);
+      break;
+    }
+  }
+  pthread_mutex_unlock(&s->lock);
+  return found;
+}
+
+uint64_t palloc_registry_bytes(void) { return atomic_load(&table_bytes); }
+
+void palloc_registry_lock(void) {
+  for (int i = 0; i < STRIPES; i++) pthread_mutex_lock(&stripes[i].lock);
+}
+void palloc_registry_unlock(void) {
+  for (int i = STRIPES - 1; i >= 0; i--) pthread_mutex_unlock(&stripes[i].lock);
+}
