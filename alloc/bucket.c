@@ -16,7 +16,12 @@
 #include <string.h>
 #include "internal.h"
 
-#define TABLE_BITS 16 /* 65536 chains: 512 KiB, touched as used */
+/* 65536 chains: 512 KiB of chain heads, resident only where touched. A bucket's chain is its
+ * stack's hash plus the ordinal of its size class, so the buckets of one stack (one per size
+ * class it allocates) sit in neighbouring heads, on one or two pages: with fully hashed keys a
+ * program with 3 allocation sites and 150 (site, size) buckets touched 150 pages (600 KB) of
+ * this table. Different stacks still spread over the whole table. */
+#define TABLE_BITS 16
 
 static palloc_bucket_t *_Atomic *table;
 static _Atomic(palloc_bucket_t *) all_buckets;
@@ -44,13 +49,31 @@ static inline uint64_t mix(uint64_t h, uint64_t v) {
   return h * 5 + 0x52dce729;
 }
 
-uint64_t palloc_bucket_hash(const uintptr_t *stk, int n, size_t size) {
-  uint64_t h = 0x9e3779b97f4a7c15ull;
-  for (int i = 0; i < n; i++) h = mix(h, stk[i]);
-  h = mix(h, size);
+static inline uint64_t finish(uint64_t h) {
   h ^= h >> 33;
   h *= 0xc4ceb9fe1a85ec53ull;
   return h ^ (h >> 33);
+}
+
+static inline uint64_t stack_fold(const uintptr_t *stk, int n) {
+  uint64_t h = 0x9e3779b97f4a7c15ull;
+  for (int i = 0; i < n; i++) h = mix(h, stk[i]);
+  return h;
+}
+
+uint64_t palloc_bucket_hash(const uintptr_t *stk, int n, size_t size) {
+  return finish(mix(stack_fold(stk, n), size));
+}
+
+/* 0, 1, 2, ... for the size classes in increasing order (8 per power of two). */
+static inline size_t class_ordinal(size_t c) {
+  if (c <= 64) return c >> 3;
+  int b = 63 - __builtin_clzl(c - 1); /* 2^b < c <= 2^(b+1), b >= 6 */
+  return 8 * (size_t)(b - 5) + ((c - ((size_t)1 << b)) >> (b - 3));
+}
+
+size_t palloc_bucket_chain(const uintptr_t *stk, int n, size_t size) {
+  return (size_t)(finish(stack_fold(stk, n)) + class_ordinal(size)) & ((1u << TABLE_BITS) - 1);
 }
 
 static bool make_table(void) {
@@ -68,7 +91,7 @@ palloc_bucket_t *palloc_bucket_get(const uintptr_t *stk, int n, size_t request) 
   if (!palloc_once(&table_state, make_table)) return NULL;
   size_t size = palloc_size_class(request);
   uint64_t h = palloc_bucket_hash(stk, n, size);
-  palloc_bucket_t *_Atomic *slot = &table[h & ((1u << TABLE_BITS) - 1)];
+  palloc_bucket_t *_Atomic *slot = &table[palloc_bucket_chain(stk, n, size)];
   palloc_bucket_t *fresh = NULL;
   palloc_bucket_t *head = atomic_load_explicit(slot, memory_order_acquire);
   palloc_bucket_t *seen_until = NULL; /* chain suffix already compared */

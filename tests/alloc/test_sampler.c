@@ -125,6 +125,26 @@ static void test_buckets(void) {
   double chi = 0, e = (double)K / BINS;
   for (int i = 0; i < BINS; i++) chi += (count[i] - e) * (count[i] - e) / e;
   CHECK(chi < 330, "chi-square %.1f over %d bins", chi, BINS);
+  /* chains: distinct stacks spread as evenly; one stack's size classes take neighbouring chains
+   * (consecutive ordinals: 8 classes per power of two), so its buckets share a page of heads */
+  static int ccount[BINS];
+  for (int i = 0; i < K; i++) {
+    uintptr_t s[4] = {0x400000 + (uintptr_t)i * 16, 0x500000, 0x600000 + (uintptr_t)(i % 7), 0};
+    ccount[palloc_bucket_chain(s, 4, palloc_size_class((size_t)(i % 5) * 100 + 8)) % BINS]++;
+  }
+  chi = 0;
+  for (int i = 0; i < BINS; i++) chi += (ccount[i] - e) * (ccount[i] - e) / e;
+  CHECK(chi < 330, "chain chi-square %.1f over %d bins", chi, BINS);
+  size_t c8 = palloc_bucket_chain(a, 3, 8), prev = c8;
+  int steps_ok = 1;
+  for (size_t n = 9; n <= ((size_t)1 << 20); n++) {
+    size_t c = palloc_bucket_chain(a, 3, palloc_size_class(n));
+    if (c != prev && c != ((prev + 1) & 0xffff)) steps_ok = 0;
+    prev = c;
+  }
+  CHECK(steps_ok && ((prev - c8) & 0xffff) == 8 + 14 * 8 - 1,
+        "one stack's classes 8 B..1 MiB take %zu consecutive chains",
+        (size_t)((prev - c8) & 0xffff) + 1);
   palloc_bucket_record_alloc(x, 64);
   palloc_bucket_record_alloc(x, 64);
   palloc_bucket_record_free(x, 64);
