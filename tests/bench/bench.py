@@ -26,8 +26,10 @@ JEMALLOC = LIBDIR + "/libjemalloc.so.2"
 TCMALLOC = LIBDIR + "/libtcmalloc.so.4"
 
 WORKLOADS = ["churn", "larson", "realloc", "large", "longlived", "deep"]
-CONFIGS = ["glibc", "mimalloc", "palloc-off", "palloc", "palloc-4k", "jemalloc-prof",
+CONFIGS = ["glibc", "mimalloc", "palloc-off", "palloc", "palloc-4k", "jemalloc", "jemalloc-prof",
            "tcmalloc-heapprof", "heaptrack"]
+# Each profiler over the allocator it is built on: what turning profiling on costs by itself.
+OWN_BASE = [("palloc", "mimalloc"), ("palloc-4k", "mimalloc"), ("jemalloc-prof", "jemalloc")]
 # Extra configurations run on the deep workload only: frame-pointer unwinding against the
 # default (libunwind).
 DEEP_EXTRA = ["palloc-fp", "palloc-4k-fp"]
@@ -66,6 +68,8 @@ def config_cmd(cfg, argv, tmp, palloc_so, extra_env=None):
                 env["PALLOC_SAMPLE_RATE"] = "4096"
             if cfg.endswith("-fp"):
                 env["PALLOC_UNWIND"] = "fp"
+    elif cfg == "jemalloc":
+        env["LD_PRELOAD"] = JEMALLOC
     elif cfg == "jemalloc-prof":
         env["LD_PRELOAD"] = JEMALLOC
         env["MALLOC_CONF"] = "prof:true,lg_prof_sample:19,prof_final:true,prof_prefix:" + \
@@ -624,6 +628,26 @@ def report(args, summ, ratios, probe_res, acc, wls, cfgs, insn=None):
                 absf("rss_kb", lambda v: "%.1f" % (v / 1024)), "MiB", out)
     out.append("('>' = a run hit the time cap of %gs (tracing tools only): a lower bound; "
                "'!' = a run failed)" % args.cap)
+    own = [(p, b) for p, b in OWN_BASE if any((wl, p) in summ and (wl, b) in summ for wl in wls)]
+    if own:
+        out.append("")
+        out.append("Profiling over its own allocator (median CPU / peak RSS of the profiler divided by "
+                   "its allocator's):")
+        out.append("workload".ljust(11) + "".join(("%s/%s" % (p, b)).rjust(28) for p, b in own))
+        per = {pb: ([], []) for pb in own}
+        for wl in wls + ["geomean"]:
+            row = wl.ljust(11)
+            for pb in own:
+                if wl == "geomean":
+                    c, r = geomean(per[pb][0]), geomean(per[pb][1])
+                else:
+                    sp, sb = summ.get((wl, pb[0])), summ.get((wl, pb[1]))
+                    c = sp["cpu"] / sb["cpu"] if sp and sb and sb["cpu"] > 0 else float("nan")
+                    r = sp["rss_kb"] / sb["rss_kb"] if sp and sb and sb["rss_kb"] > 0 else float("nan")
+                    per[pb][0].append(c)
+                    per[pb][1].append(r)
+                row += ("cpu %s rss %s" % (fmt_ratio(c), fmt_ratio(r))).rjust(28)
+            out.append(row)
     extra = [c for c in DEEP_EXTRA if ("deep", c) in summ]
     if extra:
         out.append("")
