@@ -26,8 +26,9 @@
  * increment for p or a later value of the same count, which includes p until p itself is
  * unregistered. Relaxed atomics suffice: each count is one memory location.
  *
- * Trace mode (PALLOC_TRACE) needs every free on the slow path: the map is then a single entry
- * pinned at 1 (index mask 0) and the counts are not kept.
+ * Trace mode (PALLOC_TRACE) needs every free on the slow path: free()'s view of the map is then a
+ * single entry pinned at 1 (index mask 0). The registry keeps its own view, the real counts, and
+ * checks it before taking a lock, so a traced free of an unsampled block still costs no lock.
  *
  * The map and mask are set once, before the first sample (palloc_init), and never change: a block
  * registered under one mask and freed under another would be missed.
@@ -48,8 +49,10 @@
 
 static _Atomic uint16_t zero_map[1];                 /* before init: every count is 0 */
 static _Atomic uint16_t pinned_map[1] = {1};          /* trace mode: every free is slow */
-/* map and mask share a cache line: free() reads both */
+/* free()'s view (map and mask share a cache line: free() reads both), and the registry's own:
+ * the same map, except in trace mode. */
 palloc_page_map_t palloc_page_map = {.counts = zero_map, .mask = 0};
+static palloc_page_map_t counts_map = {.counts = zero_map, .mask = 0};
 
 typedef struct {
   uintptr_t addr; /* 0 = empty */
@@ -78,27 +81,25 @@ static inline stripe_t *stripe_of(uint64_t h) { return &stripes[h >> 58]; }
 
 bool palloc_registry_init(bool trace) {
   for (int i = 0; i < STRIPES; i++) pthread_mutex_init(&stripes[i].lock, NULL);
-  if (trace) {
-    atomic_store(&palloc_page_map.mask, 0);
-    atomic_store(&palloc_page_map.counts, pinned_map);
-    map_ready = true;
-    return true;
-  }
-  for (size_t bytes = MAP_MAX_BYTES; bytes >= MAP_MIN_BYTES; bytes /= 2) {
+  for (size_t bytes = MAP_MAX_BYTES; bytes >= MAP_MIN_BYTES && !map_ready; bytes /= 2) {
     void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED) continue;
-    atomic_store(&palloc_page_map.mask, bytes / sizeof(uint16_t) - 1);
-    atomic_store(&palloc_page_map.counts, (_Atomic uint16_t *)m);
+    atomic_store(&counts_map.mask, bytes / sizeof(uint16_t) - 1);
+    atomic_store(&counts_map.counts, (_Atomic uint16_t *)m);
     map_ready = true;
-    return true;
   }
-  return false;
+  /* free()'s view. Trace mode pins it even without a map: its free accounting needs the slow
+   * path whether or not anything can be sampled. */
+  _Atomic uint16_t *view = trace ? pinned_map : atomic_load(&counts_map.counts);
+  atomic_store(&palloc_page_map.mask, trace ? 0 : atomic_load(&counts_map.mask));
+  atomic_store(&palloc_page_map.counts, view);
+  return map_ready;
 }
 
 static inline _Atomic uint16_t *count_of(uintptr_t a) {
-  _Atomic uint16_t *map = atomic_load_explicit(&palloc_page_map.counts, memory_order_relaxed);
-  uintptr_t mask = atomic_load_explicit(&palloc_page_map.mask, memory_order_relaxed);
+  _Atomic uint16_t *map = atomic_load_explicit(&counts_map.counts, memory_order_relaxed);
+  uintptr_t mask = atomic_load_explicit(&counts_map.mask, memory_order_relaxed);
   return &map[(a >> 12) & mask];
 }
 
@@ -139,8 +140,7 @@ bool palloc_registry_add(const void *p, palloc_bucket_t *bucket, size_t size) {
   uintptr_t a = (uintptr_t)p;
   if (!map_ready) return false; /* no map: a registered block could not be found again */
   _Atomic uint16_t *count = count_of(a);
-  if (!palloc_g.trace && atomic_load_explicit(count, memory_order_relaxed) >= COUNT_LIMIT)
-    return false;
+  if (atomic_load_explicit(count, memory_order_relaxed) >= COUNT_LIMIT) return false;
   uint64_t h = addr_hash(a);
   stripe_t *s = stripe_of(h);
   pthread_mutex_lock(&s->lock);
@@ -148,7 +148,7 @@ bool palloc_registry_add(const void *p, palloc_bucket_t *bucket, size_t size) {
   if (ok) {
     slot_t v = {a, bucket, size};
     slot_put(s, h, &v);
-    if (!palloc_g.trace) atomic_fetch_add_explicit(count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(count, 1, memory_order_relaxed);
   }
   pthread_mutex_unlock(&s->lock);
   return ok;
@@ -156,6 +156,7 @@ bool palloc_registry_add(const void *p, palloc_bucket_t *bucket, size_t size) {
 
 bool palloc_registry_take(const void *p, palloc_bucket_t **bucket, size_t *size) {
   uintptr_t a = (uintptr_t)p;
+  if (atomic_load_explicit(count_of(a), memory_order_relaxed) == 0) return false; /* see top */
   uint64_t h = addr_hash(a);
   stripe_t *s = stripe_of(h);
   bool found = false;
@@ -179,7 +180,7 @@ bool palloc_registry_take(const void *p, palloc_bucket_t **bucket, size_t *size)
       }
       s->slots[hole].addr = 0;
       s->used--;
-      if (!palloc_g.trace) atomic_fetch_sub_explicit(count_of(a), 1, memory_order_relaxed);
+      atomic_fetch_sub_explicit(count_of(a), 1, memory_order_relaxed);
       break;
     }
   }
