@@ -6,6 +6,7 @@
  *  - buckets: same key same bucket, different size or stack different bucket, hash spread;
  *  - size and signal parsing of the environment. */
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,10 +175,70 @@ static void test_parsing(void) {
   CHECK(palloc_parse_signal("RTMIN+2") == SIGRTMIN + 2, "realtime");
 }
 
+/* The registry of sampled blocks: entries found exactly once with their bucket and size after
+ * inserts and deletions in any order (many share a stripe and probe runs, so backward-shift
+ * deletion and growth are exercised), page counts back to zero, and four threads at once. The
+ * addresses are made up (the registry never touches the blocks) and lie in pages no real
+ * allocation uses. */
+enum { REG_N = 50000, REG_THREADS = 4 };
+static uintptr_t reg_addr(int t, int i) { return ((uintptr_t)0x6d0000 + (uintptr_t)t) << 24 | (uintptr_t)i * 48; }
+static palloc_bucket_t *reg_bucket(int i) { return (palloc_bucket_t *)(uintptr_t)(0x1000 + (uintptr_t)i * 16); }
+static _Atomic int reg_errors;
+
+static void *reg_worker(void *arg) {
+  int t = (int)(intptr_t)arg;
+  uint64_t r = 0x9e3779b97f4a7c15ull * (uint64_t)(t + 1);
+  static int order[REG_THREADS][REG_N];
+  for (int i = 0; i < REG_N; i++) {
+    order[t][i] = i;
+    if (!palloc_registry_add((void *)reg_addr(t, i), reg_bucket(i), (size_t)i + 1))
+      atomic_fetch_add(&reg_errors, 1);
+  }
+  for (int i = REG_N - 1; i > 0; i--) { /* Fisher-Yates */
+    r ^= r >> 12; r ^= r << 25; r ^= r >> 27;
+    int j = (int)((r * 0x2545f4914f6cdd1dull) % (uint64_t)(i + 1)), x = order[t][i];
+    order[t][i] = order[t][j];
+    order[t][j] = x;
+  }
+  for (int k = 0; k < REG_N; k++) {
+    int i = order[t][k];
+    palloc_bucket_t *b = NULL;
+    size_t size = 0;
+    if (!palloc_registry_take((void *)reg_addr(t, i), &b, &size) || b != reg_bucket(i) ||
+        size != (size_t)i + 1)
+      atomic_fetch_add(&reg_errors, 1);
+    if (palloc_registry_take((void *)reg_addr(t, i), &b, &size)) atomic_fetch_add(&reg_errors, 1);
+    /* the rest of this thread's entries are still there */
+    if (k + 1 < REG_N && k % 997 == 0 &&
+        !palloc_maybe_sampled((void *)reg_addr(t, order[t][REG_N - 1])))
+      atomic_fetch_add(&reg_errors, 1);
+  }
+  return NULL;
+}
+
+static void test_registry(void) {
+  palloc_init();
+  CHECK(!palloc_maybe_sampled((void *)reg_addr(0, 7)), "unregistered page: count 0");
+  CHECK(!palloc_registry_take((void *)reg_addr(0, 7), &(palloc_bucket_t *){NULL}, &(size_t){0}),
+        "unregistered address not found");
+  uint64_t before = palloc_registry_bytes();
+  pthread_t th[REG_THREADS];
+  for (int t = 0; t < REG_THREADS; t++) pthread_create(&th[t], NULL, reg_worker, (void *)(intptr_t)t);
+  for (int t = 0; t < REG_THREADS; t++) pthread_join(th[t], NULL);
+  CHECK(atomic_load(&reg_errors) == 0, "registry: %d wrong answers over %d entries",
+        atomic_load(&reg_errors), REG_N * REG_THREADS);
+  CHECK(palloc_registry_bytes() > before, "tables grew past their first slots");
+  int nonzero = 0;
+  for (int t = 0; t < REG_THREADS; t++)
+    for (int i = 0; i < REG_N; i += 85) nonzero += palloc_maybe_sampled((void *)reg_addr(t, i));
+  CHECK(nonzero == 0, "page counts back to zero (%d pages still counted)", nonzero);
+}
+
 int main(void) {
   test_intervals();
   test_probability();
   test_buckets();
   test_parsing();
+  test_registry();
   return CHECK_DONE();
 }
