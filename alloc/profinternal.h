@@ -24,7 +24,8 @@ typedef struct palloc_sym_s {
   int line;          /* 0 if unknown */
 } palloc_sym_t;
 
-/* Symbolizes n addresses (already adjusted to point into the call instruction) with libdw,
+/* Symbolizes n addresses (already adjusted to point into the call instruction) from the files'
+ * ELF symbol tables and DWARF line tables,
  * through a bounded cache. Strings stay valid until the scratch arena is destroyed. */
 void palloc_symbolize(const uintptr_t *addrs, size_t n, palloc_sym_t *out, palloc_scratch_t *s);
 uint64_t palloc_symcache_bytes(void);

@@ -10,7 +10,7 @@
  *
  * Every file is written as "<path>.tmp.<pid>" and renamed (proto's palloc_proto_write_path).
  * One writer lock serializes writes;
- * while a thread writes, its guard is held, so whatever libdw or zlib allocate is unsampled.
+ * while a thread writes, its guard is held, so whatever zlib or libc allocate is unsampled.
  * A failure prints one "palloc:" line and the program goes on.
  *
  * Fork: the prepare handler takes the writer lock and the metadata lock so that the child never
