@@ -1,0 +1,72 @@
+/* elfread.h - palloc's reader of ELF symbol tables (elfsym.c) and DWARF line tables
+ * (dwarfline.c), driven per loaded object by symbolize.c.
+ *
+ * The reader runs inside the profiled program on files palloc does not control, so it must
+ * never crash, hang or corrupt its host whatever the bytes. Its invariants:
+ *  - a file is only ever read with pread (never mmap'd: a file truncated under us gives a short
+ *    read, not SIGBUS), into scratch memory of the write;
+ *  - every section it uses lies inside the file as it was when opened (palloc_elf_open checks
+ *    offset and size against fstat), so offset + size never overflows and no allocation is sized
+ *    by more than the file holds;
+ *  - everything decoded from section contents goes through a bounds-checked cursor, and every
+ *    loop over file data consumes input or is bounded by a count that was checked first.
+ * Everything here runs under the writer lock; memory comes from the write's scratch arena.
+ */
+#ifndef PALLOC_ELFREAD_H
+#define PALLOC_ELFREAD_H
+#include <elf.h>
+#include "profinternal.h"
+#pragma GCC visibility push(hidden)
+
+/* An address being symbolized. The caller sets addr and rel (the address in the file's terms:
+ * minus the load bias) and keeps the array sorted by rel; the reader fills in the rest. */
+typedef struct palloc_symq_s {
+  uintptr_t addr, rel;
+  const Elf64_Sym *best; /* the chosen symbol (a copy in sym), if any */
+  Elf64_Sym sym;
+  uint64_t file_off;     /* the row's file: .debug_line unit offset and file index */
+  uint64_t file_idx;
+  int line;
+  bool has_row;          /* a line-table row covers the address */
+  const char *func, *file;
+} palloc_symq_t;
+
+/* One open ELF file: its section headers and the sections the reader uses (NULL if absent). */
+typedef struct palloc_elf_s {
+  int fd;
+  uint64_t size;           /* the file's size when opened: every section used lies inside */
+  palloc_scratch_t *s;
+  Elf64_Shdr *sh;
+  size_t shnum;
+  const Elf64_Shdr *symtab, *dynsym, *line, *line_str, *str;
+  palloc_symq_t *w;        /* sorted by rel */
+  size_t n;
+} palloc_elf_t;
+
+/* Reads the ELF and section headers of fd (a 64-bit ELF file) and finds the sections; false if
+ * the file is not one palloc can read. */
+bool palloc_elf_open(palloc_elf_t *e, int fd, palloc_scratch_t *s);
+/* Reads n bytes at off; false on a short read. */
+bool palloc_elf_read(const palloc_elf_t *e, void *buf, size_t n, uint64_t off);
+/* The NUL-terminated string at off in section sec (scratch memory), NULL if unreadable. */
+char *palloc_elf_str(const palloc_elf_t *e, const Elf64_Shdr *sec, uint64_t off);
+/* Function names: one pass over .symtab (else .dynsym). */
+void palloc_elf_symbols(palloc_elf_t *e);
+/* File and line: one pass over .debug_line. */
+void palloc_dwarf_lines(palloc_elf_t *e);
+
+/* Symbolizes w[0..n) (rel set, sorted by rel) from the ELF file open on fd. This is also the
+ * entry point of the robustness tests and the fuzzer, which give it arbitrary bytes. */
+void palloc_symbolize_fd(int fd, palloc_symq_t *w, size_t n, palloc_scratch_t *s);
+
+/* First index i with w[i].rel >= rel. */
+static inline size_t palloc_symq_lower(const palloc_symq_t *w, size_t n, uint64_t rel) {
+  size_t lo = 0, hi = n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (w[mid].rel < rel) lo = mid + 1; else hi = mid;
+  }
+  return lo;
+}
+#pragma GCC visibility pop
+#endif
