@@ -14,6 +14,7 @@
  * All decoding goes through cur_t, a cursor that never reads past its end: a read past it
  * yields 0 and marks the cursor bad, and every loop over the data stops on a bad cursor.
  */
+#include <limits.h>
 #include <string.h>
 #include "elfread.h"
 
@@ -72,6 +73,9 @@ static const char *cstr(cur_t *c) {
   return s;
 }
 
+/* A row's line as an int; one that does not fit (a corrupt program) is no line (0). */
+static int line_int(uint64_t line) { return line <= INT_MAX ? (int)line : 0; }
+
 /* Every row of a sequence covers [row, next row); assign it to the wanted addresses there. */
 static void cover(palloc_elf_t *e, uint64_t lo, uint64_t hi, uint64_t unit, uint64_t file,
                   int line) {
@@ -119,6 +123,9 @@ static bool v5_table(cur_t *c, bool dwarf64, palloc_elf_t *e, uint64_t want_at,
   if (nfmt > 16) return false;
   for (uint64_t i = 0; i < nfmt; i++) fmt[i][0] = uleb(c), fmt[i][1] = uleb(c);
   uint64_t count = uleb(c);
+  /* Every form below consumes at least one byte, so with a format each entry moves the cursor
+   * and the loop ends with the data whatever the count; without one, entries are empty. */
+  if (nfmt == 0) return !c->bad;
   for (uint64_t k = 0; k < count && !c->bad; k++) {
     for (uint64_t i = 0; i < nfmt; i++) {
       const char *s = NULL;
@@ -132,11 +139,17 @@ static bool v5_table(cur_t *c, bool dwarf64, palloc_elf_t *e, uint64_t want_at,
   return !c->bad;
 }
 
+/* One unit of .debug_line, read whole into a scratch buffer, its header decoded. */
 typedef struct {
-  cur_t hdr;           /* the directory and file tables (v5: directory table first) */
+  uint64_t off;          /* the unit's offset in the section */
   unsigned version;
   bool dwarf64;
-} unit_hdr_t;
+  unsigned min_inst, line_range, opcode_base;
+  int line_base;
+  const uint8_t *oplen;  /* standard_opcode_lengths[opcode_base - 1] */
+  cur_t tables;          /* the directory and file tables (v5: directory table first) */
+  cur_t prog;            /* the line number program, up to the end of the unit */
+} unit_t;
 
 static char *join(const char *a, const char *b, palloc_scratch_t *s) {
   if (a == NULL || *a == 0 || b[0] == '/') return (char *)b;
@@ -150,8 +163,8 @@ static char *join(const char *a, const char *b, palloc_scratch_t *s) {
 }
 
 /* The full name of file `idx` of the unit whose tables start at h. */
-static const char *file_name(palloc_elf_t *e, const unit_hdr_t *h, uint64_t idx) {
-  cur_t c = h->hdr;
+static const char *file_name(palloc_elf_t *e, const unit_t *h, uint64_t idx) {
+  cur_t c = h->tables;
   if (h->version >= 5) {
     const char *d0 = NULL, *name = NULL, *dir = NULL;
     uint64_t di = 0, unused;
@@ -160,7 +173,7 @@ static const char *file_name(palloc_elf_t *e, const unit_hdr_t *h, uint64_t idx)
     if (!v5_table(&c, h->dwarf64, e, idx, &name, &di) || name == NULL) return NULL;
     if (name[0] == '/') return name;
     if (!v5_table(&dirs, h->dwarf64, e, 0, &d0, &unused)) d0 = NULL;
-    dirs = h->hdr;
+    dirs = h->tables;
     if (di != 0 && !v5_table(&dirs, h->dwarf64, e, di, &dir, &unused)) dir = NULL;
     if (di == 0) dir = d0;
     if (dir != NULL && dir[0] != '/') dir = join(d0, dir, e->s);
@@ -184,150 +197,166 @@ static const char *file_name(palloc_elf_t *e, const unit_hdr_t *h, uint64_t idx)
   return NULL;
 }
 
-void palloc_dwarf_lines(palloc_elf_t *e) {
+/* The unit reader's buffer, reused from unit to unit. */
+typedef struct {
+  uint8_t *buf;
+  size_t cap;
+} unitbuf_t;
+
+enum { UNIT_OK, UNIT_SKIP, UNIT_END };
+
+/* Reads the unit at off and decodes its header. UNIT_SKIP: the unit is not one this reader
+ * understands, but its length is sound and the next unit is at *next; UNIT_END: no unit can be
+ * read here (end of the section, a length past it, a read error), so none after it either. */
+static int read_unit(palloc_elf_t *e, unitbuf_t *ub, uint64_t off, unit_t *u, uint64_t *next) {
   const Elf64_Shdr *dl = e->line;
-  uint64_t off = 0;
-  uint8_t *buf = NULL;
-  size_t cap = 0;
-  while (off + 4 <= dl->sh_size) {
-    uint8_t lenb[12];
-    size_t lenn = dl->sh_size - off < 12 ? (size_t)(dl->sh_size - off) : 12;
-    if (!palloc_elf_read(e, lenb, lenn, dl->sh_offset + off)) break;
-    uint64_t len;
-    size_t skip = 4;
-    bool dwarf64 = false;
-    memcpy(&len, lenb, 4);
-    len &= 0xffffffffu;
-    if (len == 0xffffffffu && lenn == 12) {
-      memcpy(&len, lenb + 4, 8);
-      skip = 12;
-      dwarf64 = true;
-    } else if (len >= 0xfffffff0u) {
-      break;
+  if (off >= dl->sh_size || dl->sh_size - off < 4) return UNIT_END;
+  uint8_t lenb[12];
+  size_t lenn = dl->sh_size - off < 12 ? (size_t)(dl->sh_size - off) : 12;
+  if (!palloc_elf_read(e, lenb, lenn, dl->sh_offset + off)) return UNIT_END;
+  uint64_t len = 0;
+  size_t skip = 4;
+  bool dwarf64 = false;
+  memcpy(&len, lenb, 4);
+  len &= 0xffffffffu;
+  if (len == 0xffffffffu && lenn == 12) {
+    memcpy(&len, lenb + 4, 8);
+    skip = 12;
+    dwarf64 = true;
+  } else if (len >= 0xfffffff0u) {
+    return UNIT_END;
+  }
+  /* the section lies inside the file (palloc_elf_open), so len is bounded by the file's size */
+  if (len > dl->sh_size - off - skip) return UNIT_END;
+  *next = off + skip + len;
+  if (len > ub->cap) {
+    palloc_scratch_free(e->s, ub->buf);
+    ub->cap = len < 65536 ? 65536 : (size_t)len;
+    ub->buf = palloc_scratch_alloc(e->s, ub->cap);
+    if (ub->buf == NULL) {
+      ub->cap = 0;
+      return UNIT_END;
     }
-    if (len > dl->sh_size - off - skip) break;
-    uint64_t unit = off;
-    off += skip + len;
-    if (len > cap) {
-      palloc_scratch_free(e->s, buf);
-      cap = len < 65536 ? 65536 : len;
-      buf = palloc_scratch_alloc(e->s, cap);
-      if (buf == NULL) return;
-    }
-    if (!palloc_elf_read(e, buf, len, dl->sh_offset + unit + skip)) break;
-    cur_t c = {buf, buf + len, false};
-    unsigned version = (unsigned)fixed(&c, 2);
-    if (version < 2 || version > 5) continue;
-    if (version >= 5) fixed(&c, 2); /* address_size, segment_selector_size */
-    uint64_t hlen = fixed(&c, dwarf64 ? 8 : 4);
-    if (hlen > (uint64_t)(c.end - c.p)) continue;
-    const uint8_t *prog = c.p + hlen;
-    unsigned min_inst = (unsigned)u8(&c);
-    if (version >= 4) u8(&c); /* maximum_operations_per_instruction: VLIW only */
-    u8(&c); /* default_is_stmt: rows are used whatever their is_stmt, as libdw does */
-    int line_base = (int8_t)u8(&c);
-    unsigned line_range = (unsigned)u8(&c), opcode_base = (unsigned)u8(&c);
-    if (c.bad || line_range == 0 || opcode_base == 0) continue;
-    const uint8_t *oplen = c.p;
-    if ((size_t)(c.end - c.p) < opcode_base - 1) continue;
-    c.p += opcode_base - 1;
-    cur_t p = {prog, c.end, false};
-    /* the state machine; a row is emitted by special opcodes, DW_LNS_copy and end_sequence */
-    uint64_t addr = 0, file = 1, prev_addr = 0, prev_file = 0;
-    int64_t line = 1, prev_line = 0;
-    bool have_prev = false;
+  }
+  if (!palloc_elf_read(e, ub->buf, (size_t)len, dl->sh_offset + off + skip)) return UNIT_END;
+  cur_t c = {ub->buf, ub->buf + len, false};
+  memset(u, 0, sizeof *u);
+  u->off = off;
+  u->dwarf64 = dwarf64;
+  u->version = (unsigned)fixed(&c, 2);
+  if (u->version < 2 || u->version > 5) return UNIT_SKIP;
+  if (u->version >= 5) fixed(&c, 2); /* address_size, segment_selector_size */
+  uint64_t hlen = fixed(&c, dwarf64 ? 8 : 4);
+  if (c.bad || hlen > (uint64_t)(c.end - c.p)) return UNIT_SKIP;
+  const uint8_t *hend = c.p + hlen;
+  u->prog = (cur_t){hend, c.end, false};
+  c.end = hend; /* the fields below and the tables lie inside the header */
+  u->min_inst = (unsigned)u8(&c);
+  if (u->version >= 4) u8(&c); /* maximum_operations_per_instruction: VLIW only */
+  u8(&c); /* default_is_stmt: rows are used whatever their is_stmt, as libdw does */
+  u->line_base = (int8_t)u8(&c);
+  u->line_range = (unsigned)u8(&c);
+  u->opcode_base = (unsigned)u8(&c);
+  if (c.bad || u->line_range == 0 || u->opcode_base == 0) return UNIT_SKIP;
+  if ((size_t)(c.end - c.p) < u->opcode_base - 1) return UNIT_SKIP;
+  u->oplen = c.p;
+  c.p += u->opcode_base - 1;
+  u->tables = c;
+  return UNIT_OK;
+}
+
+/* Runs the unit's line number program: a row is emitted by special opcodes, DW_LNS_copy and
+ * DW_LNE_end_sequence. Every iteration consumes at least its opcode byte. */
+static void run_program(palloc_elf_t *e, const unit_t *u) {
+  cur_t p = u->prog;
+  unsigned opcode_base = u->opcode_base, line_range = u->line_range, min_inst = u->min_inst;
+  uint64_t addr = 0, file = 1, prev_addr = 0, prev_file = 0;
+  uint64_t line = 1, prev_line = 0; /* wraps like the unsigned it is (no signed overflow) */
+  bool have_prev = false;
 #define ROW()                                                                                 \
   do {                                                                                        \
     if (have_prev && addr > prev_addr)                                                        \
-      cover(e, prev_addr, addr, unit, prev_file, (int)prev_line);                             \
+      cover(e, prev_addr, addr, u->off, prev_file, line_int(prev_line));                      \
     prev_addr = addr, prev_file = file, prev_line = line, have_prev = true;                   \
   } while (0)
-    while (p.p < p.end && !p.bad) {
-      unsigned op = (unsigned)u8(&p);
-      if (op >= opcode_base) {
-        unsigned adj = op - opcode_base;
-        addr += (uint64_t)(adj / line_range) * min_inst;
-        line += line_base + (int)(adj % line_range);
-        ROW();
-        continue;
-      }
-      switch (op) {
-        case 0: { /* extended */
-          uint64_t n = uleb(&p);
-          if (n == 0 || n > (uint64_t)(p.end - p.p)) { p.bad = true; break; }
-          const uint8_t *next = p.p + n;
-          unsigned eop = (unsigned)u8(&p);
-          if (eop == DW_LNE_end_sequence) {
-            ROW();
-            have_prev = false;
-            addr = 0, file = 1, line = 1;
-          } else if (eop == DW_LNE_set_address) {
-            addr = fixed(&p, (int)(n - 1 > 8 ? 8 : n - 1));
-          }
-          p.p = next;
-          break;
-        }
-        case DW_LNS_copy: ROW(); break;
-        case DW_LNS_advance_pc: addr += uleb(&p) * min_inst; break;
-        case DW_LNS_advance_line: line += sleb(&p); break;
-        case DW_LNS_set_file: file = uleb(&p); break;
-        case DW_LNS_set_column: uleb(&p); break;
-        case DW_LNS_negate_stmt: case DW_LNS_set_basic_block: break;
-        case DW_LNS_const_add_pc: addr += (uint64_t)((255 - opcode_base) / line_range) * min_inst; break;
-        case DW_LNS_fixed_advance_pc: addr += fixed(&p, 2); break;
-        case DW_LNS_set_prologue_end: case DW_LNS_set_epilogue_begin: break;
-        case DW_LNS_set_isa: uleb(&p); break;
-        default: /* an opcode this reader does not know: skip its operands */
-          for (unsigned k = 0; k < oplen[op - 1]; k++) uleb(&p);
-      }
+  while (p.p < p.end && !p.bad) {
+    unsigned op = (unsigned)u8(&p);
+    if (op >= opcode_base) {
+      unsigned adj = op - opcode_base;
+      addr += (uint64_t)(adj / line_range) * min_inst;
+      line += (uint64_t)(int64_t)(u->line_base + (int)(adj % line_range));
+      ROW();
+      continue;
     }
-#undef ROW
+    switch (op) {
+      case 0: { /* extended */
+        uint64_t n = uleb(&p);
+        if (n == 0 || n > (uint64_t)(p.end - p.p)) { p.bad = true; break; }
+        const uint8_t *next = p.p + n;
+        unsigned eop = (unsigned)u8(&p);
+        if (eop == DW_LNE_end_sequence) {
+          ROW();
+          have_prev = false;
+          addr = 0, file = 1, line = 1;
+        } else if (eop == DW_LNE_set_address) {
+          addr = fixed(&p, (int)(n - 1 > 8 ? 8 : n - 1));
+        }
+        p.p = next;
+        break;
+      }
+      case DW_LNS_copy: ROW(); break;
+      case DW_LNS_advance_pc: addr += uleb(&p) * min_inst; break;
+      case DW_LNS_advance_line: line += (uint64_t)sleb(&p); break;
+      case DW_LNS_set_file: file = uleb(&p); break;
+      case DW_LNS_set_column: uleb(&p); break;
+      case DW_LNS_negate_stmt: case DW_LNS_set_basic_block: break;
+      case DW_LNS_const_add_pc: addr += (uint64_t)((255 - opcode_base) / line_range) * min_inst; break;
+      case DW_LNS_fixed_advance_pc: addr += fixed(&p, 2); break;
+      case DW_LNS_set_prologue_end: case DW_LNS_set_epilogue_begin: break;
+      case DW_LNS_set_isa: uleb(&p); break;
+      default: /* an opcode this reader does not know (13 <= op < opcode_base): skip operands */
+        for (unsigned k = 0; k < u->oplen[op - 1] && !p.bad; k++) uleb(&p);
+    }
   }
-  /* File names, one unit header read per distinct (unit, file). */
+#undef ROW
+}
+
+static const char *dup(palloc_scratch_t *s, const char *str) {
+  size_t n = strlen(str) + 1;
+  char *c = palloc_scratch_alloc(s, n);
+  if (c) memcpy(c, str, n);
+  return c;
+}
+
+void palloc_dwarf_lines(palloc_elf_t *e) {
+  unitbuf_t ub = {NULL, 0};
+  unit_t u;
+  /* Each unit's length is checked against the section before the next offset is taken from it,
+   * and next > off always (a unit is at least its 4-byte length): the walk ends. */
+  for (uint64_t off = 0, next = 0;; off = next) {
+    int r = read_unit(e, &ub, off, &u, &next);
+    if (r == UNIT_END) break;
+    if (r == UNIT_OK) run_program(e, &u);
+  }
+  /* File names, one unit header read per distinct (unit, file). A name may point into the unit
+   * buffer, which the next unit read overwrites: each is copied into the scratch arena. */
   for (size_t i = 0; i < e->n; i++) {
     palloc_symq_t *w = &e->w[i];
     if (!w->has_row) continue;
     const char *name = NULL;
-    for (size_t k = 0; k < i; k++)
-      if (e->w[k].file != NULL && e->w[k].has_row && e->w[k].file_off == w->file_off &&
+    bool found = false;
+    for (size_t k = 0; k < i && !found; k++)
+      if (e->w[k].has_row && e->w[k].file_off == w->file_off &&
           e->w[k].file_idx == w->file_idx) {
         name = e->w[k].file;
-        break;
+        found = true;
       }
-    if (name == NULL) {
-      uint64_t o = w->file_off;
-      uint8_t lenb[12];
-      if (!palloc_elf_read(e, lenb, 12 <= dl->sh_size - o ? 12 : (size_t)(dl->sh_size - o),
-                           dl->sh_offset + o))
-        continue;
-      uint64_t len = 0;
-      size_t skip = 4;
-      bool d64 = false;
-      memcpy(&len, lenb, 4);
-      len &= 0xffffffffu;
-      if (len == 0xffffffffu) memcpy(&len, lenb + 4, 8), skip = 12, d64 = true;
-      if (len > cap) {
-        palloc_scratch_free(e->s, buf);
-        cap = len;
-        buf = palloc_scratch_alloc(e->s, cap);
-        if (buf == NULL) return;
-      }
-      if (!palloc_elf_read(e, buf, len, dl->sh_offset + o + skip)) continue;
-      cur_t c = {buf, buf + len, false};
-      unit_hdr_t h = {.version = (unsigned)fixed(&c, 2), .dwarf64 = d64};
-      if (h.version >= 5) fixed(&c, 2);
-      uint64_t hlen = fixed(&c, d64 ? 8 : 4);
-      const uint8_t *hend = c.p + hlen;
-      if (hlen > (uint64_t)(c.end - c.p)) continue;
-      u8(&c);
-      if (h.version >= 4) u8(&c);
-      u8(&c), u8(&c), u8(&c);
-      unsigned opcode_base = (unsigned)u8(&c);
-      if (opcode_base == 0 || (size_t)(hend - c.p) < opcode_base - 1) continue;
-      c.p += opcode_base - 1;
-      c.end = hend;
-      h.hdr = c;
-      name = file_name(e, &h, w->file_idx);
+    if (!found) {
+      uint64_t next;
+      /* read again: the unit was sound in the first pass, but the file may have changed since */
+      if (read_unit(e, &ub, w->file_off, &u, &next) != UNIT_OK) continue;
+      name = file_name(e, &u, w->file_idx);
+      if (name != NULL) name = dup(e->s, name);
     }
     w->file = name;
   }

@@ -46,7 +46,9 @@ typedef struct palloc_elf_s {
 /* Reads the ELF and section headers of fd (a 64-bit ELF file) and finds the sections; false if
  * the file is not one palloc can read. */
 bool palloc_elf_open(palloc_elf_t *e, int fd, palloc_scratch_t *s);
-/* Reads n bytes at off; false on a short read. */
+/* Whether section h has contents inside the file (offset + size <= the file's size). */
+bool palloc_elf_section_ok(const palloc_elf_t *e, const Elf64_Shdr *h);
+/* Reads n bytes at off; false on a short read or if [off, off + n) is not inside the file. */
 bool palloc_elf_read(const palloc_elf_t *e, void *buf, size_t n, uint64_t off);
 /* The NUL-terminated string at off in section sec (scratch memory), NULL if unreadable. */
 char *palloc_elf_str(const palloc_elf_t *e, const Elf64_Shdr *sec, uint64_t off);

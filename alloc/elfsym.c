@@ -15,9 +15,14 @@
 #include <unistd.h>
 #include "elfread.h"
 
-#define CHUNK (16 * 1024) /* symbol table read buffer */
+#define CHUNK (16 * 1024)      /* symbol table read buffer */
+#define SHSTR_MAX (64 * 1024)  /* section names read at most */
 
 bool palloc_elf_read(const palloc_elf_t *e, void *buf, size_t n, uint64_t off) {
+  /* Nothing is read past the size the file had when opened: with this, a length taken from the
+   * file can never make pread write past a buffer sized by the same length, and off + n cannot
+   * wrap (nor turn negative as an off_t). */
+  if (off > e->size || n > e->size - off) return false;
   char *p = buf;
   while (n > 0) {
     ssize_t r = pread(e->fd, p, n, (off_t)off);
@@ -29,9 +34,15 @@ bool palloc_elf_read(const palloc_elf_t *e, void *buf, size_t n, uint64_t off) {
   return true;
 }
 
+bool palloc_elf_section_ok(const palloc_elf_t *e, const Elf64_Shdr *h) {
+  return h != NULL && h->sh_type != SHT_NOBITS && h->sh_offset <= e->size &&
+         h->sh_size <= e->size - h->sh_offset;
+}
+
 /* Read in growing pieces: most names are short, a C++ name may be kilobytes. */
 char *palloc_elf_str(const palloc_elf_t *e, const Elf64_Shdr *sec, uint64_t off) {
-  uint64_t limit = sec->sh_offset + sec->sh_size;
+  if (!palloc_elf_section_ok(e, sec) || off >= sec->sh_size) return NULL;
+  uint64_t limit = sec->sh_offset + sec->sh_size; /* <= e->size: no wrap */
   off += sec->sh_offset;
   size_t cap = 256;
   for (;;) {
@@ -53,10 +64,13 @@ bool palloc_elf_open(palloc_elf_t *e, int fd, palloc_scratch_t *s) {
   memset(e, 0, sizeof *e);
   e->fd = fd;
   e->s = s;
+  /* Only a regular file: a FIFO or a device put in a library's place would block or never end. */
   struct stat st;
-  if (fstat(fd, &st) != 0) return false;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 0) return false;
   e->size = (uint64_t)st.st_size;
   Elf64_Ehdr eh;
+  /* e_shnum == 0 with sections would be extended numbering (the count in section 0): rare
+   * enough (> 65279 sections) to be read as "no sections". shnum * 64 <= 4 MiB. */
   if (!palloc_elf_read(e, &eh, sizeof eh, 0) || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
       eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_shentsize != sizeof(Elf64_Shdr) ||
       eh.e_shnum == 0 || eh.e_shstrndx >= eh.e_shnum)
@@ -66,12 +80,16 @@ bool palloc_elf_open(palloc_elf_t *e, int fd, palloc_scratch_t *s) {
   if (e->sh == NULL || !palloc_elf_read(e, e->sh, e->shnum * sizeof *e->sh, eh.e_shoff))
     return false;
   const Elf64_Shdr *names = &e->sh[eh.e_shstrndx];
-  char *shstr = palloc_scratch_alloc(s, names->sh_size + 1);
-  if (shstr == NULL || !palloc_elf_read(e, shstr, names->sh_size, names->sh_offset)) return false;
-  shstr[names->sh_size] = 0;
+  if (!palloc_elf_section_ok(e, names)) return false;
+  /* Section names are short and few; a larger table is read in part (names past it unknown). */
+  size_t nnames = names->sh_size < SHSTR_MAX ? (size_t)names->sh_size : SHSTR_MAX;
+  char *shstr = palloc_scratch_alloc(s, nnames + 1);
+  if (shstr == NULL || !palloc_elf_read(e, shstr, nnames, names->sh_offset)) return false;
+  shstr[nnames] = 0;
   for (size_t i = 0; i < e->shnum; i++) {
     const Elf64_Shdr *h = &e->sh[i];
-    if (h->sh_name >= names->sh_size || h->sh_type == SHT_NOBITS) continue;
+    /* a section that does not lie inside the file is as good as absent */
+    if (h->sh_name >= nnames || !palloc_elf_section_ok(e, h)) continue;
     const char *nm = shstr + h->sh_name;
     bool compressed = (h->sh_flags & SHF_COMPRESSED) != 0;
     if (h->sh_type == SHT_SYMTAB) e->symtab = h;
@@ -108,8 +126,10 @@ void palloc_elf_symbols(palloc_elf_t *e) {
       if (y->st_size == 0 || y->st_shndx == SHN_UNDEF ||
           (type != STT_FUNC && type != STT_GNU_IFUNC && type != STT_NOTYPE))
         continue;
-      for (size_t i = palloc_symq_lower(e->w, e->n, y->st_value);
-           i < e->n && e->w[i].rel < y->st_value + y->st_size; i++) {
+      uint64_t end = y->st_value + y->st_size;
+      if (end < y->st_value) end = UINT64_MAX; /* a size that wraps: up to the top */
+      for (size_t i = palloc_symq_lower(e->w, e->n, y->st_value); i < e->n && e->w[i].rel < end;
+           i++) {
         palloc_symq_t *w = &e->w[i];
         const Elf64_Sym *b = w->best;
         if (b == NULL || y->st_value > b->st_value ||

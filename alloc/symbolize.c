@@ -116,7 +116,9 @@ void palloc_symbolize_fd(int fd, palloc_symq_t *w, size_t n, palloc_scratch_t *s
 
 static void symbolize_file(const char *path, uintptr_t bias, palloc_symq_t *w, size_t n,
                            palloc_scratch_t *s) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  /* O_NONBLOCK: if a FIFO has taken the file's place, open must not wait for a writer
+   * (palloc_elf_open then refuses anything but a regular file). */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return;
   for (size_t i = 0; i < n; i++) w[i].rel = w[i].addr - bias;
   palloc_symbolize_fd(fd, w, n, s);
