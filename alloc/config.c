@@ -112,10 +112,12 @@ void palloc_config_load(void) {
     else if (strcmp(s, "libunwind") != 0)
       palloc_warn("PALLOC_UNWIND=%s is not 'libunwind' or 'fp'; using libunwind", s);
   }
+  /* 'libdw' names what symbolized profiles before palloc read ELF and DWARF itself: it stays
+   * accepted, as the same thing as 'elf', so that existing setups keep working silently. */
   if ((s = getenv("PALLOC_SYMBOLIZE")) != NULL && *s) {
     if (strcmp(s, "none") == 0)
       palloc_g.symbolize = false;
-    else if (strcmp(s, "libdw") != 0)
-      palloc_warn("PALLOC_SYMBOLIZE=%s is not 'libdw' or 'none'; using libdw", s);
+    else if (strcmp(s, "elf") != 0 && strcmp(s, "libdw") != 0)
+      palloc_warn("PALLOC_SYMBOLIZE=%s is not 'elf' or 'none'; using elf", s);
   }
 }

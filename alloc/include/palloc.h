@@ -6,7 +6,7 @@
  *   PALLOC_SAMPLE_RATE  mean bytes between samples (KiB/MiB suffixes; 1 = all, 0 = off; 512KiB)
  *   PALLOC_PROFILE      write a heap profile here at exit (%p = pid)
  *   PALLOC_PROFILE_SIGNAL, PALLOC_PROFILE_INTERVAL   snapshots on a signal / every N seconds
- *   PALLOC_STACK_DEPTH, PALLOC_UNWIND (libunwind|fp), PALLOC_SYMBOLIZE (libdw|none), PALLOC_SEED
+ *   PALLOC_STACK_DEPTH, PALLOC_UNWIND (libunwind|fp), PALLOC_SYMBOLIZE (elf|none), PALLOC_SEED
  * This header adds what a program can ask for explicitly. Every function is thread-safe.
  */
 #ifndef PALLOC_H
