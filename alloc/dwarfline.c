@@ -80,6 +80,8 @@ static int line_int(uint64_t line) { return line <= INT_MAX ? (int)line : 0; }
 static void cover(palloc_elf_t *e, uint64_t lo, uint64_t hi, uint64_t unit, uint64_t file,
                   int line) {
   for (size_t i = palloc_symq_lower(e->w, e->n, lo); i < e->n && e->w[i].rel < hi; i++) {
+    if (e->matches_left == 0) return; /* the pass ends: run_program and its caller check it */
+    e->matches_left--;
     e->w[i].file_off = unit;
     e->w[i].file_idx = file;
     e->w[i].line = line;
@@ -205,10 +207,12 @@ typedef struct {
 
 enum { UNIT_OK, UNIT_SKIP, UNIT_END };
 
-/* Reads the unit at off and decodes its header. UNIT_SKIP: the unit is not one this reader
- * understands, but its length is sound and the next unit is at *next; UNIT_END: no unit can be
- * read here (end of the section, a length past it, a read error), so none after it either. */
-static int read_unit(palloc_elf_t *e, unitbuf_t *ub, uint64_t off, unit_t *u, uint64_t *next) {
+/* Reads the unit at off (whole, or only its header) and decodes its header. UNIT_SKIP: the unit
+ * is not one this reader understands, but its length is sound and the next unit is at *next;
+ * UNIT_END: no unit can be read here (end of the section, a length past it, a read error), so
+ * none after it either. */
+static int read_unit(palloc_elf_t *e, unitbuf_t *ub, uint64_t off, bool whole, unit_t *u,
+                     uint64_t *next) {
   const Elf64_Shdr *dl = e->line;
   if (off >= dl->sh_size || dl->sh_size - off < 4) return UNIT_END;
   uint8_t lenb[12];
@@ -229,6 +233,18 @@ static int read_unit(palloc_elf_t *e, unitbuf_t *ub, uint64_t off, unit_t *u, ui
   /* the section lies inside the file (palloc_elf_open), so len is bounded by the file's size */
   if (len > dl->sh_size - off - skip) return UNIT_END;
   *next = off + skip + len;
+  if (!whole) { /* the header's length, from its first fields: up to 12 bytes */
+    uint8_t pre[12];
+    size_t np = len < sizeof pre ? (size_t)len : sizeof pre;
+    if (!palloc_elf_read(e, pre, np, dl->sh_offset + off + skip)) return UNIT_END;
+    cur_t c = {pre, pre + np, false};
+    unsigned version = (unsigned)fixed(&c, 2);
+    if (version >= 5) fixed(&c, 2);
+    uint64_t hlen = fixed(&c, dwarf64 ? 8 : 4);
+    size_t at = (size_t)(c.p - pre);
+    if (c.bad || hlen > len - at) return UNIT_SKIP;
+    len = at + hlen; /* the program is not read */
+  }
   if (len > ub->cap) {
     palloc_scratch_free(e->s, ub->buf);
     ub->cap = len < 65536 ? 65536 : (size_t)len;
@@ -279,7 +295,7 @@ static void run_program(palloc_elf_t *e, const unit_t *u) {
       cover(e, prev_addr, addr, u->off, prev_file, line_int(prev_line));                      \
     prev_addr = addr, prev_file = file, prev_line = line, have_prev = true;                   \
   } while (0)
-  while (p.p < p.end && !p.bad) {
+  while (p.p < p.end && !p.bad && e->matches_left > 0) {
     unsigned op = (unsigned)u8(&p);
     if (op >= opcode_base) {
       unsigned adj = op - opcode_base;
@@ -331,15 +347,20 @@ static const char *dup(palloc_scratch_t *s, const char *str) {
 void palloc_dwarf_lines(palloc_elf_t *e) {
   unitbuf_t ub = {NULL, 0};
   unit_t u;
+  e->matches_left = PALLOC_ELF_MATCHES(e->n);
   /* Each unit's length is checked against the section before the next offset is taken from it,
    * and next > off always (a unit is at least its 4-byte length): the walk ends. */
   for (uint64_t off = 0, next = 0;; off = next) {
-    int r = read_unit(e, &ub, off, &u, &next);
-    if (r == UNIT_END) break;
+    int r = read_unit(e, &ub, off, true, &u, &next);
+    if (r == UNIT_END || e->matches_left == 0) break;
     if (r == UNIT_OK) run_program(e, &u);
   }
-  /* File names, one unit header read per distinct (unit, file). A name may point into the unit
-   * buffer, which the next unit read overwrites: each is copied into the scratch arena. */
+  /* File names, once per distinct (unit, file), from the unit's header (read again, only the
+   * header, and kept while the next addresses need the same unit: they are sorted, units cover
+   * ranges). A name may point into the unit buffer, which the next read overwrites: each is
+   * copied into the scratch arena. */
+  uint64_t loaded = UINT64_MAX;
+  int loaded_r = UNIT_END;
   for (size_t i = 0; i < e->n; i++) {
     palloc_symq_t *w = &e->w[i];
     if (!w->has_row) continue;
@@ -353,8 +374,12 @@ void palloc_dwarf_lines(palloc_elf_t *e) {
       }
     if (!found) {
       uint64_t next;
-      /* read again: the unit was sound in the first pass, but the file may have changed since */
-      if (read_unit(e, &ub, w->file_off, &u, &next) != UNIT_OK) continue;
+      /* checked again: the unit was sound in the first pass, but the file may have changed */
+      if (w->file_off != loaded) {
+        loaded = w->file_off;
+        loaded_r = read_unit(e, &ub, loaded, false, &u, &next);
+      }
+      if (loaded_r != UNIT_OK) continue;
       name = file_name(e, &u, w->file_idx);
       if (name != NULL) name = dup(e->s, name);
     }

@@ -41,7 +41,17 @@ typedef struct palloc_elf_s {
   const Elf64_Shdr *symtab, *dynsym, *line, *line_str, *str;
   palloc_symq_t *w;        /* sorted by rel */
   size_t n;
+  uint64_t matches_left;   /* work bounds (palloc_elf_want) */
+  uint64_t str_bytes_left;
 } palloc_elf_t;
+
+/* Work bounds, so that no file, however made, costs much more than a compiler's output does.
+ * Matches of a symbol or a line row to a wanted address: each address is normally matched by a
+ * few (aliases, overlapping sequences), while a made-up table can match every address with every
+ * entry (entries x addresses). Bytes read for strings: a name without its NUL is read up to
+ * 1 MiB, for each address. Past a bound a pass stops and keeps what it found. */
+#define PALLOC_ELF_MATCHES(n) (64 * (uint64_t)(n) + ((uint64_t)1 << 20))
+#define PALLOC_ELF_STR_BYTES(n) (((uint64_t)64 << 20) + 16384 * (uint64_t)(n))
 
 /* Reads the ELF and section headers of fd (a 64-bit ELF file) and finds the sections; false if
  * the file is not one palloc can read. */
@@ -51,7 +61,14 @@ bool palloc_elf_section_ok(const palloc_elf_t *e, const Elf64_Shdr *h);
 /* Reads n bytes at off; false on a short read or if [off, off + n) is not inside the file. */
 bool palloc_elf_read(const palloc_elf_t *e, void *buf, size_t n, uint64_t off);
 /* The NUL-terminated string at off in section sec (scratch memory), NULL if unreadable. */
-char *palloc_elf_str(const palloc_elf_t *e, const Elf64_Shdr *sec, uint64_t off);
+char *palloc_elf_str(palloc_elf_t *e, const Elf64_Shdr *sec, uint64_t off);
+/* Sets the addresses to symbolize (sorted by rel) and the work bounds for them. */
+static inline void palloc_elf_want(palloc_elf_t *e, palloc_symq_t *w, size_t n) {
+  e->w = w;
+  e->n = n;
+  e->matches_left = PALLOC_ELF_MATCHES(n);
+  e->str_bytes_left = PALLOC_ELF_STR_BYTES(n);
+}
 /* Function names: one pass over .symtab (else .dynsym). */
 void palloc_elf_symbols(palloc_elf_t *e);
 /* File and line: one pass over .debug_line. */

@@ -17,6 +17,12 @@
 
 #define CHUNK (16 * 1024)      /* symbol table read buffer */
 #define SHSTR_MAX (64 * 1024)  /* section names read at most */
+/* A loaded object is in the host's byte order; the reader decodes fields in it. */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define NATIVE_DATA ELFDATA2LSB
+#else
+#define NATIVE_DATA ELFDATA2MSB
+#endif
 
 bool palloc_elf_read(const palloc_elf_t *e, void *buf, size_t n, uint64_t off) {
   /* Nothing is read past the size the file had when opened: with this, a length taken from the
@@ -40,7 +46,7 @@ bool palloc_elf_section_ok(const palloc_elf_t *e, const Elf64_Shdr *h) {
 }
 
 /* Read in growing pieces: most names are short, a C++ name may be kilobytes. */
-char *palloc_elf_str(const palloc_elf_t *e, const Elf64_Shdr *sec, uint64_t off) {
+char *palloc_elf_str(palloc_elf_t *e, const Elf64_Shdr *sec, uint64_t off) {
   if (!palloc_elf_section_ok(e, sec) || off >= sec->sh_size) return NULL;
   uint64_t limit = sec->sh_offset + sec->sh_size; /* <= e->size: no wrap */
   off += sec->sh_offset;
@@ -48,6 +54,8 @@ char *palloc_elf_str(const palloc_elf_t *e, const Elf64_Shdr *sec, uint64_t off)
   for (;;) {
     if (off >= limit) return NULL;
     size_t n = (uint64_t)cap < limit - off ? cap : (size_t)(limit - off);
+    if (n > e->str_bytes_left) return NULL;
+    e->str_bytes_left -= n;
     char *b = palloc_scratch_alloc(e->s, n + 1);
     if (b == NULL) return NULL;
     ssize_t r = pread(e->fd, b, n, (off_t)off);
@@ -72,7 +80,8 @@ bool palloc_elf_open(palloc_elf_t *e, int fd, palloc_scratch_t *s) {
   /* e_shnum == 0 with sections would be extended numbering (the count in section 0): rare
    * enough (> 65279 sections) to be read as "no sections". shnum * 64 <= 4 MiB. */
   if (!palloc_elf_read(e, &eh, sizeof eh, 0) || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
-      eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_shentsize != sizeof(Elf64_Shdr) ||
+      eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != NATIVE_DATA ||
+      eh.e_shentsize != sizeof(Elf64_Shdr) ||
       eh.e_shnum == 0 || eh.e_shstrndx >= eh.e_shnum)
     return false;
   e->shnum = eh.e_shnum;
@@ -116,8 +125,9 @@ void palloc_elf_symbols(palloc_elf_t *e) {
   const Elf64_Shdr *str = &e->sh[tab->sh_link];
   Elf64_Sym *buf = palloc_scratch_alloc(e->s, CHUNK);
   if (buf == NULL) return;
+  e->matches_left = PALLOC_ELF_MATCHES(e->n);
   size_t per = CHUNK / sizeof(Elf64_Sym), total = tab->sh_size / sizeof(Elf64_Sym);
-  for (size_t at = 0; at < total; at += per) {
+  for (size_t at = 0; at < total && e->matches_left > 0; at += per) {
     size_t k = total - at < per ? total - at : per;
     if (!palloc_elf_read(e, buf, k * sizeof *buf, tab->sh_offset + at * sizeof *buf)) break;
     for (size_t j = 0; j < k; j++) {
@@ -130,6 +140,8 @@ void palloc_elf_symbols(palloc_elf_t *e) {
       if (end < y->st_value) end = UINT64_MAX; /* a size that wraps: up to the top */
       for (size_t i = palloc_symq_lower(e->w, e->n, y->st_value); i < e->n && e->w[i].rel < end;
            i++) {
+        if (e->matches_left == 0) break;
+        e->matches_left--;
         palloc_symq_t *w = &e->w[i];
         const Elf64_Sym *b = w->best;
         if (b == NULL || y->st_value > b->st_value ||

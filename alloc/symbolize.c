@@ -108,8 +108,7 @@ typedef struct {
 void palloc_symbolize_fd(int fd, palloc_symq_t *w, size_t n, palloc_scratch_t *s) {
   palloc_elf_t e;
   if (!palloc_elf_open(&e, fd, s)) return;
-  e.w = w;
-  e.n = n;
+  palloc_elf_want(&e, w, n);
   if (e.symtab || e.dynsym) palloc_elf_symbols(&e);
   if (e.line) palloc_dwarf_lines(&e);
 }

@@ -361,12 +361,16 @@ static void regressions(target_t *t) {
 
 /* Hand-made .debug_line sections, each in a minimal ELF file, for what mutations of real files
  * rarely reach. */
-typedef struct { uint8_t b[4096]; size_t n; } buf_t;
+typedef struct { uint8_t *b; size_t n, cap; } buf_t;
 static void put(buf_t *b, const void *p, size_t n) {
-  if (b->n + n > sizeof b->b) { fprintf(stderr, "buf_t overflow\n"); exit(2); }
+  if (b->n + n > b->cap) {
+    b->cap = (b->n + n) * 2;
+    if ((b->b = realloc(b->b, b->cap)) == NULL) { perror("realloc"); exit(2); }
+  }
   memcpy(b->b + b->n, p, n);
   b->n += n;
 }
+static void buf_free(buf_t *b) { free(b->b); }
 static void put1(buf_t *b, uint8_t v) { put(b, &v, 1); }
 static void put_uleb(buf_t *b, uint64_t v) {
   do { put1(b, (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0))); v >>= 7; } while (v);
@@ -411,22 +415,32 @@ static void prog_end(buf_t *p, uint64_t advance) {
   put1(p, 0), put_uleb(p, 1), put1(p, 1);  /* DW_LNE_end_sequence */
 }
 
-/* Symbolizes rel[0..n) from an ELF file whose only section (but .shstrtab) is .debug_line. */
-static void mini_run(const buf_t *dl, const uint64_t *rel, size_t n, palloc_symq_t *w,
-                     palloc_scratch_t *s, double *secs) {
-  static uint8_t f[sizeof ((buf_t *)0)->b + 1024];
-  memset(f, 0, sizeof f);
-  size_t dl_off = 0x100, str_off = dl_off + dl->n, sh_off = (str_off + 64 + 7) & ~(size_t)7;
+/* An ELF file in a memfd with a .debug_line section and, if given, a .symtab and its .strtab. */
+static int mini_elf_syms(const buf_t *dl, const buf_t *symtab, const buf_t *strtab) {
+  static const char names[] = "\0.debug_line\0.shstrtab\0.symtab\0.strtab";
+  const buf_t empty = {0};
+  if (symtab == NULL) symtab = &empty, strtab = &empty;
+  size_t dl_off = 0x100, sym_off = (dl_off + dl->n + 7) & ~(size_t)7;
+  size_t str_off = sym_off + symtab->n, names_off = str_off + strtab->n;
+  size_t sh_off = (names_off + sizeof names + 7) & ~(size_t)7;
+  uint8_t *f = calloc(1, sh_off + 5 * sizeof(Elf64_Shdr));
+  if (f == NULL) exit(2);
   memcpy(f + dl_off, dl->b, dl->n);
-  static const char names[] = "\0.debug_line\0.shstrtab";
-  memcpy(f + str_off, names, sizeof names);
-  Elf64_Shdr sh[3];
+  if (symtab->n) memcpy(f + sym_off, symtab->b, symtab->n);
+  if (strtab->n) memcpy(f + str_off, strtab->b, strtab->n);
+  memcpy(f + names_off, names, sizeof names);
+  Elf64_Shdr sh[5];
   memset(sh, 0, sizeof sh);
   sh[1].sh_name = 1, sh[1].sh_type = SHT_PROGBITS, sh[1].sh_offset = dl_off;
   sh[1].sh_size = dl->n;
-  sh[2].sh_name = 13, sh[2].sh_type = SHT_STRTAB, sh[2].sh_offset = str_off;
+  sh[2].sh_name = 13, sh[2].sh_type = SHT_STRTAB, sh[2].sh_offset = names_off;
   sh[2].sh_size = sizeof names;
-  memcpy(f + sh_off, sh, sizeof sh);
+  sh[3].sh_name = 23, sh[3].sh_type = SHT_SYMTAB, sh[3].sh_offset = sym_off;
+  sh[3].sh_size = symtab->n, sh[3].sh_entsize = sizeof(Elf64_Sym), sh[3].sh_link = 4;
+  sh[4].sh_name = 31, sh[4].sh_type = SHT_STRTAB, sh[4].sh_offset = str_off;
+  sh[4].sh_size = strtab->n;
+  size_t nsh = symtab->n ? 5 : 3;
+  memcpy(f + sh_off, sh, nsh * sizeof sh[0]);
   Elf64_Ehdr eh;
   memset(&eh, 0, sizeof eh);
   memcpy(eh.e_ident, ELFMAG, SELFMAG);
@@ -434,10 +448,19 @@ static void mini_run(const buf_t *dl, const uint64_t *rel, size_t n, palloc_symq
   eh.e_ident[EI_VERSION] = EV_CURRENT;
   eh.e_type = ET_DYN, eh.e_machine = EM_X86_64, eh.e_version = EV_CURRENT;
   eh.e_ehsize = sizeof eh, eh.e_shentsize = sizeof(Elf64_Shdr);
-  eh.e_shoff = sh_off, eh.e_shnum = 3, eh.e_shstrndx = 2;
+  eh.e_shoff = sh_off, eh.e_shnum = (uint16_t)nsh, eh.e_shstrndx = 2;
   memcpy(f, &eh, sizeof eh);
   int fd = memfd_create("mini", MFD_CLOEXEC);
-  put_all(fd, f, sh_off + sizeof sh, 0);
+  put_all(fd, f, sh_off + nsh * sizeof sh[0], 0);
+  free(f);
+  return fd;
+}
+static int mini_elf(const buf_t *dl) { return mini_elf_syms(dl, NULL, NULL); }
+
+/* Symbolizes rel[0..n) from mini_elf(dl). */
+static void mini_run(const buf_t *dl, const uint64_t *rel, size_t n, palloc_symq_t *w,
+                     palloc_scratch_t *s, double *secs) {
+  int fd = mini_elf(dl);
   memset(w, 0, n * sizeof *w);
   for (size_t i = 0; i < n; i++) w[i].addr = w[i].rel = rel[i];
   double t0 = now();
@@ -454,7 +477,7 @@ static void crafted(void) {
   /* DWARF 5 file table with no entry format and 2^64 - 1 entries: the table walk counted
    * through them, for ever (found by reading the code for the fuzzer's harness). */
   {
-    buf_t h = {.n = 0}, p = {.n = 0}, sec = {.n = 0};
+    buf_t h = {0}, p = {0}, sec = {0};
     std_fields(&h, 5);
     put1(&h, 1), put_uleb(&h, 1), put_uleb(&h, 0x08), put_uleb(&h, 1), put_str(&h, "/d");
     put1(&h, 0), put_uleb(&h, UINT64_MAX);
@@ -466,11 +489,12 @@ static void crafted(void) {
     CHECK(w[0].has_row && w[0].line == 1 && w[0].file == NULL,
           "v5 file table without formats: row %d line %d", w[0].has_row, w[0].line);
     palloc_scratch_destroy(s);
+    buf_free(&h), buf_free(&p), buf_free(&sec);
   }
   /* DW_LNS_advance_line by 2^62, three times: the line was a signed 64-bit sum (undefined
    * behaviour on overflow); now it wraps, and a line out of int's range is no line. */
   {
-    buf_t h = {.n = 0}, p = {.n = 0}, sec = {.n = 0};
+    buf_t h = {0}, p = {0}, sec = {0};
     std_fields(&h, 4);
     put1(&h, 0), put_str(&h, "big.c"), put_uleb(&h, 0), put_uleb(&h, 0), put_uleb(&h, 0);
     put1(&h, 0);
@@ -483,21 +507,23 @@ static void crafted(void) {
     CHECK(w[0].has_row && w[0].line == 0, "line overflow: row %d line %d", w[0].has_row,
           w[0].line);
     palloc_scratch_destroy(s);
+    buf_free(&h), buf_free(&p), buf_free(&sec);
   }
   /* Two DWARF 4 units whose files are relative to directory 0: the first one's name pointed
    * into the unit buffer, which reading the second unit overwrote (wrong file names in
    * profiles of programs built with -gdwarf-4). */
   {
-    buf_t sec = {.n = 0};
+    buf_t sec = {0};
     const char *names[2] = {"one.c", "two.c"};
     for (int u = 0; u < 2; u++) {
-      buf_t h = {.n = 0}, p = {.n = 0};
+      buf_t h = {0}, p = {0};
       std_fields(&h, 4);
       put1(&h, 0), put_str(&h, names[u]), put_uleb(&h, 0), put_uleb(&h, 0), put_uleb(&h, 0);
       put1(&h, 0);
       prog_set_address(&p, 0x1000 * (uint64_t)(u + 1));
       put1(&p, 3), put_sleb(&p, 10 * (u + 1)), put1(&p, 1), prog_end(&p, 16);
       put_unit(&sec, 4, &h, &p, -1);
+      buf_free(&h), buf_free(&p);
     }
     palloc_scratch_t *s = palloc_scratch_new();
     mini_run(&sec, q2, 2, w, s, &secs);
@@ -506,12 +532,13 @@ static void crafted(void) {
             "two DWARF 4 units: query %d at %s:%d, want %s:%d", u, w[u].file ? w[u].file : "?",
             w[u].line, names[u], 11 + 10 * u);
     palloc_scratch_destroy(s);
+    buf_free(&sec);
   }
   /* A header_length shorter than the header's own fields: the file-name pass took a cursor
    * whose start lay past its end (memchr over the rest of the buffer); such a unit is now
    * skipped by both passes. */
   for (int64_t hl = 0; hl < 8; hl++) {
-    buf_t h = {.n = 0}, p = {.n = 0}, sec = {.n = 0};
+    buf_t h = {0}, p = {0}, sec = {0};
     std_fields(&h, 2);
     put1(&h, 0), put_str(&h, "short.c"), put_uleb(&h, 0), put_uleb(&h, 0), put_uleb(&h, 0);
     put1(&h, 0);
@@ -522,11 +549,12 @@ static void crafted(void) {
     CHECK(!w[0].has_row && w[0].file == NULL, "header_length %d: row %d file %s", (int)hl,
           w[0].has_row, w[0].file ? w[0].file : "-");
     palloc_scratch_destroy(s);
+    buf_free(&h), buf_free(&p), buf_free(&sec);
   }
   /* an opcode this reader does not know (opcode_base 14: opcode 13 has 2 operands), extended
    * opcodes longer than they need and one longer than the program */
   {
-    buf_t h = {.n = 0}, p = {.n = 0}, sec = {.n = 0};
+    buf_t h = {0}, p = {0}, sec = {0};
     static const uint8_t std_len[13] = {0, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 1, 2};
     put1(&h, 1), put1(&h, 1), put1(&h, 1), put1(&h, (uint8_t)-5), put1(&h, 14), put1(&h, 14);
     put(&h, std_len, sizeof std_len);
@@ -544,6 +572,50 @@ static void crafted(void) {
     CHECK(w[0].file && strcmp(w[0].file, "/abs/x.c") == 0 && w[0].line == 42,
           "unknown opcode: %s:%d", w[0].file ? w[0].file : "?", w[0].line);
     palloc_scratch_destroy(s);
+    buf_free(&h), buf_free(&p), buf_free(&sec);
+  }
+  /* Line rows that each cover every wanted address, and symbols that each contain them all,
+   * 100000 times over: unbounded, that is entries x addresses of work (10^8 here, 10^12 for a
+   * made-up 100 MB table and a large profile); each pass stops after PALLOC_ELF_MATCHES. */
+  {
+    buf_t h = {0}, p = {0}, sec = {0}, sym = {0}, str = {0};
+    std_fields(&h, 4);
+    put1(&h, 0), put_str(&h, "all.c"), put_uleb(&h, 0), put_uleb(&h, 0), put_uleb(&h, 0);
+    put1(&h, 0);
+    put_str(&str, ""), put_str(&str, "everything");
+    for (int i = 0; i < 100000; i++) {
+      prog_set_address(&p, 0), put1(&p, 1);
+      put1(&p, 2), put_uleb(&p, (uint64_t)1 << 62), put1(&p, 1);
+      Elf64_Sym y = {.st_name = 1, .st_info = ELF64_ST_INFO(STB_GLOBAL, STT_FUNC),
+                     .st_shndx = 1, .st_value = (uint64_t)i, .st_size = (uint64_t)1 << 62};
+      put(&sym, &y, sizeof y);
+    }
+    put_unit(&sec, 4, &h, &p, -1);
+    int fd = mini_elf_syms(&sec, &sym, &str);
+    enum { NQ = 1000 };
+    palloc_symq_t *q = calloc(NQ, sizeof *q);
+    for (size_t i = 0; i < NQ; i++) q[i].addr = q[i].rel = 0x100000 + 16 * i;
+    palloc_scratch_t *s = palloc_scratch_new();
+    palloc_elf_t e;
+    CHECK(palloc_elf_open(&e, fd, s) && e.symtab && e.line, "bound: file not read");
+    palloc_elf_want(&e, q, NQ);
+    double t0 = now();
+    palloc_elf_symbols(&e);
+    CHECK(e.matches_left == 0, "bound: symbols pass did not stop (%llu left)",
+          (unsigned long long)e.matches_left);
+    palloc_dwarf_lines(&e);
+    CHECK(e.matches_left == 0, "bound: line pass did not stop (%llu left)",
+          (unsigned long long)e.matches_left);
+    double dt = now() - t0;
+    CHECK(q[0].func && strcmp(q[0].func, "everything") == 0 && q[0].file &&
+          strcmp(q[0].file, "all.c") == 0, "bound: %s at %s", q[0].func ? q[0].func : "?",
+          q[0].file ? q[0].file : "?");
+    printf("bounded work: 2 x 10^8 matches cut to 2 x %llu, %.3f s\n",
+           (unsigned long long)PALLOC_ELF_MATCHES(NQ), dt);
+    palloc_scratch_destroy(s);
+    close(fd);
+    free(q);
+    buf_free(&h), buf_free(&p), buf_free(&sec), buf_free(&sym), buf_free(&str);
   }
   printf("crafted line tables: ok\n");
 }
