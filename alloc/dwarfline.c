@@ -199,6 +199,13 @@ static const char *file_name(palloc_elf_t *e, const unit_t *h, uint64_t idx) {
   return NULL;
 }
 
+/* A resolved file name: (unit offset, file index) -> name. */
+typedef struct {
+  uint64_t off, idx;
+  const char *name;
+  bool used;
+} fname_t;
+
 /* The unit reader's buffer, reused from unit to unit. */
 typedef struct {
   uint8_t *buf;
@@ -355,34 +362,43 @@ void palloc_dwarf_lines(palloc_elf_t *e) {
     if (r == UNIT_END || e->matches_left == 0) break;
     if (r == UNIT_OK) run_program(e, &u);
   }
-  /* File names, once per distinct (unit, file), from the unit's header (read again, only the
-   * header, and kept while the next addresses need the same unit: they are sorted, units cover
-   * ranges). A name may point into the unit buffer, which the next read overwrites: each is
-   * copied into the scratch arena. */
+  /* File names, once per distinct (unit, file) (a hash table in the scratch arena; without
+   * memory for it, once per address), from the unit's header: read again, only the header, and
+   * kept while the next addresses need the same unit (they are sorted, units cover ranges). A
+   * name may point into the unit buffer, which the next read overwrites: each is copied. */
   uint64_t loaded = UINT64_MAX;
   int loaded_r = UNIT_END;
+  size_t slots = 16;
+  while (slots < 2 * e->n) slots *= 2;
+  fname_t *tab = palloc_scratch_alloc(e->s, slots * sizeof *tab);
+  if (tab != NULL) memset(tab, 0, slots * sizeof *tab);
   for (size_t i = 0; i < e->n; i++) {
     palloc_symq_t *w = &e->w[i];
     if (!w->has_row) continue;
+    fname_t *t = NULL;
+    if (tab != NULL) {
+      size_t h = (size_t)(((w->file_off * 0x9e3779b97f4a7c15ull) ^ w->file_idx) *
+                          0xbf58476d1ce4e5b9ull >> 32) & (slots - 1);
+      while (tab[h].used && (tab[h].off != w->file_off || tab[h].idx != w->file_idx))
+        h = (h + 1) & (slots - 1);
+      t = &tab[h];
+      if (t->used) {
+        w->file = t->name;
+        continue;
+      }
+    }
     const char *name = NULL;
-    bool found = false;
-    for (size_t k = 0; k < i && !found; k++)
-      if (e->w[k].has_row && e->w[k].file_off == w->file_off &&
-          e->w[k].file_idx == w->file_idx) {
-        name = e->w[k].file;
-        found = true;
-      }
-    if (!found) {
-      uint64_t next;
-      /* checked again: the unit was sound in the first pass, but the file may have changed */
-      if (w->file_off != loaded) {
-        loaded = w->file_off;
-        loaded_r = read_unit(e, &ub, loaded, false, &u, &next);
-      }
-      if (loaded_r != UNIT_OK) continue;
+    uint64_t next;
+    /* checked again: the unit was sound in the first pass, but the file may have changed */
+    if (w->file_off != loaded) {
+      loaded = w->file_off;
+      loaded_r = read_unit(e, &ub, loaded, false, &u, &next);
+    }
+    if (loaded_r == UNIT_OK) {
       name = file_name(e, &u, w->file_idx);
       if (name != NULL) name = dup(e->s, name);
     }
+    if (t != NULL) *t = (fname_t){w->file_off, w->file_idx, name, true};
     w->file = name;
   }
 }
