@@ -278,7 +278,7 @@ static void mutate_many(target_t *t, int scale) {
     for (size_t k = 0; k < NBOUNDARY; k += 3, n++)
       mutate_run(t, t->region[1].off + i, boundary[(k + i / 8) % NBOUNDARY], 8);
   /* random flips, bytes and words in the regions */
-  for (int i = 0; i < 10000 * scale; i++, n++) {
+  for (int i = 0; i < 6000 * scale; i++, n++) {
     size_t r = next_rand() % t->nregion;
     if (t->region[r].len == 0) continue;
     uint64_t off = t->region[r].off + next_rand() % t->region[r].len;
@@ -291,7 +291,7 @@ static void mutate_many(target_t *t, int scale) {
     }
   }
   /* several mutations at once, anywhere in the regions */
-  for (int i = 0; i < 2000 * scale; i++, n++) {
+  for (int i = 0; i < 1000 * scale; i++, n++) {
     uint64_t saved_off[6];
     int m = 2 + (int)(next_rand() % 5);
     for (int j = 0; j < m; j++) {
