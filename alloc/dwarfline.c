@@ -252,7 +252,7 @@ static int read_unit(palloc_elf_t *e, unitbuf_t *ub, uint64_t off, bool whole, u
     if (c.bad || hlen > len - at) return UNIT_SKIP;
     len = at + hlen; /* the program is not read */
   }
-  if (len > ub->cap) {
+  if (ub->buf == NULL || len > ub->cap) { /* also for len 0: no cursor over a NULL buffer */
     palloc_scratch_free(e->s, ub->buf);
     ub->cap = len < 65536 ? 65536 : (size_t)len;
     ub->buf = palloc_scratch_alloc(e->s, ub->cap);
