@@ -344,6 +344,17 @@ static void run_program(palloc_elf_t *e, const unit_t *u) {
 #undef ROW
 }
 
+/* Charges a read or a walk of the unit's tables to the header budget; false once it is spent. */
+static bool charge_header(palloc_elf_t *e, const unit_t *u) {
+  uint64_t n = (uint64_t)(u->tables.end - u->tables.p) + 64;
+  if (n > e->header_bytes_left) {
+    e->header_bytes_left = 0;
+    return false;
+  }
+  e->header_bytes_left -= n;
+  return true;
+}
+
 static const char *dup(palloc_scratch_t *s, const char *str) {
   size_t n = strlen(str) + 1;
   char *c = palloc_scratch_alloc(s, n);
@@ -393,8 +404,9 @@ void palloc_dwarf_lines(palloc_elf_t *e) {
     if (w->file_off != loaded) {
       loaded = w->file_off;
       loaded_r = read_unit(e, &ub, loaded, false, &u, &next);
+      if (loaded_r == UNIT_OK && !charge_header(e, &u)) loaded_r = UNIT_END;
     }
-    if (loaded_r == UNIT_OK) {
+    if (loaded_r == UNIT_OK && charge_header(e, &u)) {
       name = file_name(e, &u, w->file_idx);
       if (name != NULL) name = dup(e->s, name);
     }

@@ -43,15 +43,20 @@ typedef struct palloc_elf_s {
   size_t n;
   uint64_t matches_left;   /* work bounds (palloc_elf_want) */
   uint64_t str_bytes_left;
+  uint64_t header_bytes_left;
 } palloc_elf_t;
 
 /* Work bounds, so that no file, however made, costs much more than a compiler's output does.
  * Matches of a symbol or a line row to a wanted address: each address is normally matched by a
  * few (aliases, overlapping sequences), while a made-up table can match every address with every
  * entry (entries x addresses). Bytes read for strings: a name without its NUL is read up to
- * 1 MiB, for each address. Past a bound a pass stops and keeps what it found. */
+ * 1 MiB, for each address. Bytes of line-table headers read and walked for file names: each
+ * distinct (unit, file) walks its unit's tables (kilobytes), but a made-up program can give
+ * every address its own file of a unit with megabytes of tables. Past a bound a pass stops and
+ * keeps what it found. */
 #define PALLOC_ELF_MATCHES(n) (64 * (uint64_t)(n) + ((uint64_t)1 << 20))
 #define PALLOC_ELF_STR_BYTES(n) (((uint64_t)64 << 20) + 16384 * (uint64_t)(n))
+#define PALLOC_ELF_HEADER_BYTES(n) (((uint64_t)64 << 20) + 65536 * (uint64_t)(n))
 
 /* Reads the ELF and section headers of fd (a 64-bit ELF file) and finds the sections; false if
  * the file is not one palloc can read. */
@@ -68,6 +73,7 @@ static inline void palloc_elf_want(palloc_elf_t *e, palloc_symq_t *w, size_t n) 
   e->n = n;
   e->matches_left = PALLOC_ELF_MATCHES(n);
   e->str_bytes_left = PALLOC_ELF_STR_BYTES(n);
+  e->header_bytes_left = PALLOC_ELF_HEADER_BYTES(n);
 }
 /* Function names: one pass over .symtab (else .dynsym). */
 void palloc_elf_symbols(palloc_elf_t *e);
