@@ -213,6 +213,7 @@ typedef struct {
 } unitbuf_t;
 
 enum { UNIT_OK, UNIT_SKIP, UNIT_END };
+#define UNIT_MAX ((uint64_t)256 << 20)
 
 /* Reads the unit at off (whole, or only its header) and decodes its header. UNIT_SKIP: the unit
  * is not one this reader understands, but its length is sound and the next unit is at *next;
@@ -240,6 +241,9 @@ static int read_unit(palloc_elf_t *e, unitbuf_t *ub, uint64_t off, bool whole, u
   /* the section lies inside the file (palloc_elf_open), so len is bounded by the file's size */
   if (len > dl->sh_size - off - skip) return UNIT_END;
   *next = off + skip + len;
+  /* A unit is read whole into scratch memory, i.e. into the host's RSS: one larger than any
+   * compiler writes (a few MB for the largest C++ units) is skipped rather than read. */
+  if (len > UNIT_MAX) return UNIT_SKIP;
   if (!whole) { /* the header's length, from its first fields: up to 12 bytes */
     uint8_t pre[12];
     size_t np = len < sizeof pre ? (size_t)len : sizeof pre;
