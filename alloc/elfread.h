@@ -9,7 +9,12 @@
  *    offset and size against fstat), so offset + size never overflows and no allocation is sized
  *    by more than the file holds;
  *  - everything decoded from section contents goes through a bounds-checked cursor, and every
- *    loop over file data consumes input or is bounded by a count that was checked first.
+ *    loop over file data consumes input or is bounded by a count that was checked first;
+ *  - the work is bounded too, not only the memory accesses: a made-up table whose entries each
+ *    match every address, or a name without its NUL, costs at most the PALLOC_ELF_* bounds
+ *    below; a line-table unit is read into memory only up to 256 MiB.
+ * tests/alloc/test_elfread.c feeds it truncated, mutated and hand-made files; fuzz_elf.c is its
+ * libFuzzer target.
  * Everything here runs under the writer lock; memory comes from the write's scratch arena.
  */
 #ifndef PALLOC_ELFREAD_H
