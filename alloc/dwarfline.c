@@ -46,11 +46,13 @@ static uint64_t fixed(cur_t *c, int n) {
   c->p += n;
   return v;
 }
+/* LEB128 of any length (bits past 64 are dropped); the shift stops growing at 64, so that no
+ * length of continuation bytes can overflow it. */
 static uint64_t uleb(cur_t *c) {
   uint64_t v = 0;
-  for (int sh = 0;; sh += 7) {
+  for (int sh = 0;;) {
     uint64_t b = u8(c);
-    if (sh < 64) v |= (b & 0x7f) << sh;
+    if (sh < 64) v |= (b & 0x7f) << sh, sh += 7;
     if (!(b & 0x80) || c->bad) return v;
   }
 }
@@ -59,8 +61,7 @@ static int64_t sleb(cur_t *c) {
   int sh = 0;
   do {
     b = u8(c);
-    if (sh < 64) v |= (b & 0x7f) << sh;
-    sh += 7;
+    if (sh < 64) v |= (b & 0x7f) << sh, sh += 7;
   } while ((b & 0x80) && !c->bad);
   if (sh < 64 && (b & 0x40)) v |= ~(uint64_t)0 << sh;
   return (int64_t)v;
