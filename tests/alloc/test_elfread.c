@@ -7,8 +7,10 @@
  * many lengths, bit flips, bytes and words set to boundary values, aimed at the ELF header, the
  * section header table and the sections the reader uses. It asserts that every variant returns
  * with sane results, and that the unmodified files give the expected answers (the name, file and
- * line of a known function here). Regression inputs found by the fuzzer (fuzz_elf.c) are
- * replayed as the mutations that produce them.
+ * line of a known function here). Then hand-made line tables and symbol tables for the bugs
+ * found while hardening the reader (a hang, undefined behaviour, a wrong file name) and for the
+ * work bounds; an input the fuzzer (fuzz_elf.c) finds belongs here too, as the mutation or the
+ * table that reproduces it.
  *
  * The scratch arena is replaced by one on malloc (one block per allocation) so that, in the
  * sanitizer build, ASan sees every buffer the reader uses: palloc's own arena is mmap'd chunks
@@ -310,7 +312,7 @@ static void mutate_many(target_t *t, int scale) {
          slowest * 1e3);
 }
 
-/* ---- regression inputs: mutations of a real file that once broke the reader --------------- */
+/* ---- targeted mutations: section header fields set to impossible offsets and sizes --------- */
 static Elf64_Shdr *shdr_of(target_t *t, const Elf64_Shdr *in_reader_copy, palloc_elf_t *e) {
   Elf64_Ehdr eh;
   memcpy(&eh, t->data, sizeof eh);
