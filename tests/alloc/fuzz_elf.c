@@ -8,9 +8,9 @@
  * tables, plus 8 addresses taken from the input's last 64 bytes so that the fuzzer can aim them.
  * Results must be sane (strings terminated: strlen under ASan; lines >= 0).
  *
- * The scratch arena is replaced by one on malloc, one block per allocation, so that ASan checks
- * every buffer the reader uses (palloc's own arena is mmap'd chunks ASan cannot see) and LSan
- * finds what the reader would leak from it. Seeds: real files (tests/alloc/meson.build).
+ * The scratch arena is replaced by one on malloc (scratch_malloc.c), so that ASan checks every
+ * buffer the reader uses and LSan finds what it would leak. Seeds: real files
+ * (tests/alloc/meson.build, fuzz_elf.sh).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,45 +19,7 @@
 #include <unistd.h>
 #include "elfread.h"
 
-/* ---- the scratch arena, on malloc ----------------------------------------------------------- */
-typedef struct blk_s { struct blk_s *prev, *next; size_t size; } blk_t;
-struct palloc_scratch_s { blk_t head; uint64_t bytes; };
-
-palloc_scratch_t *palloc_scratch_new(void) {
-  palloc_scratch_t *s = calloc(1, sizeof *s);
-  if (s) s->head.prev = s->head.next = &s->head;
-  return s;
-}
-void *palloc_scratch_alloc(void *scratch, size_t size) {
-  palloc_scratch_t *s = scratch;
-  /* no buffer of the reader may be larger than its input (a few hundred KiB here): anything
-   * bigger is a length taken from the file unchecked */
-  if (size > ((size_t)64 << 20)) abort();
-  blk_t *b = calloc(1, sizeof *b + size); /* zeroed, as fresh mmap memory is */
-  if (b == NULL) return NULL;
-  b->size = size;
-  b->next = s->head.next, b->prev = &s->head;
-  s->head.next->prev = b, s->head.next = b;
-  s->bytes += size;
-  return b + 1;
-}
-void palloc_scratch_free(void *scratch, void *p) {
-  (void)scratch;
-  if (p == NULL) return;
-  blk_t *b = (blk_t *)p - 1;
-  b->prev->next = b->next, b->next->prev = b->prev;
-  free(b);
-}
-uint64_t palloc_scratch_peak(const palloc_scratch_t *s) { return s->bytes; }
-void palloc_scratch_destroy(palloc_scratch_t *s) {
-  if (s == NULL) return;
-  for (blk_t *b = s->head.next; b != &s->head;) {
-    blk_t *n = b->next;
-    free(b);
-    b = n;
-  }
-  free(s);
-}
+#include "scratch_malloc.h" /* the scratch arena on malloc */
 
 static int cmp_rel(const void *a, const void *b) {
   const palloc_symq_t *x = a, *y = b;
@@ -65,6 +27,15 @@ static int cmp_rel(const void *a, const void *b) {
 }
 
 static int memfd = -1;
+
+/* No buffer of the reader may be larger than its input (a few hundred KiB here): anything
+ * bigger is a length taken from the file unchecked. */
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+  (void)argc, (void)argv;
+  scratch_max = (size_t)64 << 20;
+  scratch_abort_over_max = 1;
+  return 0;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (memfd < 0 && (memfd = memfd_create("fuzz_elf", MFD_CLOEXEC)) < 0) abort();

@@ -32,43 +32,7 @@
 #include <unistd.h>
 #include "elfread.h"
 
-/* ---- the scratch arena, on malloc ----------------------------------------------------------- */
-typedef struct blk_s { struct blk_s *prev, *next; size_t size; } blk_t;
-struct palloc_scratch_s { blk_t head; uint64_t bytes; };
-
-palloc_scratch_t *palloc_scratch_new(void) {
-  palloc_scratch_t *s = calloc(1, sizeof *s);
-  if (s) s->head.prev = s->head.next = &s->head;
-  return s;
-}
-void *palloc_scratch_alloc(void *scratch, size_t size) {
-  palloc_scratch_t *s = scratch;
-  if (size > ((size_t)1 << 32)) return NULL; /* the real arena would map it; nothing needs it */
-  blk_t *b = calloc(1, sizeof *b + size);    /* zeroed, as fresh mmap memory is */
-  if (b == NULL) return NULL;
-  b->size = size;
-  b->next = s->head.next, b->prev = &s->head;
-  s->head.next->prev = b, s->head.next = b;
-  s->bytes += size;
-  return b + 1;
-}
-void palloc_scratch_free(void *scratch, void *p) {
-  (void)scratch;
-  if (p == NULL) return;
-  blk_t *b = (blk_t *)p - 1;
-  b->prev->next = b->next, b->next->prev = b->prev;
-  free(b);
-}
-uint64_t palloc_scratch_peak(const palloc_scratch_t *s) { return s->bytes; }
-void palloc_scratch_destroy(palloc_scratch_t *s) {
-  if (s == NULL) return;
-  for (blk_t *b = s->head.next; b != &s->head;) {
-    blk_t *n = b->next;
-    free(b);
-    b = n;
-  }
-  free(s);
-}
+#include "scratch_malloc.h" /* the scratch arena on malloc */
 
 /* ---- the known function -------------------------------------------------------------------- */
 enum { KNOWN_LINE = __LINE__ + 2 };
