@@ -149,27 +149,24 @@ static int each_object(struct dl_phdr_info *info, size_t size, void *arg) {
   return 0;
 }
 
-static void sort_wants(palloc_symq_t *w, size_t n) { /* heapsort by address: no malloc, n log n */
-  for (size_t k = n / 2; k-- > 0;) {
-    for (size_t r = k;;) {
-      size_t ch = 2 * r + 1;
-      if (ch >= n) break;
-      if (ch + 1 < n && w[ch + 1].addr > w[ch].addr) ch++;
-      if (w[r].addr >= w[ch].addr) break;
-      palloc_symq_t t = w[r]; w[r] = w[ch]; w[ch] = t;
-      r = ch;
-    }
+static void sift_down(palloc_symq_t *w, size_t r, size_t end) {
+  for (;;) {
+    size_t ch = 2 * r + 1;
+    if (ch >= end) return;
+    if (ch + 1 < end && w[ch + 1].addr > w[ch].addr) ch++;
+    if (w[r].addr >= w[ch].addr) return;
+    palloc_symq_t t = w[r]; w[r] = w[ch]; w[ch] = t;
+    r = ch;
   }
+}
+
+/* Heapsort by address: glibc's qsort may malloc (its merge sort), and this runs inside the
+ * profiled program's heap. n log n, in place. */
+static void sort_wants(palloc_symq_t *w, size_t n) {
+  for (size_t k = n / 2; k-- > 0;) sift_down(w, k, n);
   for (size_t end = n; end-- > 1;) {
     palloc_symq_t t = w[0]; w[0] = w[end]; w[end] = t;
-    for (size_t r = 0;;) {
-      size_t ch = 2 * r + 1;
-      if (ch >= end) break;
-      if (ch + 1 < end && w[ch + 1].addr > w[ch].addr) ch++;
-      if (w[r].addr >= w[ch].addr) break;
-      palloc_symq_t u = w[r]; w[r] = w[ch]; w[ch] = u;
-      r = ch;
-    }
+    sift_down(w, 0, end);
   }
 }
 
