@@ -28,20 +28,25 @@ PALLOC_TEXT palloc_bucket_t *palloc_sample_bucket(size_t n) {
   return palloc_bucket_get(stk, ns, n);
 }
 
-/* Makes the live block p (of n requested bytes) a sampled one. */
-static PALLOC_TEXT void register_sample(palloc_thread_t *t, void *p, size_t n) {
+/* Counts a sampled allocation of n bytes at the caller's stack and returns its bucket; with
+ * p != NULL, the live block p is entered in the registry first (so it is counted only if its
+ * free can be seen). NULL if the sample was dropped (out of memory). */
+static PALLOC_TEXT palloc_bucket_t *take_sample(palloc_thread_t *t, void *p, size_t n) {
   palloc_guard_enter(t);
   palloc_bucket_t *b = palloc_sample_bucket(n);
-  if (b != NULL && palloc_registry_add(p, b, n))
+  if (b != NULL && (p == NULL || palloc_registry_add(p, b, n))) {
     palloc_bucket_record_alloc(b, n);
-  else
+  } else {
+    b = NULL;
     atomic_fetch_add(&palloc_g.samples_dropped, 1);
+  }
   palloc_guard_exit(t);
+  return b;
 }
 
 static PALLOC_TEXT void *alloc_sampled(palloc_thread_t *t, size_t n, size_t align, bool zero) {
   void *p = plain_alloc(n, align, zero);
-  if (p != NULL) register_sample(t, p, n);
+  if (p != NULL) take_sample(t, p, n);
   return p;
 }
 
@@ -140,7 +145,7 @@ PALLOC_TEXT void *palloc_realloc_slow(void *p, size_t n) {
     return NULL;
   }
   if (was_sampled) palloc_bucket_record_free(ob, osize);
-  if (sample) register_sample(t, q, n);
+  if (sample) take_sample(t, q, n);
   if (tracing) palloc_trace_account(t, (int64_t)mi_usable_size(q), (int64_t)old_usable);
   return q;
 }
@@ -149,14 +154,7 @@ PALLOC_TEXT void *palloc_realloc_slow(void *p, size_t n) {
 PALLOC_TEXT palloc_sample_t *palloc_sample_alloc(size_t size) {
   palloc_thread_t *t = &palloc_thread;
   if (palloc_charge(size) || !palloc_slow_decide(t, size)) return NULL;
-  palloc_guard_enter(t);
-  palloc_bucket_t *b = palloc_sample_bucket(size);
-  if (b != NULL)
-    palloc_bucket_record_alloc(b, size);
-  else
-    atomic_fetch_add(&palloc_g.samples_dropped, 1);
-  palloc_guard_exit(t);
-  return b;
+  return take_sample(t, NULL, size); /* the caller keeps the token: no registry */
 }
 
 void palloc_sample_free(palloc_sample_t *token, size_t size) {
