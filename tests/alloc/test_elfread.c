@@ -439,6 +439,8 @@ static void crafted(void) {
   palloc_symq_t w[2];
   double secs;
   uint64_t q1[1] = {0x1004}, q2[2] = {0x1004, 0x2004};
+  /* one scratch arena for every case: the files and lines they return point into it */
+  palloc_scratch_t *s = palloc_scratch_new();
 
   /* DWARF 5 file table with no entry format and 2^64 - 1 entries: the table walk counted
    * through them, for ever (found by reading the code for the fuzzer's harness). */
@@ -449,12 +451,10 @@ static void crafted(void) {
     put1(&h, 0), put_uleb(&h, UINT64_MAX);
     prog_set_address(&p, 0x1000), put1(&p, 1), prog_end(&p, 16);
     put_unit(&sec, 5, &h, &p, -1);
-    palloc_scratch_t *s = palloc_scratch_new();
     mini_run(&sec, q1, 1, w, s, &secs);
     CHECK(secs < 1.0, "v5 file table without formats: %.1f s", secs);
     CHECK(w[0].has_row && w[0].line == 1 && w[0].file == NULL,
           "v5 file table without formats: row %d line %d", w[0].has_row, w[0].line);
-    palloc_scratch_destroy(s);
     buf_free(&h), buf_free(&p), buf_free(&sec);
   }
   /* DW_LNS_advance_line by 2^62, three times: the line was a signed 64-bit sum (undefined
@@ -468,11 +468,9 @@ static void crafted(void) {
     for (int i = 0; i < 3; i++) put1(&p, 3), put_sleb(&p, (int64_t)1 << 62);
     put1(&p, 1), prog_end(&p, 16);
     put_unit(&sec, 4, &h, &p, -1);
-    palloc_scratch_t *s = palloc_scratch_new();
     mini_run(&sec, q1, 1, w, s, &secs);
     CHECK(w[0].has_row && w[0].line == 0, "line overflow: row %d line %d", w[0].has_row,
           w[0].line);
-    palloc_scratch_destroy(s);
     buf_free(&h), buf_free(&p), buf_free(&sec);
   }
   /* Two DWARF 4 units whose files are relative to directory 0: the first one's name pointed
@@ -491,13 +489,11 @@ static void crafted(void) {
       put_unit(&sec, 4, &h, &p, -1);
       buf_free(&h), buf_free(&p);
     }
-    palloc_scratch_t *s = palloc_scratch_new();
     mini_run(&sec, q2, 2, w, s, &secs);
     for (int u = 0; u < 2; u++)
       CHECK(w[u].file && strcmp(w[u].file, names[u]) == 0 && w[u].line == 11 + 10 * u,
             "two DWARF 4 units: query %d at %s:%d, want %s:%d", u, w[u].file ? w[u].file : "?",
             w[u].line, names[u], 11 + 10 * u);
-    palloc_scratch_destroy(s);
     buf_free(&sec);
   }
   /* A header_length shorter than the header's own fields: the file-name pass took a cursor
@@ -510,11 +506,9 @@ static void crafted(void) {
     put1(&h, 0);
     prog_set_address(&p, 0x1000), put1(&p, 1), prog_end(&p, 16);
     put_unit(&sec, 2, &h, &p, hl);
-    palloc_scratch_t *s = palloc_scratch_new();
     mini_run(&sec, q1, 1, w, s, &secs);
     CHECK(!w[0].has_row && w[0].file == NULL, "header_length %d: row %d file %s", (int)hl,
           w[0].has_row, w[0].file ? w[0].file : "-");
-    palloc_scratch_destroy(s);
     buf_free(&h), buf_free(&p), buf_free(&sec);
   }
   /* an opcode this reader does not know (opcode_base 14: opcode 13 has 2 operands), extended
@@ -533,11 +527,9 @@ static void crafted(void) {
     put1(&p, 3), put_sleb(&p, 41), put1(&p, 1), prog_end(&p, 16);
     put1(&p, 0), put_uleb(&p, 1000);              /* runs past the end */
     put_unit(&sec, 4, &h, &p, -1);
-    palloc_scratch_t *s = palloc_scratch_new();
     mini_run(&sec, q1, 1, w, s, &secs);
     CHECK(w[0].file && strcmp(w[0].file, "/abs/x.c") == 0 && w[0].line == 42,
           "unknown opcode: %s:%d", w[0].file ? w[0].file : "?", w[0].line);
-    palloc_scratch_destroy(s);
     buf_free(&h), buf_free(&p), buf_free(&sec);
   }
   /* A unit of length 0 first (the reader's buffer did not exist yet: a cursor over NULL, which
@@ -551,11 +543,9 @@ static void crafted(void) {
     put1(&h, 0);
     prog_set_address(&p, 0x1000), put1(&p, 1), prog_end(&p, 16);
     put_unit(&sec, 3, &h, &p, -1);
-    palloc_scratch_t *s = palloc_scratch_new();
     mini_run(&sec, q1, 1, w, s, &secs);
     CHECK(w[0].file && strcmp(w[0].file, "/after/zero.c") == 0 && w[0].line == 1,
           "after an empty unit: %s:%d", w[0].file ? w[0].file : "?", w[0].line);
-    palloc_scratch_destroy(s);
     buf_free(&h), buf_free(&p), buf_free(&sec);
   }
   /* Line rows that each cover every wanted address, and symbols that each contain them all,
@@ -579,7 +569,6 @@ static void crafted(void) {
     enum { NQ = 1000 };
     palloc_symq_t *q = calloc(NQ, sizeof *q);
     for (size_t i = 0; i < NQ; i++) q[i].addr = q[i].rel = 0x100000 + 16 * i;
-    palloc_scratch_t *s = palloc_scratch_new();
     palloc_elf_t e;
     CHECK(palloc_elf_open(&e, fd, s) && e.symtab && e.line, "bound: file not read");
     palloc_elf_want(&e, q, NQ);
@@ -596,7 +585,6 @@ static void crafted(void) {
           q[0].file ? q[0].file : "?");
     printf("bounded work: 2 x 10^8 matches cut to 2 x %llu, %.3f s\n",
            (unsigned long long)PALLOC_ELF_MATCHES(NQ), dt);
-    palloc_scratch_destroy(s);
     close(fd);
     free(q);
     buf_free(&h), buf_free(&p), buf_free(&sec), buf_free(&sym), buf_free(&str);
@@ -624,7 +612,6 @@ static void crafted(void) {
     int fd = mini_elf(&sec);
     palloc_symq_t *q = calloc(NQ, sizeof *q);
     for (size_t i = 0; i < NQ; i++) q[i].addr = q[i].rel = 0x100000 + 16 * i + 4;
-    palloc_scratch_t *s = palloc_scratch_new();
     palloc_elf_t e;
     CHECK(palloc_elf_open(&e, fd, s) && e.line, "tables bound: file not read");
     palloc_elf_want(&e, q, NQ);
@@ -637,12 +624,12 @@ static void crafted(void) {
           strcmp(q[0].file, "f38999.c") == 0, "tables bound: %zu named, first %s, %llu left",
           named, q[0].file ? q[0].file : "?", (unsigned long long)e.header_bytes_left);
     printf("bounded table walks: %zu of %d file names, %.3f s\n", named, NQ, dt);
-    palloc_scratch_destroy(s);
     close(fd);
     free(q);
     buf_free(&h), buf_free(&p), buf_free(&sec);
   }
   printf("crafted line tables: ok\n");
+  palloc_scratch_destroy(s);
 }
 
 /* ---- the unmodified files ------------------------------------------------------------------ */

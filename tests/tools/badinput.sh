@@ -5,9 +5,7 @@
 # a corrupted protobuf, a CPU profile (not a heap profile), dangling ids, a missing sample type.
 set -u
 palloc=$1 mkprofile=$2
-d=$(mktemp -d)
-trap 'rm -rf "$d"' EXIT
-fails=0
+. "$(dirname "$0")/lib.sh" # $d, fail, finish
 "$mkprofile" heap "$d/good.pb.gz" 300 || exit 1
 "$mkprofile" cpu "$d/cpu.pb.gz" 50 || exit 1
 "$mkprofile" allocs "$d/allocs.pb.gz" 50 || exit 1
@@ -37,14 +35,14 @@ check() { # check WANT_IN_MESSAGE FILE CMD...  (LASTLINE=1: warnings may come be
   [ "${LASTLINE:-}" = 1 ] && { tail -n 1 "$d/err" > "$d/err1"; mv "$d/err1" "$d/err"; }
   err=$(cat "$d/err")
   if [ "$code" -ge 128 ] || [ "$code" = 0 ]; then
-    echo "FAIL: $*: exit $code"; fails=$((fails + 1)); return
+    fail "$*: exit $code"; return
   fi
   if [ "$(wc -l < "$d/err")" != 1 ]; then
-    echo "FAIL: $*: stderr is not one line: $err"; fails=$((fails + 1)); return
+    fail "$*: stderr is not one line: $err"; return
   fi
   case "$err" in
     *"$file"*"$want"*) echo "ok: $err" ;;
-    *) echo "FAIL: $*: message should name $file and say '$want': $err"; fails=$((fails + 1)) ;;
+    *) fail "$*: message should name $file and say '$want': $err" ;;
   esac
 }
 declare -A why=(
@@ -67,7 +65,6 @@ check 'no sample type "inuse_space"' "$d/allocs.pb.gz" "$palloc" diff "$d/allocs
 LASTLINE=1 check "cannot create" "$d/nodir/out.pb.gz" "$palloc" symbolize "$d/good.pb.gz" "$d/nodir/out.pb.gz"
 # and the good ones still work, raw protobuf included
 for p in "$d/good.pb.gz" "$d/good.pb"; do
-  if ! "$palloc" top "$p" > /dev/null; then echo "FAIL: top $p"; fails=$((fails + 1)); fi
+  if ! "$palloc" top "$p" > /dev/null; then fail "top $p"; fi
 done
-echo "$fails failures"
-[ "$fails" = 0 ]
+finish

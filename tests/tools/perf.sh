@@ -4,18 +4,16 @@
 # so that a slow CI machine or a sanitizer build does not turn measurement into flakiness.
 set -u
 palloc=$1 mkprofile=$2 n=${3:-100000}
-d=$(mktemp -d)
-trap 'rm -rf "$d"' EXIT
+. "$(dirname "$0")/lib.sh" # $d, fail, finish
 "$mkprofile" heap "$d/big.pb.gz" "$n" 42 || exit 1
 "$mkprofile" grown "$d/big2.pb.gz" "$n" 42 || exit 1
 echo "profile: $n samples, $(stat -c %s "$d/big.pb.gz") bytes gzipped"
-fails=0
 for cmd in "top" "top --cum -i alloc_space" "folded" "flame" "diff $d/big.pb.gz"; do
   start=$(date +%s%N)
   # shellcheck disable=SC2086
-  "$palloc" $cmd "$d/big2.pb.gz" > "$d/out" || { echo "FAIL: palloc $cmd"; fails=$((fails + 1)); }
+  "$palloc" $cmd "$d/big2.pb.gz" > "$d/out" || fail "palloc $cmd"
   ms=$(( ($(date +%s%N) - start) / 1000000 ))
   echo "palloc ${cmd%% /*}: ${ms} ms ($(wc -c < "$d/out") bytes of output)"
-  [ "$ms" -lt 5000 ] || { echo "FAIL: over 5 s"; fails=$((fails + 1)); }
+  [ "$ms" -lt 5000 ] || fail "over 5 s"
 done
-[ "$fails" = 0 ]
+finish

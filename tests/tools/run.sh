@@ -5,10 +5,7 @@
 # 127 when it cannot be started), and PALLOC_LIB overrides the library search.
 set -u
 palloc=$1 demo=$2 lib=$3
-d=$(mktemp -d)
-trap 'rm -rf "$d"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+. "$(dirname "$0")/lib.sh" # $d, fail, finish
 
 "$palloc" run -o "$d/demo.%p.pb.gz" --rate 1 -- "$demo" > /dev/null 2> "$d/err"
 code=$?
@@ -46,5 +43,4 @@ grep -q "libpalloc.so.* $d/env.pb.gz 64k 1\$" "$d/out" && echo "ok: environment"
 ls "$d"/snap.0001.pb.gz > /dev/null 2>&1 && echo "ok: --interval snapshots" \
   || fail "--interval: no snapshot: $(ls "$d") $(cat "$d/err")"
 grep -q 'snapshots every 1s' "$d/err" || fail "--interval: not mentioned: $(cat "$d/err")"
-echo "$fails failures"
-[ "$fails" = 0 ]
+finish

@@ -6,10 +6,7 @@
 # wrote (-lines shows demo.c:N).
 set -u
 palloc=$1 demo=$2 pprof=$3
-d=$(mktemp -d)
-trap 'rm -rf "$d"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+. "$(dirname "$0")/lib.sh" # $d, fail, finish
 "$palloc" run --rate 1 -o "$d/sym.pb.gz" -- "$demo" > /dev/null 2>&1 || fail "demo run"
 PALLOC_SYMBOLIZE=none "$palloc" run --rate 1 -o "$d/raw.pb.gz" -- "$demo" > /dev/null 2>&1 || fail "demo run"
 "$palloc" top "$d/raw.pb.gz" | grep -q leak_sessions && fail "PALLOC_SYMBOLIZE=none profile has names"
@@ -37,5 +34,4 @@ done
 "$palloc" symbolize "$d/out.pb.gz" "$d/out2.pb.gz" 2> /dev/null || fail "second symbolize"
 cmp -s <("$palloc" folded "$d/out.pb.gz") <("$palloc" folded "$d/out2.pb.gz") && echo "ok: idempotent" \
   || fail "second symbolize changed the stacks"
-echo "$fails failures"
-[ "$fails" = 0 ]
+finish
