@@ -25,7 +25,6 @@
 
 static palloc_bucket_t *_Atomic *table;
 static _Atomic(palloc_bucket_t *) all_buckets;
-static _Atomic uint64_t nbuckets;
 static _Atomic int table_state; /* palloc_once */
 
 /* The size part of a bucket's key: the request size rounded up to a size class, 8 classes per
@@ -117,15 +116,12 @@ palloc_bucket_t *palloc_bucket_get(const uintptr_t *stk, int n, size_t request) 
     fresh->allnext = all;
   } while (!atomic_compare_exchange_weak_explicit(&all_buckets, &all, fresh,
                                                   memory_order_release, memory_order_relaxed));
-  atomic_fetch_add_explicit(&nbuckets, 1, memory_order_relaxed);
   return fresh;
 }
 
 palloc_bucket_t *palloc_bucket_list(void) {
   return atomic_load_explicit(&all_buckets, memory_order_acquire);
 }
-
-uint64_t palloc_bucket_count(void) { return atomic_load(&nbuckets); }
 
 void palloc_bucket_record_alloc(palloc_bucket_t *b, size_t size) {
   atomic_fetch_add(&b->alloc_bytes, size);

@@ -168,7 +168,6 @@ size_t palloc_bucket_chain(const uintptr_t *stk, int n, size_t size_class);
 /* The bucket of (stack, size class of request), made on first use; NULL if out of memory. */
 palloc_bucket_t *palloc_bucket_get(const uintptr_t *stk, int n, size_t request);
 palloc_bucket_t *palloc_bucket_list(void);  /* head of the all-buckets list */
-uint64_t palloc_bucket_count(void);
 void palloc_bucket_record_alloc(palloc_bucket_t *b, size_t size);
 void palloc_bucket_record_free(palloc_bucket_t *b, size_t size);
 /* A consistent read of one bucket: frees are read before allocs, so inuse is never negative. */
@@ -195,9 +194,6 @@ void palloc_free_slow(void *p);
 void *palloc_realloc_slow(void *p, size_t n);
 /* After palloc_charge failed: should this allocation be sampled? (redraws the countdown) */
 bool palloc_slow_decide(palloc_thread_t *t, size_t n);
-/* Captures the caller's stack and returns the bucket of an allocation of n bytes there (not yet
- * counted), or NULL if out of memory. */
-palloc_bucket_t *palloc_sample_bucket(size_t n);
 
 /* ---- writer.c --------------------------------------------------------------------------- */
 extern _Atomic uint64_t palloc_profiles_written, palloc_profile_errors;

@@ -22,18 +22,14 @@ static inline void *plain_alloc(size_t n, size_t align, bool zero) {
   return zero ? mi_zalloc_aligned(n, align) : mi_malloc_aligned(n, align);
 }
 
-PALLOC_TEXT palloc_bucket_t *palloc_sample_bucket(size_t n) {
-  uintptr_t stk[PALLOC_MAX_DEPTH];
-  int ns = palloc_stack_capture(stk, palloc_g.depth);
-  return palloc_bucket_get(stk, ns, n);
-}
-
 /* Counts a sampled allocation of n bytes at the caller's stack and returns its bucket; with
  * p != NULL, the live block p is entered in the registry first (so it is counted only if its
  * free can be seen). NULL if the sample was dropped (out of memory). */
 static PALLOC_TEXT palloc_bucket_t *take_sample(palloc_thread_t *t, void *p, size_t n) {
   palloc_guard_enter(t);
-  palloc_bucket_t *b = palloc_sample_bucket(n);
+  uintptr_t stk[PALLOC_MAX_DEPTH];
+  int ns = palloc_stack_capture(stk, palloc_g.depth);
+  palloc_bucket_t *b = palloc_bucket_get(stk, ns, n);
   if (b != NULL && (p == NULL || palloc_registry_add(p, b, n))) {
     palloc_bucket_record_alloc(b, n);
   } else {
@@ -137,7 +133,7 @@ PALLOC_TEXT void *palloc_realloc_slow(void *p, size_t n) {
   size_t old_usable = tracing ? mi_usable_size(p) : 0;
   palloc_bucket_t *ob = NULL;
   size_t osize = 0;
-  bool was_sampled = palloc_maybe_sampled(p) && palloc_registry_take(p, &ob, &osize);
+  bool was_sampled = palloc_registry_take(p, &ob, &osize); /* checks p's page count first */
   void *q = mi_realloc(p, n);
   if (q == NULL) {
     if (was_sampled && !palloc_registry_add(p, ob, osize))
