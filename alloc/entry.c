@@ -1,7 +1,7 @@
 /* entry.c - the malloc-family entry points: the hot paths.
  *
- * The unsampled malloc is one thread-local subtraction, one branch and a tail call into
- * mimalloc; the unsampled free is one load from the registry's page map (a zero count: not
+ * The unsampled malloc is one thread-local subtraction (in memory), one branch and a tail call
+ * into mimalloc; the unsampled free is one load from the registry's page map (a zero count: not
  * sampled), one branch and a tail call. Everything else (sampling, trace accounting, sampled blocks) is in sample.c.
  *
  * This file is compiled twice: as the palloc_* API (always), and with PALLOC_OVERRIDE, which
@@ -45,8 +45,9 @@ PALLOC_TEXT void *palloc_realloc(void *p, size_t n) {
     palloc_free(p);
     return NULL;
   }
-  if (palloc_charge(n) && !palloc_maybe_sampled(p)) return mi_realloc(p, n);
-  return palloc_realloc_slow(p, n);
+  bool charged = palloc_charge(n);
+  if (palloc_likely(charged && !palloc_maybe_sampled(p))) return mi_realloc(p, n);
+  return palloc_realloc_slow(p, n, !charged);
 }
 
 PALLOC_TEXT void *palloc_reallocarray(void *p, size_t count, size_t size) {

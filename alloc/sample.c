@@ -46,50 +46,53 @@ static PALLOC_TEXT void *alloc_sampled(palloc_thread_t *t, size_t n, size_t alig
   return p;
 }
 
-/* The first slow-path visit of a thread, or a visit before palloc is initialized. Returns
- * false if the thread cannot sample yet (initialization in progress on another thread). */
-static bool thread_ready(palloc_thread_t *t, size_t n) {
-  if (t->state == PALLOC_T_LIVE) return true;
+/* The first slow-path visit of a thread, or a visit before palloc is initialized. Gives the
+ * thread's first interval in *first; false if the thread cannot sample (initialization in
+ * progress on another thread, or the thread is exiting). */
+static bool thread_ready(palloc_thread_t *t, int64_t *first) {
   if (t->state == PALLOC_T_DEAD) return false;
   palloc_init();
   if (atomic_load_explicit(&palloc_g.initialized, memory_order_acquire) != 2) return false;
   palloc_guard_enter(t);
   palloc_thread_start(t);
-  int64_t fresh = atomic_load_explicit(&t->countdown, memory_order_relaxed);
+  *first = palloc_countdown(t);
   palloc_thread_watch_exit(t); /* allocates: served unsampled under the guard */
-  palloc_guard_exit(t);
-  /* Charge this allocation against the freshly drawn interval. */
-  atomic_store_explicit(&t->countdown, fresh - palloc_bytes(n), memory_order_relaxed);
+  palloc_guard_exit(t);        /* restores the budget of guard entry: the caller sets it */
   return true;
 }
 
-/* Trace mode keeps the countdown negative so that every allocation comes here; sampling then
- * runs on trace_left instead, with the same decision. */
+/* Trace mode keeps the budget at 0 so that every allocation comes here; sampling then runs on
+ * trace_left instead, with the same decision. */
 static inline bool trace_decide(palloc_thread_t *t, size_t n) {
-  atomic_store_explicit(&t->countdown, INT64_MIN / 4, memory_order_relaxed);
+  palloc_set_countdown(t, -1);
   t->trace_left -= palloc_bytes(n);
   return t->trace_left < 0 && palloc_sample_decide(t, n, &t->trace_left);
 }
 
-/* Decides the fate of an allocation of n bytes whose charge drove the countdown negative. */
+/* Decides the fate of an allocation of n bytes whose charge used up the budget. Under the
+ * guard the wrapped budget is left as it is: it is large, so palloc's own allocations take the
+ * fast path, and palloc_guard_exit puts back the budget of guard entry. */
 PALLOC_TEXT bool palloc_slow_decide(palloc_thread_t *t, size_t n) {
   if (t->guard) return false;
   if (palloc_unlikely(t->state != PALLOC_T_LIVE)) {
-    if (!thread_ready(t, n)) {
-      if (t->state == PALLOC_T_DEAD)
-        atomic_store_explicit(&t->countdown, INT64_MAX / 2, memory_order_relaxed);
-      else
-        atomic_store_explicit(&t->countdown, -1, memory_order_relaxed); /* retry next time */
+    int64_t first;
+    if (!thread_ready(t, &first)) {
+      /* An exiting thread allocates unsampled to its end; otherwise retry at the next call. */
+      palloc_set_countdown(t, t->state == PALLOC_T_DEAD ? INT64_MAX / 2 : -1);
       return false;
     }
-    if (!palloc_g.trace && atomic_load_explicit(&t->countdown, memory_order_relaxed) >= 0)
+    /* This allocation is charged against the freshly drawn interval. */
+    if (palloc_g.trace) {
+      t->trace_left = first;
+    } else if (first - palloc_bytes(n) >= 0) {
+      palloc_set_countdown(t, first - palloc_bytes(n));
       return false;
-    if (palloc_g.trace) t->trace_left = atomic_load_explicit(&t->countdown, memory_order_relaxed) + palloc_bytes(n);
+    }
   }
   if (palloc_g.trace) return trace_decide(t, n);
   int64_t next;
   bool sample = palloc_sample_decide(t, n, &next);
-  atomic_store_explicit(&t->countdown, next, memory_order_relaxed);
+  palloc_set_countdown(t, next);
   return sample;
 }
 
@@ -123,12 +126,12 @@ PALLOC_TEXT void palloc_free_slow(void *p) {
   mi_free(p);
 }
 
-/* realloc whose charge made the countdown negative, or whose block may be sampled. The old block
+/* realloc whose charge used up the budget (due), or whose block may be sampled. The old block
  * leaves the registry *before* mi_realloc can release it (another thread may be handed the same
  * address and sample it), and comes back if mi_realloc fails, since the old block then stays. */
-PALLOC_TEXT void *palloc_realloc_slow(void *p, size_t n) {
+PALLOC_TEXT void *palloc_realloc_slow(void *p, size_t n, bool due) {
   palloc_thread_t *t = &palloc_thread;
-  bool sample = atomic_load_explicit(&t->countdown, memory_order_relaxed) < 0 && palloc_slow_decide(t, n);
+  bool sample = due && palloc_slow_decide(t, n);
   bool tracing = palloc_g.trace && t->guard == 0;
   size_t old_usable = tracing ? mi_usable_size(p) : 0;
   palloc_bucket_t *ob = NULL;

@@ -28,7 +28,8 @@
 
 #define PALLOC_OFF_RECHECK ((int64_t)4 << 20)
 
-__thread palloc_thread_t palloc_thread __attribute__((tls_model("initial-exec"))) = {.countdown = -1};
+/* Budget 0: a thread's first allocation, even of size 0, takes the slow path, which sets it up. */
+__thread palloc_thread_t palloc_thread __attribute__((tls_model("initial-exec"))) = {.budget = 0};
 palloc_global_t palloc_g = {.depth = 64, .symbolize = true};
 
 static _Atomic uint64_t thread_seq;
@@ -49,8 +50,8 @@ static uint64_t rng_next(palloc_thread_t *t) {
   return x * 0x2545f4914f6cdd1dull;
 }
 
-/* Exponential with mean `rate`; rate 1 means "every allocation" (-1 keeps the countdown
- * negative so that every allocation, even of size 0, takes the sampled path). */
+/* Exponential with mean `rate`; rate 1 means "every allocation" (-1: a negative countdown, so
+ * that every allocation, even of size 0, takes the sampled path). */
 int64_t palloc_draw_interval(palloc_thread_t *t, int64_t rate) {
   if (rate <= 0) return PALLOC_OFF_RECHECK;
   if (rate == 1) return -1;
@@ -107,8 +108,9 @@ void palloc_thread_start(palloc_thread_t *t) {
   atomic_fetch_add_explicit(&palloc_g.threads, 1, memory_order_relaxed);
   int64_t rate = atomic_load_explicit(&palloc_g.rate, memory_order_relaxed);
   t->rate_epoch = atomic_load_explicit(&palloc_g.rate_epoch, memory_order_relaxed);
-  atomic_store_explicit(&t->countdown, palloc_draw_interval(t, rate), memory_order_relaxed);
-  t->trace_left = atomic_load_explicit(&t->countdown, memory_order_relaxed);
+  int64_t first = palloc_draw_interval(t, rate);
+  palloc_set_countdown(t, first);
+  t->trace_left = first;
 }
 
 extern int __cxa_thread_atexit_impl(void (*fn)(void *), void *obj, void *dso);
@@ -117,7 +119,7 @@ extern void *__dso_handle;
 static void thread_exit(void *arg) {
   palloc_thread_t *t = arg;
   t->state = PALLOC_T_DEAD;
-  atomic_store_explicit(&t->countdown, INT64_MAX / 2, memory_order_relaxed);
+  palloc_set_countdown(t, INT64_MAX / 2);
   atomic_fetch_sub_explicit(&palloc_g.threads, 1, memory_order_relaxed);
 }
 
@@ -146,12 +148,12 @@ bool palloc_sample_decide(palloc_thread_t *t, size_t n, int64_t *next) {
 
 void palloc_guard_enter(palloc_thread_t *t) {
   if (t->guard++ == 0)
-    t->saved_countdown = atomic_load_explicit(&t->countdown, memory_order_relaxed);
+    t->saved_budget = atomic_load_explicit(&t->budget, memory_order_relaxed);
 }
 
 void palloc_guard_exit(palloc_thread_t *t) {
   if (--t->guard == 0)
-    atomic_store_explicit(&t->countdown, t->saved_countdown, memory_order_relaxed);
+    atomic_store_explicit(&t->budget, t->saved_budget, memory_order_relaxed);
 }
 
 void palloc_set_sample_rate(size_t bytes) {
@@ -162,7 +164,7 @@ void palloc_set_sample_rate(size_t bytes) {
   /* The calling thread sees the new rate from its next allocation, even one of size 0. */
   palloc_thread_t *t = &palloc_thread;
   if (t->state == PALLOC_T_LIVE && t->guard == 0)
-    atomic_store_explicit(&t->countdown, -1, memory_order_relaxed);
+    palloc_set_countdown(t, -1);
 }
 
 size_t palloc_get_sample_rate(void) {

@@ -1,7 +1,7 @@
 /* trace.c - the allocation side of PALLOC_TRACE's what-if GC trace (gcsim/ does the rest).
  *
  * When gcsim asks for it at start-up, every allocation and free takes the slow path (the
- * countdown is kept negative and the registry's page map is pinned, registry.c), and its usable size is
+ * budget is kept at 0 and the registry's page map is pinned, registry.c), and its usable size is
  * added to per-thread counters. Like Go's per-P heapLive updates, the counters are published to
  * gcsim only once a thread has accumulated PALLOC_TRACE_BATCH bytes, so no shared atomic is touched per
  * malloc. With PALLOC_TRACE unset none of this runs: the hot paths are unchanged.

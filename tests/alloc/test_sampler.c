@@ -3,6 +3,8 @@
  *    exponential over 100k draws with a fixed seed; rate 1 and rate 0 special cases;
  *  - the sampling probability of an allocation of size s is 1 - exp(-s/rate), end to end through
  *    palloc_sample_alloc (the same countdown and decision as malloc);
+ *  - the fast path's budget: its boundary matches the signed countdown's, a budget of 0 sends
+ *    even size 0 to the slow path, and impossible sizes (>= 2^63) cannot stop sampling;
  *  - buckets: same key same bucket, different size or stack different bucket, hash spread;
  *  - size and signal parsing of the environment. */
 #include <math.h>
@@ -94,6 +96,56 @@ static void test_probability(void) {
         "every sampled block was freed: live %llu", (unsigned long long)st.live_sampled_blocks);
   CHECK(st.buckets >= 3 && st.internal_bytes > 0, "buckets %llu internal %llu",
         (unsigned long long)st.buckets, (unsigned long long)st.internal_bytes);
+  palloc_set_sample_rate(PALLOC_DEFAULT_SAMPLE_RATE);
+}
+
+/* palloc_charge is the fast path's whole test: it must agree with the countdown the slow paths
+ * reason in (a sample is due once the countdown goes negative), at the boundary and beyond. */
+static void test_budget(void) {
+  palloc_thread_t *t = &palloc_thread;
+  uint64_t saved = atomic_load(&t->budget);
+  palloc_set_countdown(t, 100);
+  CHECK(palloc_charge(100), "countdown 100 - 100 = 0 is not due");
+  CHECK(palloc_countdown(t) == 0, "after the charge: countdown %lld", (long long)palloc_countdown(t));
+  CHECK(!palloc_charge(1), "countdown 0 - 1 is due");
+  CHECK(palloc_countdown(t) == -1, "charged countdown reads %lld, not -1", (long long)palloc_countdown(t));
+  palloc_set_countdown(t, 100);
+  CHECK(!palloc_charge(250), "countdown 100 - 250 is due");
+  CHECK(palloc_countdown(t) == -150, "charged countdown reads %lld, not -150",
+        (long long)palloc_countdown(t));
+  palloc_set_countdown(t, -7);
+  CHECK(!palloc_charge(0), "a negative countdown sends size 0 to the slow path");
+  const size_t huge[] = {SIZE_MAX, (size_t)1 << 63, ((size_t)1 << 63) + 12345, SIZE_MAX - ((size_t)1 << 62)};
+  for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+    palloc_set_countdown(t, 1000);
+    CHECK(!palloc_charge(huge[i]), "size %zu took the fast path", huge[i]);
+  }
+  atomic_store(&t->budget, saved);
+
+  /* End to end: after impossible requests, 4096-byte allocations at rate 4096 are still sampled
+   * at 1 - e^-1 (a wrapped budget would leave this thread unsampled for good). */
+  palloc_set_sample_rate(4096);
+  for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+    palloc_sample_t *s = palloc_sample_alloc(huge[i]);
+    palloc_sample_free(s, huge[i]);
+  }
+  enum { N = 20000 };
+  int sampled = 0;
+  for (int i = 0; i < N; i++) {
+    palloc_sample_t *s = palloc_sample_alloc(4096);
+    sampled += s != NULL;
+    palloc_sample_free(s, 4096);
+  }
+  double p = 1 - exp(-1.0), got = (double)sampled / N, se = sqrt(p * (1 - p) / N);
+  CHECK(fabs(got - p) < 5 * se, "after huge sizes: sampled fraction %.4f, expected %.4f", got, p);
+  palloc_set_sample_rate(1);
+  sampled = 0;
+  for (int i = 0; i < 100; i++) {
+    palloc_sample_t *s = palloc_sample_alloc(0);
+    sampled += s != NULL;
+    palloc_sample_free(s, 0);
+  }
+  CHECK(sampled == 100, "rate 1 sampled %d of 100 zero-size allocations", sampled);
   palloc_set_sample_rate(PALLOC_DEFAULT_SAMPLE_RATE);
 }
 
@@ -237,6 +289,7 @@ static void test_registry(void) {
 int main(void) {
   test_intervals();
   test_probability();
+  test_budget();
   test_buckets();
   test_parsing();
   test_registry();
