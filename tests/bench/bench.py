@@ -11,6 +11,7 @@ import gzip
 import json
 import math
 import os
+import random
 import re
 import shutil
 import signal
@@ -447,6 +448,43 @@ def summarize(runs, wls, cfgs):
     return summ, ratios
 
 
+def paired_ratio(runs, wls, cfg, base, metric="cpu", level=0.90, boot=4000):
+    """cfg's cost over base's as (point, low, high): the geometric mean over workloads of the
+    median per-repetition ratio, with a bootstrap interval over repetitions. Each repetition runs
+    a workload's configurations back to back, so a pair shares the machine's load of that moment
+    and its ratio is steadier than the ratio of two medians taken over the whole run. None if a
+    workload lacks a complete pair."""
+    per = []
+    for wl in wls:
+        by_rep = {}
+        for r in runs:
+            if r["workload"] == wl and r["config"] in (cfg, base) and r["rc"] == 0 and \
+                    not r["capped"] and r[metric] > 0:
+                by_rep.setdefault(r["rep"], {})[r["config"]] = r[metric]
+        pairs = [d[cfg] / d[base] for d in by_rep.values() if cfg in d and base in d]
+        if not pairs:
+            return None
+        per.append(pairs)
+    point = geomean([median(v) for v in per])
+    rng = random.Random(1)  # fixed: the same runs give the same interval
+    draws = sorted(geomean([median(rng.choices(v, k=len(v))) for v in per]) for _ in range(boot))
+    return point, draws[int((1 - level) / 2 * boot)], draws[int((1 + level) / 2 * boot) - 1]
+
+
+def paired_table(runs, wls, cfgs):
+    """The pairs the targets are judged on: every configuration over mimalloc, each profiler over
+    its own allocator, and palloc over jemalloc's profiling mode."""
+    pairs = [(c, BASE) for c in cfgs if c != BASE and c not in TRACING]
+    pairs += [pb for pb in OWN_BASE if pb[1] != BASE and pb[0] in cfgs and pb[1] in cfgs]
+    pairs += [("palloc", "jemalloc-prof")] if "palloc" in cfgs and "jemalloc-prof" in cfgs else []
+    out = {}
+    for c, b in pairs:
+        r = paired_ratio(runs, wls, c, b)
+        if r:
+            out["%s/%s" % (c, b)] = r
+    return out
+
+
 def probes(args, exe, tmp, palloc_so):
     """One untimed run per workload under palloc default that writes a profile explicitly after
     the work, reporting the write's duration and size (palloc_read_stats) with the heap live."""
@@ -599,7 +637,7 @@ def fmt_acc(rows):
     return out
 
 
-def report(args, summ, ratios, probe_res, acc, wls, cfgs, insn=None):
+def report(args, summ, ratios, probe_res, acc, wls, cfgs, insn=None, paired=None):
     out = []
     out.append("palloc benchmark suite: %s mode, scale %g, %d repetitions, %s" % (
         "quick" if args.quick else "full", args.scale, args.reps,
@@ -624,6 +662,14 @@ def report(args, summ, ratios, probe_res, acc, wls, cfgs, insn=None):
                 "s", out)
     print_table("Median CPU time (user+sys)", wls, cfgs, cellf("cpu"),
                 absf("cpu", lambda v: "%.3f" % v), "s", out)
+    if paired:
+        out.append("")
+        out.append("Paired CPU ratios (geomean over workloads of the median per-repetition ratio, "
+                   "90%% bootstrap interval over repetitions%s):" %
+                   ("" if args.reps >= 3 else "; none with fewer than 3"))
+        for k, (pt, lo, hi) in paired.items():
+            ci = "  [%s, %s]" % (fmt_ratio(lo), fmt_ratio(hi)) if args.reps >= 3 else ""
+            out.append("  %-28s %s%s" % (k, fmt_ratio(pt), ci))
     print_table("Median peak RSS", wls, cfgs, cellf("rss_kb"),
                 absf("rss_kb", lambda v: "%.1f" % (v / 1024)), "MiB", out)
     out.append("('>' = a run hit the time cap of %gs (tracing tools only): a lower bound; "
@@ -674,7 +720,7 @@ def report(args, summ, ratios, probe_res, acc, wls, cfgs, insn=None):
     return "\n".join(out)
 
 
-def write_outputs(args, runs, summ, ratios, probe_res, acc, text, insn):
+def write_outputs(args, runs, summ, ratios, probe_res, acc, text, insn, paired):
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "runs.csv"), "w", newline="") as f:
         w = csv.writer(f)
@@ -705,6 +751,7 @@ def write_outputs(args, runs, summ, ratios, probe_res, acc, text, insn):
           "ratios": [dict(metric=m, workload=wl, config=c, ratio=v)
                      for (m, wl, c), v in ratios.items()],
           "probe": probe_res, "accuracy": acc, "runs": runs,
+          "paired_cpu": [dict(pair=k, ratio=v[0], low90=v[1], high90=v[2]) for k, v in paired.items()],
           "instructions": [dict(workload=w, config=c, insn=v) for (w, c), v in insn.items()]}
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(js, f, indent=1, default=str)
@@ -751,7 +798,8 @@ def rereport(path):
     allcfgs = cfgs + [c for c in DEEP_EXTRA if any(r["config"] == c for r in runs)]
     summ, ratios = summarize(runs, wls, allcfgs)
     insn = {(d["workload"], d["config"]): d["insn"] for d in js.get("instructions", [])}
-    print(report(args, summ, ratios, js.get("probe", {}), js.get("accuracy", {}), wls, cfgs, insn))
+    print(report(args, summ, ratios, js.get("probe", {}), js.get("accuracy", {}), wls, cfgs, insn,
+                 paired_table(runs, wls, cfgs)))
     return 0
 
 
@@ -837,10 +885,11 @@ def main():
         acc = accuracy(args, exe, tmp, palloc_so, symtab)
     allcfgs = cfgs + [c for c in DEEP_EXTRA if any(r["config"] == c for r in runs)]
     summ, ratios = summarize(runs, args.workloads, allcfgs)
-    text = report(args, summ, ratios, probe_res, acc, args.workloads, cfgs, insn) if runs else \
+    paired = paired_table(runs, args.workloads, cfgs)
+    text = report(args, summ, ratios, probe_res, acc, args.workloads, cfgs, insn, paired) if runs else \
         "\n".join(fmt_insn(insn, args.workloads) + fmt_acc(acc))
     print(text)
-    write_outputs(args, runs, summ, ratios, probe_res, acc, text, insn)
+    write_outputs(args, runs, summ, ratios, probe_res, acc, text, insn, paired)
     shutil.rmtree(tmp, ignore_errors=True)
     if args.check:
         bad = [(wl, c) for wl in args.workloads for c in cfgs
