@@ -27,6 +27,13 @@
 #pragma GCC visibility push(hidden)
 
 #define PALLOC_TEXT __attribute__((section("palloc_text"), noinline))
+/* The two fast-path checks (palloc_charge, palloc_maybe_sampled) are x86-64 assembly; another
+ * architecture, or -DPALLOC_NO_ASM, compiles their C versions. */
+#if defined(__x86_64__) && !defined(PALLOC_NO_ASM)
+#define PALLOC_ASM 1
+#else
+#define PALLOC_ASM 0
+#endif
 #if defined(__SANITIZE_THREAD__)
 #define PALLOC_TSAN 1
 #elif defined(__has_feature)
@@ -85,7 +92,7 @@ static inline void palloc_set_countdown(palloc_thread_t *t, int64_t c) {
  * compare and no separate store (compilers do not fuse the C version into one instruction). */
 static inline __attribute__((always_inline)) bool palloc_charge(size_t n) {
   palloc_thread_t *t = &palloc_thread;
-#if defined(__x86_64__)
+#if PALLOC_ASM
   __asm__ goto("subq %1, %0\n\tjbe %l[due]" : : "m"(t->budget), "r"(n) : "cc", "memory" : due);
   return true;
 due:
@@ -172,7 +179,7 @@ void palloc_registry_unlock(void);
  * atomic loads: 6 instructions instead of 8. A 16-bit aligned load is atomic there anyway; under
  * ThreadSanitizer the C version runs, so that the tool sees the loads. */
 static inline __attribute__((always_inline)) bool palloc_maybe_sampled(const void *p) {
-#if defined(__x86_64__) && !PALLOC_TSAN
+#if PALLOC_ASM && !PALLOC_TSAN
   __asm__ goto("movq %0, %%rax\n\t"
                "shrq $12, %%rax\n\t"
                "andq %1, %%rax\n\t"
