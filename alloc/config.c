@@ -112,6 +112,12 @@ void palloc_config_load(void) {
     else if (strcmp(s, "libunwind") != 0)
       palloc_warn("PALLOC_UNWIND=%s is not 'libunwind' or 'fp'; using libunwind", s);
   }
+  if ((s = getenv("PALLOC_TCACHE")) != NULL && *s) {
+    if (strcmp(s, "0") == 0 || strcasecmp(s, "off") == 0)
+      palloc_g.tcache = false;
+    else if (strcmp(s, "1") != 0 && strcasecmp(s, "on") != 0)
+      palloc_warn("PALLOC_TCACHE=%s is not 1/on or 0/off; the thread cache stays on", s);
+  }
   /* 'libdw' names what symbolized profiles before palloc read ELF and DWARF itself: it stays
    * accepted, as the same thing as 'elf', so that existing setups keep working silently. */
   if ((s = getenv("PALLOC_SYMBOLIZE")) != NULL && *s) {

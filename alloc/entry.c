@@ -1,8 +1,11 @@
 /* entry.c - the malloc-family entry points: the hot paths.
  *
- * The unsampled malloc is one thread-local subtraction (in memory), one branch and a tail call
- * into mimalloc; the unsampled free is one load from the registry's page map (a zero count: not
- * sampled), one branch and a tail call. Everything else (sampling, trace accounting, sampled blocks) is in sample.c.
+ * The unsampled malloc is one thread-local subtraction (in memory) and one branch, then a pop
+ * from the thread cache (tcache.c) or, if the class is empty, a tail call into mimalloc; the
+ * unsampled free is one load from the registry's page map (a zero count: not sampled), one
+ * branch, then mimalloc's usable size and a push onto the thread cache or, if the block is not
+ * cacheable, a tail call into mimalloc. Everything else (sampling, trace accounting, sampled
+ * blocks) is in sample.c.
  *
  * This file is compiled twice: as the palloc_* API (always), and with PALLOC_OVERRIDE, which
  * also exports the libc names (malloc, free, ..., and glibc's __libc_* aliases) as aliases of the
@@ -13,17 +16,22 @@
  * calloc, reallocarray and pvalloc report overflow as ENOMEM.
  */
 #include <errno.h>
+#include <string.h>
 #include <unistd.h>
 #include "internal.h"
 
 PALLOC_TEXT void *palloc_malloc(size_t n) {
-  if (palloc_charge(n)) return mi_malloc(n);
+  void *p;
+  if (palloc_charge(n)) return palloc_tc_pop(n, &p) ? p : mi_malloc(n);
   return palloc_alloc_slow(n, 0, false);
 }
 
-PALLOC_TEXT void palloc_free(void *p) {
+/* No frame pointer here (the rest of libpalloc keeps them): free calls only mimalloc's size
+ * lookup and tail-calls the rest, none of which walks the stack, and the frame cost three
+ * instructions a call. */
+PALLOC_TEXT __attribute__((optimize("omit-frame-pointer"))) void palloc_free(void *p) {
   if (palloc_likely(!palloc_maybe_sampled(p))) {
-    mi_free(p);
+    if (!palloc_tc_push(p)) mi_free(p);
     return;
   }
   palloc_free_slow(p);
@@ -35,7 +43,8 @@ PALLOC_TEXT void *palloc_calloc(size_t count, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  if (palloc_charge(n)) return mi_zalloc(n);
+  void *p;
+  if (palloc_charge(n)) return palloc_tc_pop(n, &p) ? memset(p, 0, n) : mi_zalloc(n);
   return palloc_alloc_slow(n, 0, true);
 }
 

@@ -49,15 +49,35 @@
 /* ---- per-thread state (sampler.c) ------------------------------------------------------ */
 enum { PALLOC_T_NEW = 0, PALLOC_T_LIVE = 1, PALLOC_T_DEAD = 2 };
 
+/* The thread cache (tcache.c): free blocks of mimalloc's size classes up to PALLOC_TC_MAX, a
+ * stack of pointers per class. A class holds about PALLOC_TC_BIN_BYTES, and between
+ * PALLOC_TC_MIN and PALLOC_TC_MAX_COUNT blocks. */
+#ifndef PALLOC_TC_MAX /* -D for experiments; the defaults are measured (tests/bench/FINDINGS.md) */
+#define PALLOC_TC_MAX 2048
+#endif
+#define PALLOC_TC_CLASSES 32
+#ifndef PALLOC_TC_BIN_BYTES
+#define PALLOC_TC_BIN_BYTES 16384
+#endif
+#define PALLOC_TC_MIN 8
+#ifndef PALLOC_TC_MAX_COUNT
+#define PALLOC_TC_MAX_COUNT 64
+#endif
+typedef struct {
+  uint32_t n;   /* blocks held: slot[0..n), the newest last */
+  uint32_t cap; /* 0: this thread caches nothing (not set up, or exiting) */
+  void **slot;
+} palloc_tc_bin_t;
+
 typedef struct palloc_thread_s {
   /* Bytes this thread may still allocate before its next sample is due. An allocation of n bytes
    * stays unsampled iff n < budget, and charges n either way (so a slow path finds budget - n,
    * wrapped). 0 sends every allocation, even of size 0, to the slow path. Only this thread
    * touches it; the charge is one read-modify-write instruction (palloc_charge), so a signal
    * handler on this thread sees the budget before or after it, never half of it. The slow paths
-   * read and write it through palloc_countdown / palloc_set_countdown. Must stay the first
-   * field: nothing else here is on the fast path. */
+   * read and write it through palloc_countdown / palloc_set_countdown. */
   _Atomic uint64_t budget;
+  palloc_tc_bin_t tc[PALLOC_TC_CLASSES]; /* the thread cache, on the fast paths too */
   uint32_t guard;        /* > 0 while palloc's own code runs on this thread */
   uint8_t state;         /* PALLOC_T_* */
   uint8_t is_main;
@@ -131,6 +151,7 @@ typedef struct palloc_global_s {
   int depth;                     /* stack depth */
   bool unwind_fp;                /* PALLOC_UNWIND=fp */
   bool symbolize;                /* PALLOC_SYMBOLIZE != none */
+  bool tcache;                   /* PALLOC_TCACHE != 0 */
   _Atomic uint64_t samples_dropped;
   _Atomic uint64_t threads;
 } palloc_global_t;
@@ -196,6 +217,48 @@ maybe:
   uintptr_t mask = atomic_load_explicit(&palloc_page_map.mask, memory_order_relaxed);
   return atomic_load_explicit(&map[((uintptr_t)p >> 12) & mask], memory_order_relaxed) != 0;
 #endif
+}
+
+/* ---- tcache.c: the thread cache ---------------------------------------------------------- */
+/* Request (n + 7) / 8 -> the class that serves it; usable size / 8 -> the class of exactly that
+ * size, or PALLOC_TC_NONE, a bin whose cap is always 0. */
+#define PALLOC_TC_NONE (PALLOC_TC_CLASSES - 1)
+extern _Atomic uint8_t palloc_tc_class[PALLOC_TC_MAX / 8 + 1];
+extern _Atomic uint8_t palloc_tc_exact[PALLOC_TC_MAX / 8 + 1];
+void palloc_tc_init(bool enabled);                /* by palloc_init, before any thread set-up */
+void palloc_tc_thread_start(palloc_thread_t *t);  /* gives the thread's bins their slots */
+void palloc_tc_thread_exit(palloc_thread_t *t);   /* returns every block; caches no more */
+void palloc_tc_flush(palloc_thread_t *t);
+bool palloc_tc_overflow(palloc_tc_bin_t *b, void *p);
+size_t palloc_tc_held_max(void);
+
+/* Takes a cached block for malloc(n) on this thread into *p; false if there is none. (A bool
+ * and not a NULL return: the caller then needs no test of the pointer.) */
+static inline __attribute__((always_inline)) bool palloc_tc_pop(size_t n, void **p) {
+  if (n > PALLOC_TC_MAX) return false;
+  unsigned c = atomic_load_explicit(&palloc_tc_class[(n + 7) >> 3], memory_order_relaxed);
+  palloc_tc_bin_t *b = &palloc_thread.tc[c];
+  uint32_t k = b->n;
+  if (k == 0) return false;
+  b->n = k - 1;
+  *p = b->slot[k - 1];
+  return true;
+}
+
+/* Keeps the unsampled block p in this thread's cache; false if it is not cacheable (NULL, too
+ * large, not of a class size, or the thread caches nothing): the caller frees it to mimalloc. */
+static inline __attribute__((always_inline)) bool palloc_tc_push(void *p) {
+  size_t u = mi_usable_size(p);
+  if (u - 1 >= PALLOC_TC_MAX) return false; /* u == 0: p is NULL */
+  /* mimalloc's usable sizes are multiples of 8; were one not, u >> 3 rounds down, to a class
+   * no larger than the block. */
+  unsigned c = atomic_load_explicit(&palloc_tc_exact[u >> 3], memory_order_relaxed);
+  palloc_tc_bin_t *b = &palloc_thread.tc[c];
+  uint32_t k = b->n;
+  if (palloc_unlikely(k >= b->cap)) return palloc_tc_overflow(b, p); /* PALLOC_TC_NONE too */
+  b->slot[k] = p;
+  b->n = k + 1;
+  return true;
 }
 
 /* ---- threads (sampler.c) ----------------------------------------------------------------- */

@@ -55,6 +55,7 @@ static bool thread_ready(palloc_thread_t *t, int64_t *first) {
   if (atomic_load_explicit(&palloc_g.initialized, memory_order_acquire) != 2) return false;
   palloc_guard_enter(t);
   palloc_thread_start(t);
+  palloc_tc_thread_start(t);
   *first = palloc_countdown(t);
   palloc_thread_watch_exit(t); /* allocates: served unsampled under the guard */
   palloc_guard_exit(t);        /* restores the budget of guard entry: the caller sets it */

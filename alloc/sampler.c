@@ -30,7 +30,7 @@
 
 /* Budget 0: a thread's first allocation, even of size 0, takes the slow path, which sets it up. */
 __thread palloc_thread_t palloc_thread __attribute__((tls_model("initial-exec"))) = {.budget = 0};
-palloc_global_t palloc_g = {.depth = 64, .symbolize = true};
+palloc_global_t palloc_g = {.depth = 64, .symbolize = true, .tcache = true};
 
 static _Atomic uint64_t thread_seq;
 
@@ -81,6 +81,7 @@ void palloc_init(void) {
   mi_register_error(on_mimalloc_error, NULL);
   palloc_config_load();
   palloc_trace_configure();
+  palloc_tc_init(palloc_g.tcache);
   if (palloc_registry_init(palloc_g.trace)) {
     pthread_atfork(palloc_registry_lock, palloc_registry_unlock, palloc_registry_unlock);
   } else {
@@ -120,6 +121,7 @@ static void thread_exit(void *arg) {
   palloc_thread_t *t = arg;
   t->state = PALLOC_T_DEAD;
   palloc_set_countdown(t, INT64_MAX / 2);
+  palloc_tc_thread_exit(t);
   atomic_fetch_sub_explicit(&palloc_g.threads, 1, memory_order_relaxed);
 }
 

@@ -7,6 +7,7 @@
  *   PALLOC_PROFILE      write a heap profile here at exit (%p = pid)
  *   PALLOC_PROFILE_SIGNAL, PALLOC_PROFILE_INTERVAL   snapshots on a signal / every N seconds
  *   PALLOC_STACK_DEPTH, PALLOC_UNWIND (libunwind|fp), PALLOC_SYMBOLIZE (elf|none), PALLOC_SEED
+ *   PALLOC_TCACHE       0/off: no thread cache (every free goes straight to mimalloc)
  * This header adds what a program can ask for explicitly. Every function is thread-safe.
  */
 #ifndef PALLOC_H
@@ -34,6 +35,12 @@ void *palloc_memalign(size_t alignment, size_t size);
 void *palloc_valloc(size_t size);
 void *palloc_pvalloc(size_t size);
 size_t palloc_malloc_usable_size(const void *p);
+
+/* Each thread keeps its recently freed small blocks (up to 2 KiB, at most 16 KiB or 64 blocks
+ * per size class) for its next allocations, as jemalloc's and tcmalloc's thread caches do; a
+ * thread's cache is emptied when it exits. This returns the calling thread's cached blocks to
+ * mimalloc now (say, before a thread goes idle for long). */
+void palloc_thread_cache_flush(void);
 
 /* ---- sampling ------------------------------------------------------------------------- */
 

@@ -124,7 +124,7 @@ for unwind in ('libunwind', 'fp'):
 # Bad values: each gives exactly one palloc: line on stderr; output and exit code unchanged.
 bad = {'PALLOC_SAMPLE_RATE': 'lots', 'PALLOC_STACK_DEPTH': '500', 'PALLOC_UNWIND': 'magic',
        'PALLOC_SYMBOLIZE': 'maybe', 'PALLOC_SEED': 'x1', 'PALLOC_PROFILE_SIGNAL': 'SIGNOPE',
-       'PALLOC_PROFILE_INTERVAL': '-3'}
+       'PALLOC_PROFILE_INTERVAL': '-3', 'PALLOC_TCACHE': 'sometimes'}
 plain = run('bad', [early_prog], False)
 pre = run('bad', [early_prog], True, bad)
 lines = pre.stderr.decode().splitlines()

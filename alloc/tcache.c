@@ -1,0 +1,161 @@
+/* tcache.c - the per-thread cache of free small blocks: palloc's front-end over mimalloc.
+ *
+ * Why it exists. mimalloc frees a block into its page's free list, which writes the block: a
+ * cache miss when the block is cold, as it is in a heap much larger than the CPU's caches. A
+ * block freed by a thread other than its page's owner is pushed with an atomic operation onto
+ * the page's cross-thread list, and the owner collects it later. Servers and pipelines (one
+ * thread allocates, another frees) and programs with large churned heaps pay this on every free,
+ * and there jemalloc, whose thread cache reuses a freed block on the freeing thread, ran twice as
+ * fast as mimalloc (tests/bench/FINDINGS.md). palloc keeps each thread's recently freed small
+ * blocks in per-class stacks of pointers and hands them back to the same thread's next
+ * allocations of the class: a free is a size lookup and a push, a malloc a pop, and neither
+ * touches the block or memory another thread writes.
+ *
+ * Classes. The classes are mimalloc's own size classes up to PALLOC_TC_MAX, read from
+ * mi_good_size at start-up rather than copied from mimalloc's sources. A block is cached under
+ * its usable size, which for an ordinary block is its class size, and malloc(n) pops from the
+ * class mimalloc serves n from, so the cache never changes which block size a request gets. A
+ * pointer whose usable size is not a class size (the inside of an over-aligned block) is not
+ * cached; nor is anything larger than PALLOC_TC_MAX.
+ *
+ * Bounds. A class holds at most `cap` blocks (PALLOC_TC_BIN_BYTES worth, between PALLOC_TC_MIN
+ * and PALLOC_TC_MAX_COUNT blocks); a free into a full class first returns the older half to
+ * mimalloc, so the cost of a flush is spread over cap/2 frees and what stays is what was freed
+ * last. palloc_tc_held_max() is the most one thread can hold.
+ *
+ * Invariants. A thread's bins are touched only by that thread: no lock, no atomic. A thread's
+ * bins have cap 0, so nothing is cached, until its first slow-path visit sets it up
+ * (palloc_tc_thread_start), and again once its exit has begun (palloc_tc_thread_exit gives every
+ * block back to mimalloc): a thread palloc never set up, or a pthread-key destructor running
+ * after the flush, frees straight into mimalloc. Every cached block is unsampled: free() asks
+ * the cache only after the page map said "not sampled", and malloc() pops only on the unsampled
+ * path, so a sampled block never enters the cache and the profile never sees a cached one.
+ * Trace mode sends every malloc and free to the slow paths, so it never meets the cache either.
+ *
+ * The class tables are written once, by palloc_init, before any thread's bins get a cap (a
+ * thread sets up only after palloc_init's release store). A free on a thread with cap 0 can
+ * still read them while they are written; they are relaxed atomics, and whatever it reads, a
+ * cap of 0 sends the block to mimalloc.
+ *
+ * Slot arrays come from palloc's own memory (meta.c) and go to a free list when a thread exits,
+ * so creating threads costs no mmap after the first few. Fork: the child keeps the forking
+ * thread's cache; blocks cached by the parent's other threads stay allocated in the child
+ * (at most palloc_tc_held_max() per thread), as the rest of those threads' memory does.
+ * Signal handlers: malloc is not async-signal-safe (nor is mimalloc's); a handler that
+ * allocates while its thread is inside malloc or free can corrupt that thread's bin.
+ */
+#include <pthread.h>
+#include <string.h>
+#include "internal.h"
+
+_Atomic uint8_t palloc_tc_class[PALLOC_TC_MAX / 8 + 1];
+_Atomic uint8_t palloc_tc_exact[PALLOC_TC_MAX / 8 + 1]; /* all PALLOC_TC_NONE once set up */
+static unsigned class_count;
+static size_t class_size[PALLOC_TC_CLASSES];
+static uint32_t class_cap[PALLOC_TC_CLASSES];
+static uint32_t slots_per_thread;
+
+/* Slot arrays of exited threads, for reuse. Each starts with a pointer to the next. */
+static pthread_mutex_t area_lock = PTHREAD_MUTEX_INITIALIZER;
+static void **free_areas;
+
+static void area_lock_take(void) { pthread_mutex_lock(&area_lock); }
+static void area_lock_drop(void) { pthread_mutex_unlock(&area_lock); }
+
+static uint32_t cap_for(size_t size) {
+  size_t cap = PALLOC_TC_BIN_BYTES / size;
+  if (cap < PALLOC_TC_MIN) cap = PALLOC_TC_MIN;
+  if (cap > PALLOC_TC_MAX_COUNT) cap = PALLOC_TC_MAX_COUNT;
+  return (uint32_t)cap & ~1u; /* even: a flush returns exactly half */
+}
+
+/* Called by palloc_init, once, before any thread is set up. */
+void palloc_tc_init(bool enabled) {
+  if (!enabled) return;
+  size_t prev = 0;
+  unsigned c = 0;
+  uint8_t cls[PALLOC_TC_MAX / 8 + 1];
+  size_t size[PALLOC_TC_CLASSES] = {0};
+  for (size_t w = 1; w <= PALLOC_TC_MAX / 8; w++) {
+    size_t good = mi_good_size(w * 8);
+    if (good < w * 8 || good > PALLOC_TC_MAX) return; /* not the mimalloc we know: no cache */
+    if (good != prev) {
+      if (prev != 0) c++;
+      if (c >= PALLOC_TC_NONE) return;
+      size[c] = good;
+      prev = good;
+    }
+    cls[w] = (uint8_t)c;
+  }
+  cls[0] = cls[1]; /* malloc(0) is served as malloc(1) */
+  class_count = c + 1;
+  for (unsigned i = 0; i < class_count; i++) {
+    class_size[i] = size[i];
+    class_cap[i] = cap_for(size[i]);
+    slots_per_thread += class_cap[i];
+  }
+  for (size_t w = 0; w <= PALLOC_TC_MAX / 8; w++) {
+    atomic_store_explicit(&palloc_tc_class[w], cls[w], memory_order_relaxed);
+    uint8_t exact = w > 0 && size[cls[w]] == w * 8 ? cls[w] : PALLOC_TC_NONE;
+    atomic_store_explicit(&palloc_tc_exact[w], exact, memory_order_relaxed);
+  }
+  pthread_atfork(area_lock_take, area_lock_drop, area_lock_drop);
+}
+
+size_t palloc_tc_held_max(void) {
+  size_t held = 0;
+  for (unsigned i = 0; i < class_count; i++)
+    held += class_cap[i] * class_size[i];
+  return held;
+}
+
+/* A thread's first slow-path visit (guard held). Without memory for the slots, the thread
+ * simply runs uncached. */
+void palloc_tc_thread_start(palloc_thread_t *t) {
+  if (slots_per_thread == 0 || t->tc[0].slot != NULL) return;
+  pthread_mutex_lock(&area_lock);
+  void **area = free_areas;
+  if (area != NULL) free_areas = (void **)area[0];
+  pthread_mutex_unlock(&area_lock);
+  if (area == NULL) area = palloc_meta_alloc(slots_per_thread * sizeof(void *));
+  if (area == NULL) return;
+  for (unsigned i = 0; i < class_count; i++) {
+    t->tc[i].slot = area;
+    t->tc[i].n = 0;
+    t->tc[i].cap = class_cap[i];
+    area += class_cap[i];
+  }
+}
+
+static void flush_bin(palloc_tc_bin_t *b, uint32_t count) {
+  if (count == 0) return;
+  for (uint32_t i = 0; i < count; i++) mi_free(b->slot[i]);
+  memmove(b->slot, b->slot + count, (b->n - count) * sizeof(void *));
+  b->n -= count;
+}
+
+/* A free into a full bin (or into a thread's bins before set-up or after exit: cap 0). */
+bool palloc_tc_overflow(palloc_tc_bin_t *b, void *p) {
+  if (b->cap == 0) return false;
+  flush_bin(b, b->cap / 2);
+  b->slot[b->n++] = p;
+  return true;
+}
+
+void palloc_tc_flush(palloc_thread_t *t) {
+  for (unsigned i = 0; i < class_count; i++) flush_bin(&t->tc[i], t->tc[i].n);
+}
+
+/* The thread's exit has begun: give everything back and cache nothing from here on. */
+void palloc_tc_thread_exit(palloc_thread_t *t) {
+  void **area = t->tc[0].slot;
+  if (area == NULL) return;
+  palloc_tc_flush(t);
+  for (unsigned i = 0; i < class_count; i++) t->tc[i] = (palloc_tc_bin_t){0};
+  pthread_mutex_lock(&area_lock);
+  area[0] = (void *)free_areas;
+  free_areas = area;
+  pthread_mutex_unlock(&area_lock);
+}
+
+void palloc_thread_cache_flush(void) { palloc_tc_flush(&palloc_thread); }

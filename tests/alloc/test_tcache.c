@@ -1,0 +1,302 @@
+/* test_tcache.c - the thread cache (alloc/tcache.c), through the palloc_* API (palloc_core).
+ *  - classes: a request is served from the class mimalloc would serve it from, and a block is
+ *    cached under the class of its usable size, for every size up to PALLOC_TC_MAX;
+ *  - reuse: a freed block comes back to the same thread's next request of its class, calloc
+ *    zeroes it, and a request of another class never gets it;
+ *  - bounds: a bin never holds more than its cap; a full bin returns its older half;
+ *  - sampled blocks never enter the cache, and sampled requests never take from it;
+ *  - thread exit: every bin is empty and caches nothing once the exit has begun (checked from a
+ *    pthread-key destructor, which runs after palloc's), and frees made then go to mimalloc;
+ *  - stress: random sizes, alignments, realloc and calloc on several threads that free each
+ *    other's blocks; every live block keeps its own bytes (no block is handed out twice);
+ *  - fork: the child uses the cache it inherited.
+ * `test_tcache off` runs under PALLOC_TCACHE=0: nothing is cached. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "internal.h"
+#include "../check.h"
+
+static unsigned req_class(size_t n) { return palloc_tc_class[(n + 7) >> 3]; }
+static uint32_t held(void) {
+  uint32_t n = 0;
+  for (int i = 0; i < PALLOC_TC_CLASSES; i++) n += palloc_thread.tc[i].n;
+  return n;
+}
+
+static void test_classes(void) {
+  for (size_t n = 0; n <= PALLOC_TC_MAX; n++) {
+    void *p = mi_malloc(n);
+    size_t u = mi_usable_size(p);
+    unsigned c = req_class(n);
+    CHECK(u == mi_good_size(n), "n=%zu: usable %zu, good size %zu", n, u, mi_good_size(n));
+    CHECK(palloc_tc_exact[u >> 3] == c, "n=%zu: block of %zu cached in class %u, served from %u",
+          n, u, (unsigned)palloc_tc_exact[u >> 3], c);
+    mi_free(p);
+  }
+  for (size_t w = 1; w <= PALLOC_TC_MAX / 8; w++) {
+    unsigned e = palloc_tc_exact[w];
+    CHECK(e == PALLOC_TC_NONE || mi_good_size(w * 8) == w * 8,
+          "usable %zu is not a class size but maps to class %u", w * 8, e);
+  }
+  CHECK(palloc_thread.tc[PALLOC_TC_NONE].cap == 0, "the no-class bin has cap %u",
+        palloc_thread.tc[PALLOC_TC_NONE].cap);
+  /* The bound palloc.h documents: what this thread's caps allow, and no more than 300 KiB. */
+  size_t size[PALLOC_TC_CLASSES] = {0}, max = palloc_tc_held_max(), sum = 0;
+  for (size_t w = 1; w <= PALLOC_TC_MAX / 8; w++)
+    if (palloc_tc_exact[w] != PALLOC_TC_NONE) size[palloc_tc_exact[w]] = w * 8;
+  for (int i = 0; i < PALLOC_TC_CLASSES; i++) sum += palloc_thread.tc[i].cap * size[i];
+  CHECK(sum == max && max > 0 && max <= 300 << 10, "a thread may hold %zu bytes (caps: %zu)",
+        max, sum);
+}
+
+static void test_reuse(void) {
+  palloc_thread_cache_flush();
+  void *p = palloc_malloc(100);
+  palloc_free(p);
+  CHECK(held() == 1, "%u blocks cached after one free", held());
+  void *q = palloc_malloc(200); /* another class */
+  CHECK(q != p, "a 200-byte request got the freed 100-byte block");
+  void *r = palloc_malloc(97); /* same class as 100 (mimalloc's 112) */
+  CHECK(r == p, "the freed block %p did not come back (%p)", p, r);
+  CHECK(held() == 0, "%u blocks cached after the pop", held());
+  memset(r, 0xab, 100);
+  palloc_free(r);
+  unsigned char *z = palloc_calloc(4, 25);
+  CHECK((void *)z == p, "calloc did not take the cached block");
+  int dirty = 0;
+  for (int i = 0; i < 100; i++) dirty |= z[i];
+  CHECK(!dirty, "calloc from the cache is not zeroed");
+  palloc_free(z);
+  palloc_free(q);
+  /* NULL and blocks too large to cache leave the cache alone. */
+  uint32_t before = held();
+  palloc_free(NULL);
+  palloc_free(palloc_malloc(PALLOC_TC_MAX + 1));
+  CHECK(held() == before, "NULL or a large block entered the cache");
+}
+
+/* Over-aligned blocks: mimalloc may hand out the inside of a larger block, whose usable size
+ * runs to the block's end and need not be a class size. memalign's happen to land on class
+ * sizes with mimalloc 2.0; mi_malloc_aligned_at (aligned at an offset) makes the other kind,
+ * and palloc_free takes any mimalloc block. Whatever is cached must hold its class. */
+static void test_aligned(void) {
+  size_t class_size[PALLOC_TC_CLASSES] = {0};
+  for (size_t w = 1; w <= PALLOC_TC_MAX / 8; w++)
+    if (palloc_tc_exact[w] != PALLOC_TC_NONE) class_size[palloc_tc_exact[w]] = w * 8;
+  int odd = 0, bad = 0;
+  for (size_t align = 16; align <= 1024; align *= 2)
+    for (size_t n = 1; n <= 600; n += 7) {
+      palloc_thread_cache_flush();
+      void *p[8];
+      for (int i = 0; i < 8; i++) {
+        p[i] = i < 4 ? palloc_memalign(align, n) : mi_malloc_aligned_at(n, align, 8 * (size_t)i);
+        size_t u = palloc_malloc_usable_size(p[i]);
+        if (u <= PALLOC_TC_MAX && mi_good_size(u) != u) odd++;
+      }
+      for (int i = 0; i < 8; i++) palloc_free(p[i]);
+      for (int c = 0; c < PALLOC_TC_CLASSES; c++)
+        for (uint32_t k = 0; k < palloc_thread.tc[c].n; k++)
+          if (mi_usable_size(palloc_thread.tc[c].slot[k]) < class_size[c]) bad++;
+    }
+  CHECK(odd > 0, "no aligned block had a usable size off the classes: the test tests nothing");
+  CHECK(bad == 0, "%d cached blocks are smaller than their class", bad);
+}
+
+static void test_bounds(void) {
+  enum { N = 1000 };
+  static void *blk[N];
+  palloc_thread_cache_flush();
+  unsigned c = req_class(64);
+  uint32_t cap = palloc_thread.tc[c].cap, most = 0;
+  CHECK(cap >= PALLOC_TC_MIN && cap <= PALLOC_TC_MAX_COUNT, "cap %u", cap);
+  for (int i = 0; i < N; i++) blk[i] = palloc_malloc(64);
+  for (int i = 0; i < N; i++) {
+    palloc_free(blk[i]);
+    if (palloc_thread.tc[c].n > most) most = palloc_thread.tc[c].n;
+  }
+  CHECK(most == cap, "the bin peaked at %u blocks, cap %u", most, cap);
+  CHECK(palloc_thread.tc[c].n > cap / 2, "after a flush the bin holds %u", palloc_thread.tc[c].n);
+  /* The newest free is on top: the last block freed is the first handed out. */
+  CHECK(palloc_malloc(64) == blk[N - 1], "the cache is not last-in first-out");
+  palloc_thread_cache_flush();
+  CHECK(held() == 0, "%u blocks left after palloc_thread_cache_flush", held());
+}
+
+static void test_sampled(void) {
+  palloc_thread_cache_flush();
+  void *p = palloc_malloc(48);
+  palloc_free(p); /* cached */
+  palloc_stats_t s0, s1;
+  palloc_read_stats(&s0);
+  palloc_set_sample_rate(1);
+  void *q = palloc_malloc(48); /* sampled: from mimalloc, not the cache */
+  CHECK(held() == 1, "a sampled request took from the cache");
+  palloc_free(q); /* sampled: to mimalloc through the registry, not the cache */
+  CHECK(held() == 1, "a sampled block entered the cache");
+  palloc_set_sample_rate(0);
+  palloc_free(palloc_malloc(5000)); /* the slow path that takes up the new rate */
+  palloc_read_stats(&s1);
+  CHECK(s1.sampled_allocs == s0.sampled_allocs + 1 && s1.sampled_frees == s0.sampled_frees + 1,
+        "sampled %llu allocs, %llu frees (want 1, 1)",
+        (unsigned long long)(s1.sampled_allocs - s0.sampled_allocs),
+        (unsigned long long)(s1.sampled_frees - s0.sampled_frees));
+  CHECK(palloc_malloc(48) == p, "the cached block is gone");
+  palloc_free(p);
+}
+
+/* ---- thread exit ---------------------------------------------------------------------- */
+static pthread_key_t exit_key;
+static _Atomic int exit_checked, exit_bad;
+
+static void after_palloc_exit(void *arg) {
+  /* glibc runs pthread-key destructors after the C++-style ones palloc registered. */
+  for (int i = 0; i < PALLOC_TC_CLASSES; i++)
+    if (palloc_thread.tc[i].n != 0 || palloc_thread.tc[i].cap != 0) exit_bad = 1;
+  palloc_free(arg); /* goes to mimalloc */
+  if (held() != 0) exit_bad = 1;
+  exit_checked = 1;
+}
+
+static void *exiting_thread(void *arg) {
+  (void)arg;
+  void *blk[300];
+  for (int i = 0; i < 300; i++) blk[i] = palloc_malloc((size_t)(i * 7) % 2000);
+  for (int i = 0; i < 300; i++) palloc_free(blk[i]);
+  if (held() == 0) exit_bad = 2;
+  pthread_setspecific(exit_key, palloc_malloc(32));
+  return NULL;
+}
+
+static void test_thread_exit(void) {
+  pthread_key_create(&exit_key, after_palloc_exit);
+  pthread_t th;
+  pthread_create(&th, NULL, exiting_thread, NULL);
+  pthread_join(th, NULL);
+  CHECK(exit_checked, "the key destructor did not run");
+  CHECK(exit_bad == 0, "thread exit: %s", exit_bad == 2 ? "nothing was cached"
+                                                         : "the cache was not emptied and closed");
+}
+
+/* ---- stress: cross-thread frees, every block keeps its bytes ---------------------------- */
+/* Under ThreadSanitizer the blocks' bytes are left alone: mimalloc is not instrumented, so TSan
+ * cannot see that a block freed on one thread reached another through mimalloc's atomics, and
+ * would report the new owner's first write as a race with the old owner's last access. The
+ * same goes for realloc, whose copy inside mimalloc goes through the intercepted memcpy. The
+ * threads still allocate and free each other's blocks, which is what TSan checks palloc for. */
+#if defined(__SANITIZE_THREAD__)
+#define TOUCH 0
+#else
+#define TOUCH 1
+#endif
+enum { THREADS = 4, SLOTS = 4096, OPS = 40000 };
+typedef struct { unsigned char *p; size_t n; unsigned char tag; } slot_t;
+static slot_t slots[THREADS][SLOTS];
+static pthread_mutex_t slot_lock[THREADS];
+static _Atomic int stress_bad;
+
+static void fill(slot_t *s) {
+  if (TOUCH) memset(s->p, s->tag, s->n);
+}
+static int intact(const slot_t *s) {
+  for (size_t i = 0; TOUCH && i < s->n; i++)
+    if (s->p[i] != s->tag) return 0;
+  return 1;
+}
+
+static void *stress_thread(void *arg) {
+  uint64_t x = 0x9e3779b97f4a7c15ull * ((uintptr_t)arg + 1);
+  for (int op = 0; op < OPS; op++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    int t = (int)(x % THREADS); /* any thread's slots: frees cross threads */
+    slot_t *s = &slots[t][(x >> 8) % SLOTS];
+    pthread_mutex_lock(&slot_lock[t]);
+    if (s->p != NULL && !intact(s)) stress_bad = 1;
+    size_t n = (x >> 24) % 3000;
+    unsigned kind = (unsigned)(x >> 40) % 8;
+    if (TOUCH && kind == 0 && s->p != NULL) { /* mi_realloc's copy is TSan-visible too */
+      unsigned char *q = palloc_realloc(s->p, n + 1);
+      if (q == NULL) stress_bad = 1;
+      for (size_t i = 0; TOUCH && i < (s->n < n + 1 ? s->n : n + 1); i++)
+        if (q[i] != s->tag) stress_bad = 1;
+      s->p = q;
+      s->n = n + 1;
+    } else {
+      palloc_free(s->p);
+      if (kind == 1) {
+        s->p = palloc_memalign((size_t)16 << ((x >> 48) % 8), n);
+      } else if (kind == 2) {
+        s->p = palloc_calloc(1, n);
+        for (size_t i = 0; TOUCH && i < n; i++)
+          if (s->p[i] != 0) stress_bad = 1;
+      } else {
+        s->p = palloc_malloc(n);
+      }
+      s->n = n;
+      if (s->p == NULL || palloc_malloc_usable_size(s->p) < n) stress_bad = 1;
+    }
+    s->tag = (unsigned char)(x >> 56) | 1;
+    fill(s);
+    pthread_mutex_unlock(&slot_lock[t]);
+  }
+  return NULL;
+}
+
+static void test_stress(void) {
+  pthread_t th[THREADS];
+  for (int i = 0; i < THREADS; i++) pthread_mutex_init(&slot_lock[i], NULL);
+  for (uintptr_t i = 0; i < THREADS; i++) pthread_create(&th[i], NULL, stress_thread, (void *)i);
+  for (int i = 0; i < THREADS; i++) pthread_join(th[i], NULL);
+  for (int t = 0; t < THREADS; t++)
+    for (int i = 0; i < SLOTS; i++) {
+      if (slots[t][i].p != NULL && !intact(&slots[t][i])) stress_bad = 1;
+      palloc_free(slots[t][i].p);
+    }
+  CHECK(stress_bad == 0, "a live block lost its bytes, was undersized, or was handed out twice");
+}
+
+static void test_fork(void) {
+  void *p = palloc_malloc(256);
+  palloc_free(p);
+  pid_t pid = fork();
+  if (pid == 0) {
+    void *q = palloc_malloc(256); /* the parent's cached block, valid in the child */
+    memset(q, 1, 256);
+    palloc_free(q);
+    _exit(q == p ? 0 : 1);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "fork child: status %d", status);
+}
+
+static int test_off(void) {
+  void *p = palloc_malloc(64);
+  for (int i = 0; i < PALLOC_TC_CLASSES; i++)
+    CHECK(palloc_thread.tc[i].cap == 0, "PALLOC_TCACHE=0, yet class %d has cap %u", i,
+          palloc_thread.tc[i].cap);
+  palloc_free(p);
+  CHECK(held() == 0, "PALLOC_TCACHE=0, yet %u blocks are cached", held());
+  palloc_thread_cache_flush();
+  return CHECK_DONE();
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "off") == 0) return test_off();
+  palloc_set_sample_rate(0); /* the cache works on unsampled blocks; test_sampled samples */
+  palloc_free(palloc_malloc(1)); /* sets this thread up */
+  CHECK(palloc_thread.tc[0].cap > 0, "the main thread's cache is not set up");
+  test_classes();
+  test_reuse();
+  test_aligned();
+  test_bounds();
+  test_sampled();
+  test_thread_exit();
+  test_stress();
+  /* Not under TSan: palloc's fork handler holds the registry's 64 stripe locks at once, more
+   * than TSan's deadlock detector can track per thread (it aborts at 64). */
+  if (TOUCH) test_fork();
+  return CHECK_DONE();
+}
