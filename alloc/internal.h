@@ -225,6 +225,7 @@ maybe:
 #define PALLOC_TC_NONE (PALLOC_TC_CLASSES - 1)
 extern _Atomic uint8_t palloc_tc_class[PALLOC_TC_MAX / 8 + 1];
 extern _Atomic uint8_t palloc_tc_exact[PALLOC_TC_MAX / 8 + 1];
+extern _Atomic bool palloc_tc_on; /* set once by palloc_tc_init, if the cache is in use */
 void palloc_tc_init(bool enabled);                /* by palloc_init, before any thread set-up */
 void palloc_tc_thread_start(palloc_thread_t *t);  /* gives the thread's bins their slots */
 void palloc_tc_thread_exit(palloc_thread_t *t);   /* returns every block; caches no more */
@@ -248,6 +249,9 @@ static inline __attribute__((always_inline)) bool palloc_tc_pop(size_t n, void *
 /* Keeps the unsampled block p in this thread's cache; false if it is not cacheable (NULL, too
  * large, not of a class size, or the thread caches nothing): the caller frees it to mimalloc. */
 static inline __attribute__((always_inline)) bool palloc_tc_push(void *p) {
+  /* With the cache off (PALLOC_TCACHE=0, or before palloc_init) free skips the size lookup:
+   * mimalloc's free alone, not a lookup and then a free that looks the size up again. */
+  if (!atomic_load_explicit(&palloc_tc_on, memory_order_relaxed)) return false;
   size_t u = mi_usable_size(p);
   if (u - 1 >= PALLOC_TC_MAX) return false; /* u == 0: p is NULL */
   /* mimalloc's usable sizes are multiples of 8; were one not, u >> 3 rounds down, to a class

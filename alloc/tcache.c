@@ -35,7 +35,8 @@
  * The class tables are written once, by palloc_init, before any thread's bins get a cap (a
  * thread sets up only after palloc_init's release store). A free on a thread with cap 0 can
  * still read them while they are written; they are relaxed atomics, and whatever it reads, a
- * cap of 0 sends the block to mimalloc.
+ * cap of 0 sends the block to mimalloc. palloc_tc_on, set last, spares free() the size lookup
+ * while the cache is off (PALLOC_TCACHE=0: then palloc costs about what it did without one).
  *
  * Slot arrays come from palloc's own memory (meta.c) and go to a free list when a thread exits,
  * so creating threads costs no mmap after the first few. Fork: the child keeps the forking
@@ -50,6 +51,7 @@
 
 _Atomic uint8_t palloc_tc_class[PALLOC_TC_MAX / 8 + 1];
 _Atomic uint8_t palloc_tc_exact[PALLOC_TC_MAX / 8 + 1]; /* all PALLOC_TC_NONE once set up */
+_Atomic bool palloc_tc_on;
 static unsigned class_count;
 static size_t class_size[PALLOC_TC_CLASSES];
 static uint32_t class_cap[PALLOC_TC_CLASSES];
@@ -100,6 +102,7 @@ void palloc_tc_init(bool enabled) {
     atomic_store_explicit(&palloc_tc_exact[w], exact, memory_order_relaxed);
   }
   pthread_atfork(area_lock_take, area_lock_drop, area_lock_drop);
+  atomic_store_explicit(&palloc_tc_on, true, memory_order_relaxed);
 }
 
 size_t palloc_tc_held_max(void) {

@@ -59,7 +59,7 @@ def config_cmd(cfg, argv, tmp, palloc_so, extra_env=None):
         env["LD_PRELOAD"] = MIMALLOC
     elif cfg.startswith("palloc"):
         env["LD_PRELOAD"] = palloc_so
-        if cfg == "palloc-off":
+        if cfg.startswith("palloc-off"):
             env["PALLOC_SAMPLE_RATE"] = "0"
         elif cfg == "palloc-nowrite":
             pass
@@ -69,6 +69,8 @@ def config_cmd(cfg, argv, tmp, palloc_so, extra_env=None):
                 env["PALLOC_SAMPLE_RATE"] = "4096"
             if cfg.endswith("-fp"):
                 env["PALLOC_UNWIND"] = "fp"
+        if "-notc" in cfg:
+            env["PALLOC_TCACHE"] = "0"
     elif cfg == "jemalloc":
         env["LD_PRELOAD"] = JEMALLOC
     elif cfg == "jemalloc-prof":
