@@ -178,6 +178,19 @@ static void test_thread_exit(void) {
   CHECK(exit_checked, "the key destructor did not run");
   CHECK(exit_bad == 0, "thread exit: %s", exit_bad == 2 ? "nothing was cached"
                                                          : "the cache was not emptied and closed");
+  /* Thread churn: an exited thread's slot array goes to the next thread, so 300 threads one
+   * after another map no more of palloc's own memory than one (~8 KB of slots each, 2.3 MB
+   * without reuse). */
+  palloc_stats_t s0, s1;
+  palloc_read_stats(&s0);
+  for (int i = 0; i < 300; i++) {
+    pthread_create(&th, NULL, exiting_thread, NULL);
+    pthread_join(th, NULL);
+  }
+  palloc_read_stats(&s1);
+  CHECK(s1.internal_bytes == s0.internal_bytes, "300 threads grew palloc's memory %llu -> %llu",
+        (unsigned long long)s0.internal_bytes, (unsigned long long)s1.internal_bytes);
+  CHECK(exit_bad == 0, "thread churn: a thread's cache was not emptied and closed");
 }
 
 /* ---- stress: cross-thread frees, every block keeps its bytes ---------------------------- */
