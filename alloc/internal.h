@@ -271,6 +271,9 @@ void palloc_thread_watch_exit(palloc_thread_t *t);
 /* ---- stack.c ---------------------------------------------------------------------------- */
 /* Fills pcs with the caller's return addresses, palloc's own frames removed. */
 int palloc_stack_capture(uintptr_t *pcs, int max);
+void palloc_stack_fork_prepare(void); /* fork handlers: no thread inside libunwind at fork */
+void palloc_stack_fork_parent(void);
+void palloc_stack_fork_child(void);
 
 /* ---- bucket.c --------------------------------------------------------------------------- */
 struct palloc_bucket_s {

@@ -12,11 +12,36 @@
  * in the "palloc_text" section (PALLOC_TEXT), whose bounds the linker provides, so the rule holds
  * for the shared library, the static library and any inlining decision. The unwinder's own frames
  * (if any) come before palloc's and are dropped with them.
+ *
+ * Fork: libunwind guards its caches with mutexes of its own and has no fork handlers, so a fork
+ * while another thread is inside unw_backtrace left the child with a lock nobody would release,
+ * and the child's first sample hung (seen in test_process: 1 child in ~1,000). Every
+ * unw_backtrace runs under the read side of unwind_lock, and palloc's fork handler takes the
+ * write side: no thread is inside libunwind when the process forks. The lock prefers writers,
+ * so a stream of samples cannot hold a fork off; nothing takes another palloc lock inside it.
  */
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 #include <pthread.h>
 #include "internal.h"
+
+static pthread_rwlock_t unwind_lock = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+
+void palloc_stack_fork_prepare(void) { pthread_rwlock_wrlock(&unwind_lock); }
+void palloc_stack_fork_parent(void) { pthread_rwlock_unlock(&unwind_lock); }
+/* Not an unlock: glibc knows a write-locked rwlock's owner by thread id, which is new in the
+ * child, so the unlock would be taken for a reader's. The child has one thread: start afresh. */
+void palloc_stack_fork_child(void) {
+  pthread_rwlock_t fresh = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+  unwind_lock = fresh;
+}
+
+static int unwind(uintptr_t *buf, int max) {
+  pthread_rwlock_rdlock(&unwind_lock);
+  int n = unw_backtrace((void **)buf, max);
+  pthread_rwlock_unlock(&unwind_lock);
+  return n;
+}
 
 extern char __start_palloc_text[] __attribute__((weak));
 extern char __stop_palloc_text[] __attribute__((weak));
@@ -59,7 +84,7 @@ fp_walk(uintptr_t *buf, int max) {
 PALLOC_TEXT int palloc_stack_capture(uintptr_t *pcs, int max) {
   uintptr_t buf[PALLOC_MAX_DEPTH + 24];
   int want = max + 24;
-  int n = palloc_g.unwind_fp ? fp_walk(buf, want) : unw_backtrace((void **)buf, want);
+  int n = palloc_g.unwind_fp ? fp_walk(buf, want) : unwind(buf, want);
   int i = 0;
   while (i < n && !ours(buf[i])) i++;
   if (i == n) i = 0; /* no palloc frame found (cannot happen on the allocation path) */

@@ -2,6 +2,7 @@
  *  fork   a multi-threaded parent forks 20 children while 4 threads allocate; each child
  *         allocates, writes its own profile under its own pid (PALLOC_PROFILE=...%p...) at
  *         exit, within a deadline (a deadlock on a lock inherited from the parent would hang);
+ *         then 40 forks while the threads sample every allocation (unwinding constantly);
  *  signal PALLOC_PROFILE_SIGNAL=USR2 while threads allocate: every signal yields a numbered,
  *         readable snapshot, written by palloc's writer thread, not in the handler;
  *  interval PALLOC_PROFILE_INTERVAL=1 writes snapshots on its own;
@@ -110,6 +111,56 @@ static void test_fork(void) {
   }
 }
 
+/* Every allocation sampled (rate 1) while the main thread forks, and threads that start, sample
+ * and exit one after another: a new thread's first unwinds miss libunwind's per-thread cache and
+ * take its global locks. A lock the unwinder held at fork would hang the child's first sample;
+ * palloc's fork handler waits until no thread is unwinding, and the child must find that lock
+ * usable (an rwlock unlocked in the child by its new thread id hung every child here). The
+ * libunwind race itself is rare (1 child in ~1,200 in the fork test above, under load). */
+static atomic_int spawn_stop;
+static void *short_lived(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 20; i++) free(malloc(48 + (size_t)i * 16));
+  return NULL;
+}
+static void *spawner(void *arg) {
+  (void)arg;
+  while (!atomic_load(&spawn_stop)) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, short_lived, NULL) == 0) pthread_join(t, NULL);
+  }
+  return NULL;
+}
+static void test_fork_sampling(void) {
+  size_t rate = palloc_get_sample_rate();
+  palloc_set_sample_rate(1);
+  pthread_t sp[2];
+  for (int i = 0; i < 2; i++) pthread_create(&sp[i], NULL, spawner, NULL);
+  int hung = 0, bad = 0;
+  for (int k = 0; k < 40; k++) {
+    usleep(2000);
+    pid_t pid = fork();
+    if (pid == 0) {
+      alarm(10);
+      for (int i = 0; i < 200; i++) {
+        char *p = malloc(32 + (size_t)i);
+        p[0] = (char)i;
+        sink += p[0];
+        free(p);
+      }
+      _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM) hung++;
+    else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) bad++;
+  }
+  atomic_store(&spawn_stop, 1);
+  for (int i = 0; i < 2; i++) pthread_join(sp[i], NULL);
+  palloc_set_sample_rate(rate);
+  CHECK(hung == 0 && bad == 0, "fork while sampling: %d of 40 children hung, %d failed", hung, bad);
+}
+
 static void test_signal(void) {
   char prefix[64];
   snprintf(prefix, sizeof prefix, "proc.%d.", (int)getpid());
@@ -183,6 +234,7 @@ int main(int argc, char **argv) {
   pthread_t th[4];
   for (int i = 0; i < 4; i++) pthread_create(&th[i], NULL, churn, NULL);
   test_fork();
+  test_fork_sampling();
   test_signal();
   test_interval();
   atomic_store(&stop, 1);
