@@ -229,7 +229,8 @@ extern _Atomic bool palloc_tc_on; /* set once by palloc_tc_init, if the cache is
 void palloc_tc_init(bool enabled);                /* by palloc_init, before any thread set-up */
 void palloc_tc_thread_start(palloc_thread_t *t);  /* gives the thread's bins their slots */
 void palloc_tc_thread_exit(palloc_thread_t *t);   /* returns every block; caches no more */
-void palloc_tc_flush(palloc_thread_t *t);
+void palloc_tc_lock(void);                       /* fork handlers (writer.c) */
+void palloc_tc_unlock(void);
 bool palloc_tc_overflow(palloc_tc_bin_t *b, void *p);
 size_t palloc_tc_held_max(void);
 
@@ -271,7 +272,7 @@ void palloc_thread_watch_exit(palloc_thread_t *t);
 /* ---- stack.c ---------------------------------------------------------------------------- */
 /* Fills pcs with the caller's return addresses, palloc's own frames removed. */
 int palloc_stack_capture(uintptr_t *pcs, int max);
-void palloc_stack_fork_prepare(void); /* fork handlers: no thread inside libunwind at fork */
+void palloc_stack_fork_prepare(void); /* fork handlers (writer.c): nobody in libunwind */
 void palloc_stack_fork_parent(void);
 void palloc_stack_fork_child(void);
 

@@ -84,7 +84,6 @@ void palloc_init(void) {
   palloc_tc_init(palloc_g.tcache);
   if (palloc_registry_init(palloc_g.trace)) {
     pthread_atfork(palloc_registry_lock, palloc_registry_unlock, palloc_registry_unlock);
-    pthread_atfork(palloc_stack_fork_prepare, palloc_stack_fork_parent, palloc_stack_fork_child);
   } else {
     palloc_warn("cannot map the sampled-block registry; heap profiling is off");
     atomic_store(&palloc_g.rate, 0);

@@ -39,7 +39,8 @@
  * while the cache is off (PALLOC_TCACHE=0: then palloc costs about what it did without one).
  *
  * Slot arrays come from palloc's own memory (meta.c) and go to a free list when a thread exits,
- * so creating threads costs no mmap after the first few. Fork: the child keeps the forking
+ * so creating threads costs no mmap after the first few; its lock is a leaf, taken at fork by
+ * palloc's fork handler (writer.c) like palloc's other locks. Fork: the child keeps the forking
  * thread's cache; blocks cached by the parent's other threads stay allocated in the child
  * (at most palloc_tc_held_max() per thread), as the rest of those threads' memory does.
  * Signal handlers: malloc is not async-signal-safe (nor is mimalloc's); a handler that
@@ -61,8 +62,8 @@ static uint32_t slots_per_thread;
 static pthread_mutex_t area_lock = PTHREAD_MUTEX_INITIALIZER;
 static void **free_areas;
 
-static void area_lock_take(void) { pthread_mutex_lock(&area_lock); }
-static void area_lock_drop(void) { pthread_mutex_unlock(&area_lock); }
+void palloc_tc_lock(void) { pthread_mutex_lock(&area_lock); }
+void palloc_tc_unlock(void) { pthread_mutex_unlock(&area_lock); }
 
 static uint32_t cap_for(size_t size) {
   size_t cap = PALLOC_TC_BIN_BYTES / size;
@@ -77,14 +78,13 @@ void palloc_tc_init(bool enabled) {
   size_t prev = 0;
   unsigned c = 0;
   uint8_t cls[PALLOC_TC_MAX / 8 + 1];
-  size_t size[PALLOC_TC_CLASSES] = {0};
   for (size_t w = 1; w <= PALLOC_TC_MAX / 8; w++) {
     size_t good = mi_good_size(w * 8);
     if (good < w * 8 || good > PALLOC_TC_MAX) return; /* not the mimalloc we know: no cache */
     if (good != prev) {
       if (prev != 0) c++;
       if (c >= PALLOC_TC_NONE) return;
-      size[c] = good;
+      class_size[c] = good;
       prev = good;
     }
     cls[w] = (uint8_t)c;
@@ -92,16 +92,14 @@ void palloc_tc_init(bool enabled) {
   cls[0] = cls[1]; /* malloc(0) is served as malloc(1) */
   class_count = c + 1;
   for (unsigned i = 0; i < class_count; i++) {
-    class_size[i] = size[i];
-    class_cap[i] = cap_for(size[i]);
+    class_cap[i] = cap_for(class_size[i]);
     slots_per_thread += class_cap[i];
   }
   for (size_t w = 0; w <= PALLOC_TC_MAX / 8; w++) {
     atomic_store_explicit(&palloc_tc_class[w], cls[w], memory_order_relaxed);
-    uint8_t exact = w > 0 && size[cls[w]] == w * 8 ? cls[w] : PALLOC_TC_NONE;
+    uint8_t exact = w > 0 && class_size[cls[w]] == w * 8 ? cls[w] : PALLOC_TC_NONE;
     atomic_store_explicit(&palloc_tc_exact[w], exact, memory_order_relaxed);
   }
-  pthread_atfork(area_lock_take, area_lock_drop, area_lock_drop);
   atomic_store_explicit(&palloc_tc_on, true, memory_order_relaxed);
 }
 
@@ -145,7 +143,7 @@ bool palloc_tc_overflow(palloc_tc_bin_t *b, void *p) {
   return true;
 }
 
-void palloc_tc_flush(palloc_thread_t *t) {
+static void flush_all(palloc_thread_t *t) {
   for (unsigned i = 0; i < class_count; i++) flush_bin(&t->tc[i], t->tc[i].n);
 }
 
@@ -153,7 +151,7 @@ void palloc_tc_flush(palloc_thread_t *t) {
 void palloc_tc_thread_exit(palloc_thread_t *t) {
   void **area = t->tc[0].slot;
   if (area == NULL) return;
-  palloc_tc_flush(t);
+  flush_all(t);
   for (unsigned i = 0; i < class_count; i++) t->tc[i] = (palloc_tc_bin_t){0};
   pthread_mutex_lock(&area_lock);
   area[0] = (void *)free_areas;
@@ -161,4 +159,4 @@ void palloc_tc_thread_exit(palloc_thread_t *t) {
   pthread_mutex_unlock(&area_lock);
 }
 
-void palloc_thread_cache_flush(void) { palloc_tc_flush(&palloc_thread); }
+void palloc_thread_cache_flush(void) { flush_all(&palloc_thread); }

@@ -186,15 +186,24 @@ static void start_writer_thread(void) {
 }
 
 /* ---- fork ----------------------------------------------------------------------------------- */
+/* The locks are taken in this order, outermost first: the profile writer's (it may make buckets:
+ * meta), palloc's memory (meta), the unwinder's (a thread unwinding takes no palloc lock), the
+ * thread caches' slot arrays (a leaf). The registry's stripes follow, in their own handler. */
 void palloc_fork_prepare(void) {
   pthread_mutex_lock(&write_lock);
   palloc_meta_lock();
+  palloc_stack_fork_prepare();
+  palloc_tc_lock();
 }
 void palloc_fork_parent(void) {
+  palloc_tc_unlock();
+  palloc_stack_fork_parent();
   palloc_meta_unlock();
   pthread_mutex_unlock(&write_lock);
 }
 void palloc_fork_child(void) {
+  palloc_tc_unlock();
+  palloc_stack_fork_child();
   palloc_meta_unlock();
   pthread_mutex_unlock(&write_lock);
   if (writer_wanted) {
