@@ -15,6 +15,14 @@
  * rounds a non-power-of-two alignment up; aligned_alloc and posix_memalign reject one (EINVAL);
  * calloc, reallocarray and pvalloc report overflow as ENOMEM.
  */
+/* mimalloc itself, compiled into this translation unit (alloc/meson.build says from where and
+ * with which patches): mi_malloc, mi_free and the rest are static to libpalloc, and their fast
+ * paths inline into the functions below, with no call across libraries and one thread-local
+ * heap lookup. */
+#ifndef PALLOC_MIMALLOC_APART /* sanitizer builds: mimalloc.c */
+#include PALLOC_MIMALLOC_STATIC_C
+#endif
+
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>

@@ -36,6 +36,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#if defined(__GNUC__) && !defined(PALLOC_API)
+#define PALLOC_API __attribute__((visibility("default")))
+#elif !defined(PALLOC_API)
+#define PALLOC_API
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -79,33 +85,33 @@ typedef struct palloc_gc_stats_s {
 } palloc_gc_stats_t;
 
 /* Fills o with the defaults (everything from the environment, 16 GiB, data scanned). */
-void palloc_gc_options_init(palloc_gc_options_t *o);
+PALLOC_API void palloc_gc_options_init(palloc_gc_options_t *o);
 /* NULL options = defaults. Returns NULL if the address space cannot be reserved. */
-palloc_gc_t *palloc_gc_create(const palloc_gc_options_t *o);
+PALLOC_API palloc_gc_t *palloc_gc_create(const palloc_gc_options_t *o);
 /* Frees every object and the arena. */
-void palloc_gc_destroy(palloc_gc_t *gc);
+PALLOC_API void palloc_gc_destroy(palloc_gc_t *gc);
 
 /* Returns NULL (errno ENOMEM) only when the reserved space is exhausted after a collection. */
-void *palloc_gc_malloc(palloc_gc_t *gc, size_t size);
-void *palloc_gc_malloc_atomic(palloc_gc_t *gc, size_t size);
+PALLOC_API void *palloc_gc_malloc(palloc_gc_t *gc, size_t size);
+PALLOC_API void *palloc_gc_malloc_atomic(palloc_gc_t *gc, size_t size);
 
 /* Registers [start, start+len) as a root range (scanned at every collection); 0 or -1. */
-int palloc_gc_add_root(palloc_gc_t *gc, void *start, size_t len);
+PALLOC_API int palloc_gc_add_root(palloc_gc_t *gc, void *start, size_t len);
 /* Removes the range registered with this start; 0, or -1 if there is none. */
-int palloc_gc_remove_root(palloc_gc_t *gc, void *start);
+PALLOC_API int palloc_gc_remove_root(palloc_gc_t *gc, void *start);
 
 /* Runs a full collection now (a "forced" cycle, like runtime.GC()). */
-void palloc_gc_collect(palloc_gc_t *gc);
+PALLOC_API void palloc_gc_collect(palloc_gc_t *gc);
 
 /* Like debug.SetGCPercent / debug.SetMemoryLimit: set, return the previous value. A negative
  * limit only reads the current one. */
-int palloc_gc_set_gogc(palloc_gc_t *gc, int percent);
-int64_t palloc_gc_set_memory_limit(palloc_gc_t *gc, int64_t bytes);
+PALLOC_API int palloc_gc_set_gogc(palloc_gc_t *gc, int percent);
+PALLOC_API int64_t palloc_gc_set_memory_limit(palloc_gc_t *gc, int64_t bytes);
 
-void palloc_gc_read_stats(palloc_gc_t *gc, palloc_gc_stats_t *out);
+PALLOC_API void palloc_gc_read_stats(palloc_gc_t *gc, palloc_gc_stats_t *out);
 
 /* The start of the allocated object that contains p, or NULL (p not in a live object). */
-void *palloc_gc_base(palloc_gc_t *gc, const void *p);
+PALLOC_API void *palloc_gc_base(palloc_gc_t *gc, const void *p);
 
 #ifdef __cplusplus
 }

@@ -20,41 +20,48 @@
 extern "C" {
 #endif
 
+/* Exported from libpalloc, whose other symbols (mimalloc's among them) are hidden. */
+#if defined(__GNUC__) && !defined(PALLOC_API)
+#define PALLOC_API __attribute__((visibility("default")))
+#elif !defined(PALLOC_API)
+#define PALLOC_API
+#endif
+
 #define PALLOC_VERSION "0.1.0"
 #define PALLOC_DEFAULT_SAMPLE_RATE 524288
 
 /* ---- allocation (same semantics as the libc functions they are named after) ----------- */
-void *palloc_malloc(size_t size);
-void palloc_free(void *p);
-void *palloc_calloc(size_t count, size_t size);
-void *palloc_realloc(void *p, size_t size);
-void *palloc_reallocarray(void *p, size_t count, size_t size);
-int palloc_posix_memalign(void **out, size_t alignment, size_t size);
-void *palloc_aligned_alloc(size_t alignment, size_t size);
-void *palloc_memalign(size_t alignment, size_t size);
-void *palloc_valloc(size_t size);
-void *palloc_pvalloc(size_t size);
-size_t palloc_malloc_usable_size(const void *p);
+PALLOC_API void *palloc_malloc(size_t size);
+PALLOC_API void palloc_free(void *p);
+PALLOC_API void *palloc_calloc(size_t count, size_t size);
+PALLOC_API void *palloc_realloc(void *p, size_t size);
+PALLOC_API void *palloc_reallocarray(void *p, size_t count, size_t size);
+PALLOC_API int palloc_posix_memalign(void **out, size_t alignment, size_t size);
+PALLOC_API void *palloc_aligned_alloc(size_t alignment, size_t size);
+PALLOC_API void *palloc_memalign(size_t alignment, size_t size);
+PALLOC_API void *palloc_valloc(size_t size);
+PALLOC_API void *palloc_pvalloc(size_t size);
+PALLOC_API size_t palloc_malloc_usable_size(const void *p);
 
 /* Each thread keeps its recently freed small blocks (up to 2 KiB, at most 16 KiB or 64 blocks
  * per size class) for its next allocations, as jemalloc's and tcmalloc's thread caches do; a
  * thread's cache is emptied when it exits. This returns the calling thread's cached blocks to
  * mimalloc now (say, before a thread goes idle for long). */
-void palloc_thread_cache_flush(void);
+PALLOC_API void palloc_thread_cache_flush(void);
 
 /* ---- sampling ------------------------------------------------------------------------- */
 
 /* Sets the mean sampling interval in bytes (1 = every allocation, 0 = off). Every thread
  * draws a new interval at its next allocation. */
-void palloc_set_sample_rate(size_t bytes);
-size_t palloc_get_sample_rate(void);
+PALLOC_API void palloc_set_sample_rate(size_t bytes);
+PALLOC_API size_t palloc_get_sample_rate(void);
 
 /* ---- heap profiles (gzip-compressed pprof profile.proto) -------------------------------- */
 
 /* Writes the heap profile as of now. path: "%p" is replaced by the pid; the file is written
  * under a temporary name and renamed. Returns 0, or -1 (and a "palloc:" line on stderr). */
-int palloc_profile_write(const char *path);
-int palloc_profile_write_fd(int fd);
+PALLOC_API int palloc_profile_write(const char *path);
+PALLOC_API int palloc_profile_write_fd(int fd);
 
 /* ---- custom allocators ---------------------------------------------------------------- */
 
@@ -63,8 +70,8 @@ int palloc_profile_write_fd(int fd);
  * it, its stack is recorded and a token returned, to pass to palloc_sample_free when the object
  * dies; otherwise NULL (nothing to do on free). */
 typedef struct palloc_bucket_s palloc_sample_t;
-palloc_sample_t *palloc_sample_alloc(size_t size);
-void palloc_sample_free(palloc_sample_t *token, size_t size);
+PALLOC_API palloc_sample_t *palloc_sample_alloc(size_t size);
+PALLOC_API void palloc_sample_free(palloc_sample_t *token, size_t size);
 
 /* ---- statistics ----------------------------------------------------------------------- */
 typedef struct palloc_stats_s {
@@ -83,7 +90,7 @@ typedef struct palloc_stats_s {
   uint64_t threads;              /* threads that have allocated and not exited */
 } palloc_stats_t;
 
-void palloc_read_stats(palloc_stats_t *out);
+PALLOC_API void palloc_read_stats(palloc_stats_t *out);
 
 #ifdef __cplusplus
 }
