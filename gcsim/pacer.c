@@ -119,7 +119,14 @@ int64_t palloc_pacer_env_limit(void) {
 /* Go's limiter fills its bucket with GC CPU time and drains it with mutator time, so that it
  * stays level at a 50% GC share; above that share it fills, and once full GC work is refused
  * (in Go, assists stop; here, a collection that is due is postponed and the heap overshoots).
- * The capacity (1 CPU-second per P) lets short bursts of GC through. */
+ * The capacity (1 CPU-second per P) lets short bursts of GC through.
+ *
+ * Go meters GC work finely (an assist stops as soon as the bucket is full), so its fill never
+ * exceeds the capacity. A stop-the-world cycle is one indivisible piece of GC time: the fill
+ * keeps what the last cycle put over the capacity, and the mutator pays it back before the next
+ * cycle may run. Clamping it instead would let a cycle run after any mutator time at all, i.e.
+ * back to back, since a limit below the live heap makes every allocation due. Invariant: GC
+ * time <= mutator time + capacity + the last cycle. */
 void palloc_limiter_init(palloc_limiter_t *l, int procs) {
   l->fill = 0;
   l->capacity = (int64_t)(procs > 0 ? procs : 1) * 1000000000;
@@ -127,7 +134,7 @@ void palloc_limiter_init(palloc_limiter_t *l, int procs) {
 
 void palloc_limiter_account(palloc_limiter_t *l, int64_t gc_ns, int64_t mutator_ns) {
   int64_t f = l->fill + gc_ns - mutator_ns;
-  l->fill = f < 0 ? 0 : f > l->capacity ? l->capacity : f;
+  l->fill = f < 0 ? 0 : f;
 }
 
 bool palloc_limiter_full(const palloc_limiter_t *l) { return l->fill >= l->capacity; }

@@ -23,7 +23,8 @@ int palloc_pacer_env_gogc(void);
 int64_t palloc_pacer_env_limit(void);
 
 /* The GC CPU limiter: a leaky bucket of capacity procs x 1 s that fills with GC CPU time and
- * drains with mutator CPU time. While it is full, collections are skipped. */
+ * drains with mutator CPU time. While it is full, collections are skipped. The fill may exceed
+ * the capacity by the last cycle's time (a cycle is not divisible; see pacer.c). */
 typedef struct palloc_limiter_s {
   int64_t fill, capacity;
 } palloc_limiter_t;

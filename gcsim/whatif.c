@@ -18,8 +18,17 @@
  *     mark termination, assist and idle print 0 (not modelled), and the line says 1 P;
  *     C blocks carry no type information, so every live byte counts as scanned: an upper
  *     bound for programs whose blocks are mostly pointer-free;
- *   - the GC CPU share is estimated GC CPU / (estimated GC CPU + CPU the process really used);
- *     the 50% CPU limiter sees the same figures;
+ *   - time is simulated: the collector stops the world, so the program would have stood still
+ *     for every pause. The clock the lines print (`@T`) is the program's wall time since start
+ *     plus every simulated pause so far (less palloc's own calibration), and the GC CPU share is
+ *     simulated GC time / that clock, Go's gc_cpu_fraction with 1 P; so a cycle starts at least
+ *     one pause after the previous one, and `@T`, the pauses and `N%` agree;
+ *   - the GC CPU limiter (pacer.c, Go's mgclimit.go) fills with the simulated pauses and drains
+ *     with the CPU the program used, at most the wall time elapsed (one P; like Go, time the
+ *     program sleeps is not mutator time). Once it is full (1 CPU-second of GC beyond the
+ *     mutator's), a due cycle waits and the heap overshoots its goal; the share then tends to
+ *     50%. A memory limit below the live heap makes the goal the live heap, so every batch is
+ *     due: the limiter is what bounds the cycles, as in Go;
  *   - with GOGC on and no cycle for 2 minutes, a "GC forced" line and a cycle (Go's periodic GC).
  * At exit, a summary line: cycles, estimated GC CPU share, peak heap with GC vs peak live bytes.
  *
@@ -42,7 +51,14 @@ static struct {
   int mode, gogc;
   int64_t limit;
   int64_t live, heap, peak_live, peak_heap;
-  uint64_t goal, cycles, gc_ns, last_cycle_mono, cpu_stamp, batches;
+  uint64_t goal;                  /* the pacer's heap goal, printed by the next cycle      */
+  uint64_t trigger;               /* a cycle is due at this heap: the goal, or later while
+                                   * the limiter is full                                    */
+  uint64_t cycles, batches;
+  uint64_t gc_ns;                 /* simulated pauses so far: the clock runs on by each    */
+  uint64_t calib_wall, calib_cpu; /* palloc's calibration: not the program's time          */
+  uint64_t wall_stamp, cpu_stamp; /* program wall and CPU time when the limiter last looked */
+  uint64_t last_cycle_wall;       /* program wall time at the last cycle (periodic GC)      */
   double rate;         /* bytes marked per ns */
   bool rate_from_env;
   palloc_limiter_t limiter;
@@ -55,9 +71,8 @@ bool palloc_whatif_wanted(void) {
   (void)palloc_gc_since_start();
   W.gogc = palloc_pacer_env_gogc();
   W.limit = palloc_pacer_env_limit();
-  W.goal = palloc_pacer_goal(W.gogc, W.limit, 0, 0, 0, 0);
+  W.goal = W.trigger = palloc_pacer_goal(W.gogc, W.limit, 0, 0, 0, 0);
   palloc_limiter_init(&W.limiter, 1);
-  W.last_cycle_mono = palloc_gc_now_ns();
   W.on = true;
   return true;
 }
@@ -66,6 +81,17 @@ static uint64_t process_cpu_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The program's own time since start: wall (monotonic) and process CPU, without the time the
+ * calibration took. The simulated clock is program_wall() + W.gc_ns. */
+static uint64_t program_wall(void) {
+  uint64_t t = palloc_gc_since_start();
+  return t > W.calib_wall ? t - W.calib_wall : 0;
+}
+static uint64_t program_cpu(void) {
+  uint64_t t = process_cpu_ns();
+  return t > W.calib_cpu ? t - W.calib_cpu : 0;
 }
 
 typedef struct node_s { struct node_s *next; uintptr_t pad[3]; } node_t;
@@ -126,32 +152,41 @@ static void emit(const char *s, size_t n) {
 }
 
 static void cycle(bool periodic) {
-  if (W.rate == 0) W.rate = calibrate();
-  uint64_t cpu = process_cpu_ns();
-  palloc_limiter_account(&W.limiter, 0, (int64_t)(cpu - W.cpu_stamp));
+  if (W.rate == 0) {
+    uint64_t w0 = palloc_gc_now_ns(), c0 = process_cpu_ns();
+    W.rate = calibrate();
+    W.calib_wall += palloc_gc_now_ns() - w0;
+    W.calib_cpu += process_cpu_ns() - c0;
+  }
+  uint64_t wall = program_wall(), cpu = program_cpu();
+  /* mutator time for the limiter: the CPU the program used, at most one P's worth */
+  uint64_t dw = wall > W.wall_stamp ? wall - W.wall_stamp : 0;
+  uint64_t dc = cpu > W.cpu_stamp ? cpu - W.cpu_stamp : 0;
+  palloc_limiter_account(&W.limiter, 0, (int64_t)(dc < dw ? dc : dw));
+  W.wall_stamp = wall;
   W.cpu_stamp = cpu;
   if (!periodic && palloc_limiter_full(&W.limiter)) {
     /* over the 50% cap: the heap overshoots; look again a little later */
     uint64_t slack = (uint64_t)W.heap / 16 > ((uint64_t)1 << 20) ? (uint64_t)W.heap / 16 : (uint64_t)1 << 20;
-    W.goal = (uint64_t)W.heap + slack;
+    W.trigger = (uint64_t)W.heap + slack;
     return;
   }
-  uint64_t since = palloc_gc_since_start();
+  uint64_t start = wall + W.gc_ns; /* the simulated clock */
   uint64_t marked = (uint64_t)W.live;
   uint64_t mark_ns = (uint64_t)((double)marked / W.rate);
   W.cycles++;
   W.gc_ns += mark_ns;
   palloc_limiter_account(&W.limiter, (int64_t)mark_ns, 0);
   palloc_gctrace_cycle_t c = {
-    .n = W.cycles, .start_ns = since,
-    .cpu_fraction = (double)W.gc_ns / (double)(W.gc_ns + cpu),
+    .n = W.cycles, .start_ns = start,
+    .cpu_fraction = start + mark_ns ? (double)W.gc_ns / (double)(start + mark_ns) : 0,
     .clock = {0, mark_ns, 0}, .cpu = {0, 0, mark_ns, 0, 0},
     .heap0 = (uint64_t)W.heap, .heap1 = (uint64_t)W.heap, .marked = marked, .goal = W.goal,
     .stacks = 0, .globals = 0, .procs = 1, .forced = false,
   };
   W.heap = (int64_t)marked;
-  W.goal = palloc_pacer_goal(W.gogc, W.limit, marked, 0, 0, 0);
-  W.last_cycle_mono = palloc_gc_now_ns();
+  W.goal = W.trigger = palloc_pacer_goal(W.gogc, W.limit, marked, 0, 0, 0);
+  W.last_cycle_wall = wall;
   char buf[256];
   size_t n = palloc_gctrace_format(buf, &c, W.mode == PALLOC_TRACE_LEGACY);
   if (periodic) emit("GC forced\n", 10);
@@ -167,10 +202,10 @@ void palloc_whatif_publish(int64_t allocated, int64_t freed) {
   W.heap += allocated;
   if (W.live > W.peak_live) W.peak_live = W.live;
   if (W.heap > W.peak_heap) W.peak_heap = W.heap;
-  if ((uint64_t)W.heap >= W.goal)
+  if ((uint64_t)W.heap >= W.trigger)
     cycle(false);
   else if (W.gogc >= 0 && (W.batches & 15) == 0 && /* the clock: every ~1 MiB */
-           palloc_gc_now_ns() - W.last_cycle_mono >= (uint64_t)120 * 1000000000u)
+           program_wall() - W.last_cycle_wall >= (uint64_t)120 * 1000000000u)
     cycle(true);
   pthread_mutex_unlock(&W_mu);
 }
@@ -187,8 +222,8 @@ __attribute__((destructor)) static void whatif_summary(void) {
   if (W.gogc < 0) snprintf(gogc, sizeof gogc, "off");
   else snprintf(gogc, sizeof gogc, "%d", W.gogc);
   fmt_limit(lim, sizeof lim, W.limit);
-  uint64_t cpu = process_cpu_ns();
-  double frac = W.gc_ns + cpu ? 100.0 * (double)W.gc_ns / (double)(W.gc_ns + cpu) : 0;
+  uint64_t elapsed = program_wall() + W.gc_ns; /* the simulated clock */
+  double frac = elapsed ? 100.0 * (double)W.gc_ns / (double)elapsed : 0;
   int n = snprintf(line, sizeof line,
                    "palloc: what-if GC summary: %llu cycles, estimated GC CPU %.1f%%, peak heap "
                    "%.1f MiB with GC vs %.1f MiB peak live (GOGC=%s, memory limit %s, mark rate "

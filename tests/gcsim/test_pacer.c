@@ -108,7 +108,25 @@ static void test_formula_pure(void) {
   palloc_limiter_account(&lim, 1000000000, 0);
   CHECK(palloc_limiter_full(&lim), "a second more of pure GC fills it");
   palloc_limiter_account(&lim, 0, 10000000);
+  CHECK(palloc_limiter_full(&lim), "the 100 ms over the capacity are owed: 10 ms do not drain it");
+  palloc_limiter_account(&lim, 0, 90000000);
+  CHECK(palloc_limiter_full(&lim), "100 ms of mutator time bring it back to the capacity");
+  palloc_limiter_account(&lim, 0, 1000000);
   CHECK(!palloc_limiter_full(&lim), "mutator time drains it");
+  /* back-to-back 10 ms cycles against 1 ms of mutator time between them: once full, the
+   * limiter lets one cycle through per 10 ms of mutator time (50%), not one per check */
+  palloc_limiter_init(&lim, 1);
+  int64_t gc = 0, mut = 0;
+  for (int i = 0; i < 10000; i++) {
+    palloc_limiter_account(&lim, 0, 1000000);
+    mut += 1000000;
+    if (palloc_limiter_full(&lim)) continue;
+    palloc_limiter_account(&lim, 10000000, 0);
+    gc += 10000000;
+  }
+  CHECK(gc <= mut + 1000000000 + 10000000 && gc >= mut + 1000000000 - 20000000,
+        "limiter: %lld ms of GC for %lld ms of mutator (want mutator + 1 s, one cycle either way)",
+        (long long)(gc / 1000000), (long long)(mut / 1000000));
 }
 
 /* A fixed live heap L held by a root; GOGC g; the goals printed are L + L*g/100 (floored). */
