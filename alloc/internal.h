@@ -272,6 +272,9 @@ void palloc_thread_watch_exit(palloc_thread_t *t);
 /* ---- stack.c ---------------------------------------------------------------------------- */
 /* Fills pcs with the caller's return addresses, palloc's own frames removed. */
 int palloc_stack_capture(uintptr_t *pcs, int max);
+/* The frame-pointer walk from the frame at fp: at most max return addresses into buf, reading
+ * only inside [lo, hi), whatever the frame pointers hold (any value of fp, lo and hi is safe). */
+int palloc_fp_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi, uintptr_t *buf, int max);
 void palloc_stack_fork_prepare(void); /* fork handlers (writer.c): nobody in libunwind */
 void palloc_stack_fork_parent(void);
 void palloc_stack_fork_child(void);

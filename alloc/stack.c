@@ -63,22 +63,35 @@ static void stack_bounds(palloc_thread_t *t) {
   pthread_attr_destroy(&attr);
 }
 
+/* The walk reads only the 16 bytes [fp, fp + 16) of frames that lie inside [lo, hi), and each
+ * frame must be above the one before it. The first frame is the caller's own, on the stack this
+ * code runs on, and a stack's pages between a live frame and its top stay mapped, so every read
+ * is of mapped memory whatever the frame pointers hold (a program's rbp may be any value: -16
+ * was seen in python3's Py_FinalizeEx). Every bound is a comparison of values that cannot wrap:
+ * top = hi - 16 is computed once, after checking hi - lo >= 16, and fp + 16 is formed only for
+ * fp <= top. A first frame outside [lo, hi) (a signal handler on an alternate stack, a coroutine
+ * on a stack of its own) or unknown bounds (lo = hi) end the walk before any read. */
+PALLOC_TEXT int palloc_fp_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi, uintptr_t *buf, int max) {
+  if (hi < lo || hi - lo < 2 * sizeof(uintptr_t)) return 0;
+  const uintptr_t top = hi - 2 * sizeof(uintptr_t); /* the highest frame whose 16 bytes fit */
+  int n = 0;
+  while (n < max) {
+    if (fp < lo || fp > top || (fp & (sizeof(uintptr_t) - 1)) != 0) break;
+    uintptr_t next = ((const uintptr_t *)fp)[0];
+    uintptr_t ret = ((const uintptr_t *)fp)[1];
+    if (ret < 4096) break;
+    buf[n++] = ret;
+    if (next < fp + 2 * sizeof(uintptr_t)) break; /* a frame lies above the one it called */
+    fp = next;
+  }
+  return n;
+}
+
 __attribute__((optimize("no-omit-frame-pointer"))) PALLOC_TEXT static int
 fp_walk(uintptr_t *buf, int max) {
   palloc_thread_t *t = &palloc_thread;
   if (t->stack_hi == 0) stack_bounds(t);
-  uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
-  int n = 0;
-  while (n < max) {
-    if (fp < t->stack_lo || fp + 2 * sizeof(uintptr_t) > t->stack_hi || (fp & 7) != 0) break;
-    uintptr_t next = ((uintptr_t *)fp)[0];
-    uintptr_t ret = ((uintptr_t *)fp)[1];
-    if (ret < 4096) break;
-    buf[n++] = ret;
-    if (next <= fp) break;
-    fp = next;
-  }
-  return n;
+  return palloc_fp_walk((uintptr_t)__builtin_frame_address(0), t->stack_lo, t->stack_hi, buf, max);
 }
 
 PALLOC_TEXT int palloc_stack_capture(uintptr_t *pcs, int max) {
