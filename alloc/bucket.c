@@ -80,10 +80,13 @@ static bool make_table(void) {
   return table != NULL;
 }
 
+/* A bucket whose frames include an unloaded library's (gone set) is never found again: the
+ * same stack now is the code mapped there since, and starts a bucket of its own. */
 static bool same(const palloc_bucket_t *b, uint64_t h, const uintptr_t *stk, int n,
                  size_t size) {
   return b->hash == h && b->size == size && b->nstk == (uint32_t)n &&
-         memcmp(b->stk, stk, (size_t)n * sizeof *stk) == 0;
+         memcmp(b->stk, stk, (size_t)n * sizeof *stk) == 0 &&
+         atomic_load_explicit(&b->gone, memory_order_acquire) == NULL;
 }
 
 palloc_bucket_t *palloc_bucket_get(const uintptr_t *stk, int n, size_t request) {
@@ -104,6 +107,7 @@ palloc_bucket_t *palloc_bucket_get(const uintptr_t *stk, int n, size_t request) 
       fresh->hash = h;
       fresh->size = size;
       fresh->nstk = (uint32_t)n;
+      fresh->gen = atomic_load_explicit(&palloc_unload_gen, memory_order_acquire);
       memcpy(fresh->stk, stk, (size_t)n * sizeof *stk);
     }
     atomic_store_explicit(&fresh->next, head, memory_order_relaxed);

@@ -286,9 +286,17 @@ struct palloc_bucket_s {
   uint64_t hash;
   size_t size;                              /* size class (the "bytes" label) */
   uint32_t nstk;
+  uint32_t gen;                             /* palloc_unload_gen when it was made */
+  /* NULL while every frame's library is loaded. Once one is unloaded (unload.c), an array of
+   * nstk frame ids: gone[k] > 0 names frame k as it was before the unload. A bucket with gone
+   * set takes no new samples: the same addresses may now be another library's code. */
+  const uint32_t *_Atomic gone;
   _Atomic uint64_t allocs, frees, alloc_bytes, free_bytes;
   uintptr_t stk[];
 };
+/* Bumped by every dlclose (unload.c), before the library goes: buckets made before it may hold
+ * the library's frames, buckets made after hold only what was loaded then. */
+extern _Atomic uint32_t palloc_unload_gen;
 
 uint64_t palloc_bucket_hash(const uintptr_t *stk, int n, size_t size);
 size_t palloc_size_class(size_t request);  /* the size part of a bucket's key */
@@ -301,6 +309,10 @@ void palloc_bucket_record_alloc(palloc_bucket_t *b, size_t size);
 void palloc_bucket_record_free(palloc_bucket_t *b, size_t size);
 /* A consistent read of one bucket: frees are read before allocs, so inuse is never negative. */
 void palloc_bucket_read(const palloc_bucket_t *b, uint64_t v[4]);
+
+/* ---- unload.c ---------------------------------------------------------------------------- */
+/* dlclose(handle), keeping the names of the sampled frames of every library it unloads. */
+int palloc_dlclose(void *handle);
 
 /* ---- meta.c: palloc's own memory -------------------------------------------------------- */
 void *palloc_meta_alloc(size_t size);          /* zeroed, 16-aligned, never freed */
@@ -332,6 +344,8 @@ void palloc_writer_start(void);                /* constructor: signal, interval 
 void palloc_fork_prepare(void);
 void palloc_fork_parent(void);
 void palloc_fork_child(void);
+void palloc_writer_lock(void);   /* the lock every profile write holds (unload.c) */
+void palloc_writer_unlock(void);
 
 /* ---- profile.c -------------------------------------------------------------------------- */
 struct palloc_scratch_s;

@@ -50,6 +50,13 @@ static const unsigned char *find_build_id(struct dl_phdr_info *info, size_t *len
   return NULL;
 }
 
+void palloc_object_build_id(struct dl_phdr_info *info, char *out) {
+  size_t len;
+  const unsigned char *id = find_build_id(info, &len);
+  if (id != NULL) hex(out, id, len);
+  else out[0] = 0;
+}
+
 static int attach_ids(struct dl_phdr_info *info, size_t size, void *arg) {
   (void)size;
   ids_ctx_t *c = arg;

@@ -83,33 +83,52 @@ static long build_and_write(build_t *B, const char *path, int fd, char *err, siz
     nframes += b->nstk;
   }
 
-  /* 2. Distinct addresses -> locations. */
-  idmap_t locs;
+  /* 2. Distinct frames -> locations: a frame is its address, or, in a library unloaded since
+   *    the bucket was made, its record in unload.c (gone[k]), with a location of its own. */
+  idmap_t locs, glocs;
   uintptr_t *addrs = NEW(s, uintptr_t, nframes);
-  if (!addrs || !idmap_init(&locs, nframes, s)) goto oom;
-  size_t naddr = 0;
+  const palloc_gone_frame_t **gfs = NEW(s, const palloc_gone_frame_t *, nframes);
+  if (!addrs || !gfs || !idmap_init(&locs, nframes, s) || !idmap_init(&glocs, nframes, s))
+    goto oom;
+  size_t naddr = 0, nlive = 0;
   for (size_t i = 0; i < used; i++) {
+    const uint32_t *gone = atomic_load_explicit(&bs[i]->gone, memory_order_acquire);
     for (uint32_t k = 0; k < bs[i]->nstk; k++) {
       bool found;
-      uintptr_t a = bs[i]->stk[k] - 1;
-      size_t j = idmap_slot(&locs, a, &found);
+      const palloc_gone_frame_t *g = gone && gone[k] ? palloc_unload_frame(gone[k]) : NULL;
+      idmap_t *m = g ? &glocs : &locs;
+      uint64_t key = g ? gone[k] : bs[i]->stk[k] - 1;
+      size_t j = idmap_slot(m, key, &found);
       if (!found) {
-        locs.keys[j] = a;
-        locs.vals[j] = (uint32_t)++naddr;
-        addrs[naddr - 1] = a;
+        m->keys[j] = key;
+        m->vals[j] = (uint32_t)++naddr;
+        addrs[naddr - 1] = g ? g->addr : bs[i]->stk[k] - 1;
+        gfs[naddr - 1] = g;
+        nlive += g == NULL;
       }
     }
   }
 
-  /* 3. Mappings and symbols. */
-  size_t nmaps = 0;
-  palloc_mapping_t *maps = palloc_maps_read(s, &nmaps);
+  /* 3. Mappings (those of /proc/self/maps, then those of unloaded libraries) and symbols. */
+  size_t nmaps = 0, nlive_maps = 0, ngone_maps = 0;
+  palloc_mapping_t *live_maps = palloc_maps_read(s, &nlive_maps);
+  const palloc_mapping_t *gone_maps = palloc_unload_mappings(&ngone_maps);
+  palloc_mapping_t *maps = NEW(s, palloc_mapping_t, nlive_maps + ngone_maps);
   palloc_sym_t *syms = NEW(s, palloc_sym_t, naddr);
-  if (!syms) goto oom;
-  if (palloc_g.symbolize)
-    palloc_symbolize(addrs, naddr, syms, s);
+  uintptr_t *live_addrs = NEW(s, uintptr_t, nlive);
+  palloc_sym_t *live_syms = NEW(s, palloc_sym_t, nlive);
+  if (!maps || !syms || !live_addrs || !live_syms) goto oom;
+  if (live_maps) memcpy(maps, live_maps, nlive_maps * sizeof *maps);
+  else nlive_maps = 0;
+  if (ngone_maps) memcpy(maps + nlive_maps, gone_maps, ngone_maps * sizeof *maps);
+  nmaps = nlive_maps + ngone_maps;
+  for (size_t i = 0, k = 0; i < naddr; i++)
+    if (gfs[i] == NULL) live_addrs[k++] = addrs[i];
+  if (palloc_g.symbolize && nlive > 0)
+    palloc_symbolize(live_addrs, nlive, live_syms, s);
   else
-    memset(syms, 0, naddr * sizeof *syms);
+    memset(live_syms, 0, nlive * sizeof *live_syms);
+  for (size_t i = 0, k = 0; i < naddr; i++) syms[i] = gfs[i] ? gfs[i]->sym : live_syms[k++];
 
   /* 4. Functions (deduplicated by name and file) and locations. */
   idmap_t funcs;
@@ -126,7 +145,8 @@ static long build_and_write(build_t *B, const char *path, int fd, char *err, siz
     perftools__profiles__location__init(l);
     l->id = i + 1;
     l->address = addrs[i];
-    long mi = maps ? palloc_maps_find(maps, nmaps, addrs[i]) : -1;
+    long mi = gfs[i] ? (long)(nlive_maps + gfs[i]->map)
+                     : palloc_maps_find(maps, nlive_maps, addrs[i]);
     l->mapping_id = mi >= 0 ? (uint64_t)mi + 1 : 0;
     locp[i] = l;
     if (syms[i].func == NULL) continue;
@@ -150,7 +170,7 @@ static long build_and_write(build_t *B, const char *path, int fd, char *err, siz
     linep[i] = &line[i];
     l->n_line = 1;
     l->line = &linep[i];
-    if (mi >= 0) {
+    if (mi >= 0 && gfs[i] == NULL) { /* an unloaded library's flags were set when it went */
       maps[mi].has_functions = true;
       if (syms[i].file) maps[mi].has_filenames = true;
       if (syms[i].line > 0) maps[mi].has_lines = true;
@@ -190,9 +210,12 @@ static long build_and_write(build_t *B, const char *path, int fd, char *err, siz
     Sample *x = &sm[i];
     perftools__profiles__sample__init(x);
     x->location_id = &ids[idn];
+    const uint32_t *gone = atomic_load_explicit(&bs[i]->gone, memory_order_acquire);
     for (uint32_t k = 0; k < bs[i]->nstk; k++) {
       bool found;
-      ids[idn++] = locs.vals[idmap_slot(&locs, bs[i]->stk[k] - 1, &found)];
+      bool g = gone && gone[k] && palloc_unload_frame(gone[k]);
+      ids[idn++] = g ? glocs.vals[idmap_slot(&glocs, gone[k], &found)]
+                     : locs.vals[idmap_slot(&locs, bs[i]->stk[k] - 1, &found)];
     }
     x->n_location_id = bs[i]->nstk;
     palloc_proto_scale_heap((int64_t)v[0], (int64_t)v[1], rate, &sv[i * 4], &sv[i * 4 + 1]);

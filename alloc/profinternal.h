@@ -15,6 +15,9 @@ typedef struct palloc_mapping_s {
 
 /* Reads /proc/self/maps (executable mappings only), sorted by address, with GNU build IDs. */
 palloc_mapping_t *palloc_maps_read(palloc_scratch_t *s, size_t *n);
+/* The GNU build ID of a loaded object, in lowercase hex ("" if none), into out[82]. */
+struct dl_phdr_info;
+void palloc_object_build_id(struct dl_phdr_info *info, char *out);
 /* Index of the mapping that contains addr, or -1. */
 long palloc_maps_find(const palloc_mapping_t *m, size_t n, uintptr_t addr);
 
@@ -29,5 +32,24 @@ typedef struct palloc_sym_s {
  * through a bounded cache. Strings stay valid until the scratch arena is destroyed. */
 void palloc_symbolize(const uintptr_t *addrs, size_t n, palloc_sym_t *out, palloc_scratch_t *s);
 uint64_t palloc_symcache_bytes(void);
+/* Forgets every cached symbol: an unloaded library's addresses may now hold another's code. */
+void palloc_symcache_drop(void);
+/* Symbolizes the n addresses (sorted, .addr set) of the object loaded from path with load bias
+ * bias, from its file, without the cache. Strings live in s. */
+struct palloc_symq_s;
+void palloc_symbolize_file(const char *path, uintptr_t bias, struct palloc_symq_s *w, size_t n,
+                           palloc_scratch_t *s);
+
+/* ---- unload.c: frames of unloaded libraries ------------------------------------------------ */
+/* A frame of a sampled stack whose library was unloaded, named when it was unloaded. */
+typedef struct palloc_gone_frame_s {
+  uintptr_t addr;   /* return address - 1, as the profile's locations */
+  uint32_t map;     /* index in palloc_unload_mappings */
+  palloc_sym_t sym; /* strings in palloc's own memory, never freed */
+} palloc_gone_frame_t;
+/* The mappings of unloaded libraries that had sampled frames (under the writer lock). */
+const palloc_mapping_t *palloc_unload_mappings(size_t *n);
+/* Frame id (a bucket's gone[k], > 0) -> its record (under the writer lock). */
+const palloc_gone_frame_t *palloc_unload_frame(uint32_t id);
 #pragma GCC visibility pop
 #endif

@@ -54,6 +54,14 @@ static bool cache_reset(void) {
   return cache != NULL;
 }
 
+/* The next palloc_symbolize starts with an empty cache (cache_make_room resets it). */
+void palloc_symcache_drop(void) {
+  palloc_scratch_destroy(cache_arena);
+  cache_arena = NULL;
+  cache = NULL;
+  cache_slots = cache_used = 0;
+}
+
 uint64_t palloc_symcache_bytes(void) { return cache_arena ? palloc_scratch_peak(cache_arena) : 0; }
 
 static entry_t *slot_in(entry_t *t, size_t slots, uintptr_t addr) {
@@ -113,7 +121,7 @@ void palloc_symbolize_fd(int fd, palloc_symq_t *w, size_t n, palloc_scratch_t *s
   if (e.line) palloc_dwarf_lines(&e);
 }
 
-static void symbolize_file(const char *path, uintptr_t bias, palloc_symq_t *w, size_t n,
+void palloc_symbolize_file(const char *path, uintptr_t bias, palloc_symq_t *w, size_t n,
                            palloc_scratch_t *s) {
   /* O_NONBLOCK: if a FIFO has taken the file's place, open must not wait for a writer
    * (palloc_elf_open then refuses anything but a regular file). */
@@ -145,7 +153,7 @@ static int each_object(struct dl_phdr_info *info, size_t size, void *arg) {
   const char *path = info->dlpi_name;
   if (path == NULL || path[0] == 0) path = "/proc/self/exe"; /* the program itself */
   if (path[0] != '/') return 0;                             /* the vdso: no file */
-  symbolize_file(path, info->dlpi_addr, &c->w[i], j - i, c->s);
+  palloc_symbolize_file(path, info->dlpi_addr, &c->w[i], j - i, c->s);
   return 0;
 }
 

@@ -77,6 +77,9 @@ static bool expand(const char *path, char *out, size_t cap) {
   return true;
 }
 
+void palloc_writer_lock(void) { pthread_mutex_lock(&write_lock); }
+void palloc_writer_unlock(void) { pthread_mutex_unlock(&write_lock); }
+
 /* Writes under the lock, with the guard held; fd < 0: to path (%p expanded). A snapshot is
  * skipped once the process has begun to exit. */
 static int write_profile(const char *path, int fd, bool snapshot) {
