@@ -223,6 +223,15 @@ static void test_alloc_path(void) {
   CHECK(sigaltstack(&ss, NULL) == 0 && sigaction(SIGUSR1, &sa, NULL) == 0, "sigaltstack");
   raise(SIGUSR1);
   CHECK(handler_ok, "handler on the alternate stack");
+  /* An alternate stack inside the thread's own stack: the walk starts within the bounds. */
+  char local_alt[64 * 1024];
+  stack_t local = {.ss_sp = local_alt, .ss_size = sizeof local_alt};
+  handler_ok = 0;
+  CHECK(sigaltstack(&local, NULL) == 0, "sigaltstack on the stack");
+  raise(SIGUSR1);
+  CHECK(handler_ok, "handler on an alternate stack inside the thread's stack");
+  stack_t off = {.ss_flags = SS_DISABLE};
+  sigaltstack(&off, NULL);
 
   pthread_t th;
   void *r = NULL;
