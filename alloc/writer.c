@@ -8,7 +8,9 @@
  *    by a dedicated writer thread. The signal handler only posts a semaphore (async-signal-safe);
  *    the thread does the work. Snapshot n of "heap.%p.pb.gz" is "heap.<pid>.0001.pb.gz".
  *
- * Every file is written as "<path>.tmp.<pid>" and renamed (proto's palloc_proto_write_path).
+ * Every path is opened by proto's palloc_proto_out_open (outpath.c): a regular file (or a new
+ * one, or a symlink's target) is written as "<name>.tmp.<pid>" and renamed; a FIFO or a
+ * character device is written directly; a directory or anything else is refused.
  * One writer lock serializes writes;
  * while a thread writes, its guard is held, so whatever zlib or libc allocate is unsampled.
  * A failure prints one "palloc:" line and the program goes on.
@@ -25,9 +27,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include "internal.h"
+#include "palloc_proto.h"
 
 uint64_t palloc_start_ns;
 
@@ -53,35 +57,11 @@ static uint64_t mono_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* Expands %p (pid) and %% in path; returns false if it does not fit. */
-static bool expand(const char *path, char *out, size_t cap) {
-  size_t n = 0;
-  for (const char *p = path; *p; p++) {
-    char tmp[24];
-    const char *add = tmp;
-    if (p[0] == '%' && p[1] == 'p') {
-      snprintf(tmp, sizeof tmp, "%ld", (long)getpid());
-      p++;
-    } else if (p[0] == '%' && p[1] == '%') {
-      tmp[0] = '%', tmp[1] = 0;
-      p++;
-    } else {
-      tmp[0] = *p, tmp[1] = 0;
-    }
-    size_t k = strlen(add);
-    if (n + k + 1 > cap) return false;
-    memcpy(out + n, add, k);
-    n += k;
-  }
-  out[n] = 0;
-  return true;
-}
-
 void palloc_writer_lock(void) { pthread_mutex_lock(&write_lock); }
 void palloc_writer_unlock(void) { pthread_mutex_unlock(&write_lock); }
 
-/* Writes under the lock, with the guard held; fd < 0: to path (%p expanded). A snapshot is
- * skipped once the process has begun to exit. */
+/* Writes under the lock, with the guard held; fd < 0: to path (%p expanded here, but a
+ * snapshot's name comes expanded). A snapshot is skipped once the process has begun to exit. */
 static int write_profile(const char *path, int fd, bool snapshot) {
   palloc_init();
   palloc_thread_t *t = &palloc_thread;
@@ -96,8 +76,9 @@ static int write_profile(const char *path, int fd, bool snapshot) {
   long size = -1;
   if (fd >= 0)
     size = palloc_profile_emit(NULL, fd, err, sizeof err);
-  else if (!expand(path, real, sizeof real))
-    snprintf(err, sizeof err, "path too long");
+  else if (snapshot ? snprintf(real, sizeof real, "%s", path) >= (int)sizeof real
+                    : !palloc_proto_expand_path(path, real, sizeof real))
+    real[0] = 0, snprintf(err, sizeof err, "path too long");
   else
     size = palloc_profile_emit(real, -1, err, sizeof err);
   if (size >= 0) {
@@ -135,12 +116,21 @@ int palloc_profile_write_fd(int fd) {
 }
 
 /* ---- snapshots ----------------------------------------------------------------------------- */
+/* Snapshot n of "heap.%p.pb.gz" goes to "heap.<pid>.000n.pb.gz", next to the exit profile. A
+ * path that is a FIFO or a character device (a reader, /dev/null) is a stream, not a name to
+ * number: every snapshot is written to it (numbering would create files next to it: in /dev). */
 static void snapshot(void) {
-  char name[1100];
-  const char *base = snap_path;
+  char base[1024], name[1100];
+  if (!palloc_proto_expand_path(snap_path, base, sizeof base)) {
+    write_profile(snap_path, -1, true); /* reports the path as too long */
+    return;
+  }
   size_t n = strlen(base);
   unsigned seq = ++snap_seq;
-  if (n > 6 && strcmp(base + n - 6, ".pb.gz") == 0)
+  struct stat st;
+  if (stat(base, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)))
+    snprintf(name, sizeof name, "%s", base);
+  else if (n > 6 && strcmp(base + n - 6, ".pb.gz") == 0)
     snprintf(name, sizeof name, "%.*s.%04u.pb.gz", (int)(n - 6), base, seq);
   else
     snprintf(name, sizeof name, "%s.%04u", base, seq);

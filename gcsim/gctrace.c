@@ -7,18 +7,20 @@
  * whole ms from 10 ms up, else 2 significant digits of the truncated microseconds, at most 3
  * decimals, no rounding. Sizes are bytes>>20 (floored MiB).
  *
- * Formatting uses no stdio and no allocation: lines are built in a caller's buffer and written
+ * Trace lines use no stdio and no allocation: they are built in a caller's buffer and written
  * with one write(2), so a line never interleaves with another thread's line and printing is
  * safe with palloc's reentrancy guard held. The output file (PALLOC_TRACE_FILE) is opened once,
  * lazily, by whichever writer needs it first; a CAS makes the first opener win.
  */
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include "pacer.h"
+#include "palloc_proto.h"
 
 static size_t put_u(char *buf, uint64_t v) {
   char tmp[24];
@@ -150,22 +152,19 @@ int palloc_gctrace_fd(void) {
   const char *path = getenv("PALLOC_TRACE_FILE");
   int nfd = 2;
   if (path != NULL && *path != 0) {
-    char buf[4096];
-    size_t n = 0;
-    for (const char *s = path; *s && n < sizeof buf - 24; s++) {
-      if (s[0] == '%' && s[1] == 'p') {
-        n += put_u(buf + n, (uint64_t)getpid());
-        s++;
-      } else {
-        buf[n++] = *s;
-      }
-    }
-    buf[n] = 0;
-    int f = open(buf, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (f >= 0) nfd = f;
-    else {
-      static const char msg[] = "palloc: cannot open PALLOC_TRACE_FILE; tracing to stderr\n";
-      palloc_gctrace_write(2, msg, sizeof msg - 1);
+    /* Opened as every file palloc writes is (proto/outpath.c): appended to if a regular file (or
+     * a symlink's target), written directly if a FIFO or a device, refused otherwise. */
+    char buf[4096], err[PALLOC_PROTO_ERRLEN];
+    palloc_out_t o;
+    if (!palloc_proto_expand_path(path, buf, sizeof buf))
+      snprintf(err, sizeof err, "path too long");
+    else if (palloc_proto_out_open(&o, buf, PALLOC_OUT_APPEND, err) == 0)
+      nfd = o.fd;
+    if (nfd == 2) {
+      char msg[512];
+      int n = snprintf(msg, sizeof msg, "palloc: cannot open PALLOC_TRACE_FILE=%.200s: %s; "
+                       "tracing to stderr\n", path, err);
+      palloc_gctrace_write(2, msg, n < (int)sizeof msg ? (size_t)n : sizeof msg - 1);
     }
   }
   int expected = -1;
@@ -177,10 +176,5 @@ int palloc_gctrace_fd(void) {
 }
 
 void palloc_gctrace_write(int fd, const char *s, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, s, n);
-    if (w <= 0) return;
-    s += w;
-    n -= (size_t)w;
-  }
+  (void)palloc_proto_out_write(fd, s, n); /* a trace line that cannot be written is dropped */
 }

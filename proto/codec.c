@@ -4,7 +4,8 @@
  * both), unpacked by protobuf-c, then validated (validate.c), so that a truncated gzip, a
  * foreign file or a profile with dangling ids is a one-line error, never a crash later.
  * Writing: the message is packed into one buffer and deflated in chunks straight to the fd.
- * A path is written as "<path>.tmp.<pid>" and renamed, so a reader never sees half a profile.
+ * A path is opened by outpath.c: a regular file is written as "<path>.tmp.<pid>" and renamed, so
+ * a reader never sees half a profile; a FIFO or a device is written directly.
  * All memory comes from the caller's ProtobufCAllocator, including zlib's.
  */
 #include <errno.h>
@@ -165,17 +166,6 @@ void palloc_proto_free(palloc_pb_profile_t *p, ProtobufCAllocator *a) {
   if (p) perftools__profiles__profile__free_unpacked(p, or_system(a));
 }
 
-static int write_all(int fd, const uint8_t *b, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, b, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return -1;
-    b += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
 long palloc_proto_write_fd(const palloc_pb_profile_t *p, int fd, ProtobufCAllocator *a,
                            char err[PALLOC_PROTO_ERRLEN]) {
   a = or_system(a);
@@ -217,7 +207,7 @@ long palloc_proto_write_fd(const palloc_pb_profile_t *p, int fd, ProtobufCAlloca
     z.avail_out = CHUNK;
     zr = deflate(&z, Z_FINISH);
     written += CHUNK - z.avail_out;
-    if (write_all(fd, out, CHUNK - z.avail_out) != 0) {
+    if (palloc_proto_out_write(fd, out, CHUNK - z.avail_out) != 0) {
       snprintf(err, PALLOC_PROTO_ERRLEN, "write failed: %s", strerror(errno));
       deflateEnd(&z);
       goto done;
@@ -237,25 +227,8 @@ done:
 
 long palloc_proto_write_path(const palloc_pb_profile_t *p, const char *path,
                              ProtobufCAllocator *a, char err[PALLOC_PROTO_ERRLEN]) {
-  char tmp[4096];
-  if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
-    snprintf(err, PALLOC_PROTO_ERRLEN, "path too long");
-    return -1;
-  }
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    snprintf(err, PALLOC_PROTO_ERRLEN, "cannot create %.160s: %s", tmp, strerror(errno));
-    return -1;
-  }
-  long rc = palloc_proto_write_fd(p, fd, a, err);
-  if (close(fd) != 0 && rc >= 0) {
-    snprintf(err, PALLOC_PROTO_ERRLEN, "close failed: %s", strerror(errno));
-    rc = -1;
-  }
-  if (rc >= 0 && rename(tmp, path) != 0) {
-    snprintf(err, PALLOC_PROTO_ERRLEN, "cannot rename to %s: %s", path, strerror(errno));
-    rc = -1;
-  }
-  if (rc < 0) unlink(tmp);
-  return rc;
+  palloc_out_t o;
+  if (palloc_proto_out_open(&o, path, PALLOC_OUT_REPLACE, err) != 0) return -1;
+  long rc = palloc_proto_write_fd(p, o.fd, a, err);
+  return palloc_proto_out_close(&o, rc >= 0, err) == 0 ? rc : -1;
 }

@@ -58,10 +58,33 @@ int palloc_proto_validate(const palloc_pb_profile_t *p, char err[PALLOC_PROTO_ER
 long palloc_proto_write_fd(const palloc_pb_profile_t *p, int fd, ProtobufCAllocator *a,
                            char err[PALLOC_PROTO_ERRLEN]);
 
-/* Writes to "<path>.tmp.<pid>" then renames it to path, so a reader never sees half a file.
+/* Writes to path as palloc_proto_out_open says: a regular file through "<path>.tmp.<pid>" and
+ * rename, so a reader never sees half a file; a FIFO or a character device directly.
  * Returns the compressed bytes written, or -1 with err (no temporary file is left). */
 long palloc_proto_write_path(const palloc_pb_profile_t *p, const char *path,
                              ProtobufCAllocator *a, char err[PALLOC_PROTO_ERRLEN]);
+
+/* ---- output paths ------------------------------------------------------------------------ */
+
+/* Every file palloc writes is opened here (outpath.c): a regular file or a new one is written
+ * through "<name>.tmp.<pid>" and rename(2), a symlink is followed to its target, a FIFO or a
+ * character device is written directly (a FIFO without reader fails at once), anything else is
+ * refused. Errors: -1 with the reason in err (the caller adds the path). */
+enum { PALLOC_OUT_REPLACE, PALLOC_OUT_APPEND };
+typedef struct palloc_out_s {
+  int fd;             /* write here */
+  char name[4096];    /* the file replaced (path with its symlinks resolved), or "" */
+  char tmp[4096];     /* the temporary renamed to name at close, or "" (written directly) */
+} palloc_out_t;
+
+int palloc_proto_out_open(palloc_out_t *o, const char *path, int how,
+                          char err[PALLOC_PROTO_ERRLEN]);
+/* Closes o; if ok, renames the temporary into place, else removes it. 0, or -1 with err. */
+int palloc_proto_out_close(palloc_out_t *o, bool ok, char err[PALLOC_PROTO_ERRLEN]);
+/* write(2) until done or failed (0 / -1 with errno), without raising SIGPIPE. */
+int palloc_proto_out_write(int fd, const void *buf, size_t n);
+/* Copies path to out with "%p" replaced by the pid and "%%" by "%"; false if it does not fit. */
+bool palloc_proto_expand_path(const char *path, char *out, size_t cap);
 
 /* ---- string table ----------------------------------------------------------------------- */
 
