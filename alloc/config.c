@@ -29,14 +29,16 @@ void palloc_warn(const char *fmt, ...) {
 int64_t palloc_parse_size(const char *s) {
   if (s == NULL || *s == 0) return -1;
   const char *p = s;
-  while (*p == ' ') p++;
-  if (*p < '0' || *p > '9') return -1;
+  if (*p < '0' || *p > '9') return -1; /* no sign, no leading space: " 512" is a quoting slip */
   uint64_t v = 0;
   for (; *p >= '0' && *p <= '9'; p++) {
     if (v > (uint64_t)INT64_MAX / 10) return -1;
     v = v * 10 + (uint64_t)(*p - '0');
   }
-  while (*p == ' ') p++;
+  if (*p == ' ') { /* "4 KiB": a space only between the number and a unit */
+    while (*p == ' ') p++;
+    if (*p == 0) return -1;
+  }
   static const struct { const char *suffix; int shift; } units[] = {
     {"", 0}, {"B", 0}, {"K", 10}, {"KB", 10}, {"KIB", 10}, {"M", 20}, {"MB", 20},
     {"MIB", 20}, {"G", 30}, {"GB", 30}, {"GIB", 30}, {"T", 40}, {"TB", 40}, {"TIB", 40},
@@ -54,9 +56,15 @@ int palloc_parse_signal(const char *s) {
   if (s == NULL || *s == 0) return -1;
   if (strncasecmp(s, "SIG", 3) == 0) s += 3;
   char *end;
-  long n = strtol(s, &end, 10);
-  if (*end == 0 && end != s) return n > 0 && n < NSIG ? (int)n : -1;
+  if (*s >= '0' && *s <= '9') {
+    long n = strtol(s, &end, 10);
+    return *end == 0 && n > 0 && n < NSIG ? (int)n : -1;
+  }
+  /* Every standard name, also those no handler may take (KILL, STOP) or that faults raise
+   * (SEGV...): the caller says why it cannot use them rather than "not a signal name". */
   static const struct { const char *name; int sig; } sigs[] = {
+    {"KILL", SIGKILL}, {"STOP", SIGSTOP}, {"SEGV", SIGSEGV}, {"BUS", SIGBUS}, {"FPE", SIGFPE},
+    {"ILL", SIGILL}, {"TRAP", SIGTRAP}, {"ABRT", SIGABRT}, {"IOT", SIGABRT},
     {"HUP", SIGHUP}, {"INT", SIGINT}, {"QUIT", SIGQUIT}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2},
     {"PIPE", SIGPIPE}, {"ALRM", SIGALRM}, {"TERM", SIGTERM}, {"CHLD", SIGCHLD},
     {"CONT", SIGCONT}, {"TSTP", SIGTSTP}, {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU},
@@ -66,7 +74,13 @@ int palloc_parse_signal(const char *s) {
   for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
     if (strcasecmp(s, sigs[i].name) == 0) return sigs[i].sig;
   if (strncasecmp(s, "RTMIN", 5) == 0) {
-    long k = s[5] == '+' ? strtol(s + 6, &end, 10) : 0;
+    long k = 0;
+    if (s[5] == '+' && s[6] >= '0' && s[6] <= '9') {
+      k = strtol(s + 6, &end, 10);
+      if (*end != 0) return -1;
+    } else if (s[5] != 0) {
+      return -1;
+    }
     if (SIGRTMIN + k <= SIGRTMAX) return SIGRTMIN + (int)k;
   }
   return -1;
@@ -75,7 +89,9 @@ int palloc_parse_signal(const char *s) {
 static long parse_int(const char *name, const char *s, long lo, long hi, long dflt) {
   char *end;
   long v = strtol(s, &end, 10);
-  if (*s == 0 || *end != 0 || v < lo || v > hi) {
+  /* strtol alone would take " 8" and "+8": a number here is digits only (a '-' for lo < 0) */
+  bool digits = (*s >= '0' && *s <= '9') || (lo < 0 && *s == '-' && s[1] >= '0' && s[1] <= '9');
+  if (!digits || *end != 0 || v < lo || v > hi) {
     palloc_warn("%s=%s is not a number in [%ld, %ld]; using %ld", name, s, lo, hi, dflt);
     return dflt;
   }
@@ -96,8 +112,8 @@ void palloc_config_load(void) {
   atomic_store(&palloc_g.rate, rate);
   if ((s = getenv("PALLOC_SEED")) != NULL && *s) {
     char *end;
-    unsigned long long v = strtoull(s, &end, 0);
-    if (*end != 0)
+    unsigned long long v = strtoull(s, &end, 0); /* decimal, 0x hex or 0 octal */
+    if (*s < '0' || *s > '9' || *end != 0) /* strtoull would take " 1" and "-1" */
       palloc_warn("PALLOC_SEED=%s is not a number; sampling is not reproducible", s);
     else {
       palloc_g.seed = v;

@@ -220,23 +220,32 @@ __attribute__((constructor(101))) static void palloc_start(void) {
   }
   strcpy(snap_path, exit_path[0] ? exit_path : "palloc.%p.pb.gz");
   if ((s = getenv("PALLOC_PROFILE_SIGNAL")) && *s) {
-    snap_signal = palloc_parse_signal(s);
-    if (snap_signal < 0 || snap_signal == SIGKILL || snap_signal == SIGSTOP)
+    int sig = palloc_parse_signal(s);
+    if (sig < 0)
       palloc_warn("PALLOC_PROFILE_SIGNAL=%s is not a signal name; no signal snapshots", s);
+    else if (sig == SIGKILL || sig == SIGSTOP)
+      palloc_warn("PALLOC_PROFILE_SIGNAL=%s: SIG%s cannot be caught; no signal snapshots", s,
+                  sigabbrev_np(sig));
+    else if (sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL ||
+             sig == SIGTRAP || sig == SIGABRT)
+      /* a handler that returns would resume the faulting instruction, or hide abort() */
+      palloc_warn("PALLOC_PROFILE_SIGNAL=%s: SIG%s reports faults and aborts, it cannot ask for "
+                  "snapshots (use USR1, USR2...); no signal snapshots", s, sigabbrev_np(sig));
+    else
+      snap_signal = sig;
   }
   if ((s = getenv("PALLOC_PROFILE_INTERVAL")) && *s) {
     char *end;
     long v = strtol(s, &end, 10);
-    if (*end != 0 || v <= 0)
+    if (*s < '0' || *s > '9' || *end != 0 || v <= 0) /* strtol would take " 5" and "+5" */
       palloc_warn("PALLOC_PROFILE_INTERVAL=%s is not a positive number of seconds", s);
     else
       snap_interval = v;
   }
-  writer_wanted = snap_interval > 0 || (snap_signal > 0 && snap_signal != SIGKILL &&
-                                        snap_signal != SIGSTOP);
+  writer_wanted = snap_interval > 0 || snap_signal > 0;
   if (writer_wanted) {
     sem_init(&snap_sem, 0, 0);
-    if (snap_signal > 0 && snap_signal != SIGKILL && snap_signal != SIGSTOP) {
+    if (snap_signal > 0) {
       struct sigaction sa;
       memset(&sa, 0, sizeof sa);
       sa.sa_handler = on_signal;

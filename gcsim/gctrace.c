@@ -113,9 +113,12 @@ size_t palloc_gctrace_format(char *buf, const palloc_gctrace_cycle_t *c, bool le
 
 int palloc_gctrace_env_mode(void) {
   const char *s = getenv("PALLOC_TRACE");
-  if (s == NULL) return PALLOC_TRACE_OFF;
+  if (s == NULL || *s == 0 || strcmp(s, "0") == 0 || strcmp(s, "off") == 0)
+    return PALLOC_TRACE_OFF;
   if (strcmp(s, "1") == 0) return PALLOC_TRACE_ON;
   if (strcmp(s, "legacy") == 0) return PALLOC_TRACE_LEGACY;
+  static atomic_bool once;
+  palloc_pacer_warn_env(&once, "PALLOC_TRACE", s);
   return PALLOC_TRACE_OFF;
 }
 

@@ -10,6 +10,7 @@
  * Everything here may run inside palloc's first malloc (the what-if mode reads the environment
  * at initialization): getenv and hand-written parsing only, no stdio, no allocation.
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -86,13 +87,21 @@ bool palloc_pacer_parse_limit(const char *s, int64_t *out) {
   return false;
 }
 
-static void warn_bad(const char *name, const char *value) {
-  static const char a[] = "palloc: ignoring ", b[] = " (not understood)\n";
-  ssize_t r = write(2, a, sizeof a - 1);
-  r = write(2, name, strlen(name));
-  r = write(2, "=", 1);
-  r = write(2, value, strlen(value));
-  r = write(2, b, sizeof b - 1);
+/* One line in one write(2), and each variable reported once per process however often it is
+ * read (at start-up, and again by every arena that takes its settings from the environment). */
+void palloc_pacer_warn_env(atomic_bool *once, const char *name, const char *value) {
+  if (atomic_exchange(once, true)) return;
+  char line[384];
+  const char *parts[] = {"palloc: ignoring ", name, "=", value, " (not understood)\n"};
+  size_t n = 0;
+  const size_t count = sizeof parts / sizeof parts[0], tail = strlen(parts[count - 1]);
+  for (size_t i = 0; i < count; i++) {
+    size_t k = strlen(parts[i]), room = sizeof line - n - (i + 1 < count ? tail : 0);
+    if (k > room) k = room; /* a long value is cut; the end of the line stays */
+    memcpy(line + n, parts[i], k);
+    n += k;
+  }
+  ssize_t r = write(2, line, n);
   (void)r;
 }
 
@@ -100,7 +109,8 @@ int palloc_pacer_env_gogc(void) {
   const char *s = getenv("PALLOC_GOGC");
   int v = 100;
   if (s != NULL && *s != 0 && !palloc_pacer_parse_gogc(s, &v)) {
-    warn_bad("PALLOC_GOGC", s);
+    static atomic_bool once;
+    palloc_pacer_warn_env(&once, "PALLOC_GOGC", s);
     v = 100;
   }
   return v;
@@ -110,7 +120,8 @@ int64_t palloc_pacer_env_limit(void) {
   const char *s = getenv("PALLOC_MEMLIMIT");
   int64_t v = INT64_MAX;
   if (s != NULL && *s != 0 && !palloc_pacer_parse_limit(s, &v)) {
-    warn_bad("PALLOC_MEMLIMIT", s);
+    static atomic_bool once;
+    palloc_pacer_warn_env(&once, "PALLOC_MEMLIMIT", s);
     v = INT64_MAX;
   }
   return v;

@@ -20,6 +20,8 @@ bool palloc_pacer_parse_gogc(const char *s, int *out);
 bool palloc_pacer_parse_limit(const char *s, int64_t *out);
 /* The environment, with warnings on bad values (palloc: lines on fd 2, no stdio). */
 int palloc_pacer_env_gogc(void);
+/* "palloc: ignoring NAME=VALUE (not understood)", once per *once flag. */
+void palloc_pacer_warn_env(_Atomic bool *once, const char *name, const char *value);
 int64_t palloc_pacer_env_limit(void);
 
 /* The GC CPU limiter: a leaky bucket of capacity procs x 1 s that fills with GC CPU time and

@@ -61,16 +61,31 @@ static struct {
   uint64_t last_cycle_wall;       /* program wall time at the last cycle (periodic GC)      */
   double rate;         /* bytes marked per ns */
   bool rate_from_env;
+  int64_t env_rate;    /* PALLOC_TRACE_MARKRATE, bytes per second, or 0 */
   palloc_limiter_t limiter;
 } W;
 static pthread_mutex_t W_mu = PTHREAD_MUTEX_INITIALIZER;
 
+/* PALLOC_TRACE_MARKRATE in bytes per second, or 0 (unset, or not understood: reported). */
+static int64_t env_markrate(void) {
+  int64_t v;
+  const char *s = getenv("PALLOC_TRACE_MARKRATE");
+  if (s == NULL || *s == 0) return 0;
+  if (palloc_pacer_parse_limit(s, &v) && v > 0 && v != INT64_MAX) return v;
+  static atomic_bool once;
+  palloc_pacer_warn_env(&once, "PALLOC_TRACE_MARKRATE", s);
+  return 0;
+}
+
+/* Every gcsim variable is read here, at palloc's start, also with PALLOC_TRACE off: a bad
+ * value is reported in every process, not only in those that trace. */
 bool palloc_whatif_wanted(void) {
   W.mode = palloc_gctrace_env_mode();
-  if (W.mode == PALLOC_TRACE_OFF) return false;
-  (void)palloc_gc_since_start();
   W.gogc = palloc_pacer_env_gogc();
   W.limit = palloc_pacer_env_limit();
+  W.env_rate = env_markrate();
+  if (W.mode == PALLOC_TRACE_OFF) return false;
+  (void)palloc_gc_since_start();
   W.goal = W.trigger = palloc_pacer_goal(W.gogc, W.limit, 0, 0, 0, 0);
   palloc_limiter_init(&W.limiter, 1);
   W.on = true;
@@ -98,11 +113,9 @@ typedef struct node_s { struct node_s *next; uintptr_t pad[3]; } node_t;
 static void *calib_roots[64];
 
 static double calibrate(void) {
-  int64_t env;
-  const char *s = getenv("PALLOC_TRACE_MARKRATE");
-  if (s != NULL && palloc_pacer_parse_limit(s, &env) && env > 0 && env != INT64_MAX) {
+  if (W.env_rate > 0) {
     W.rate_from_env = true;
-    return (double)env / 1e9;
+    return (double)W.env_rate / 1e9;
   }
   palloc_gc_options_t o;
   palloc_gc_options_init(&o);

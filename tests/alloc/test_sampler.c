@@ -225,6 +225,13 @@ static void test_parsing(void) {
   CHECK(palloc_parse_signal("12") == 12 && palloc_parse_signal("hup") == SIGHUP, "numbers, case");
   CHECK(palloc_parse_signal("NOPE") == -1 && palloc_parse_signal("999") == -1, "bad signals");
   CHECK(palloc_parse_signal("RTMIN+2") == SIGRTMIN + 2, "realtime");
+  CHECK(palloc_parse_size(" 512") == -1 && palloc_parse_size("512 ") == -1 &&
+        palloc_parse_size("+512") == -1, "leading or trailing space, sign");
+  CHECK(palloc_parse_signal("KILL") == SIGKILL && palloc_parse_signal("SIGSEGV") == SIGSEGV,
+        "signals that cannot be used are still names");
+  CHECK(palloc_parse_signal(" 10") == -1 && palloc_parse_signal("+10") == -1 &&
+        palloc_parse_signal("RTMIN+2x") == -1 && palloc_parse_signal("RTMINx") == -1,
+        "no space, sign or trailing garbage");
 }
 
 /* The registry of sampled blocks: entries found exactly once with their bucket and size after
