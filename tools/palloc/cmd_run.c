@@ -14,6 +14,7 @@
  * The path is made absolute, because the program may chdir and LD_PRELOAD is read by every
  * child process it starts.
  */
+#include <elf.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -88,6 +89,90 @@ static char *find_lib(void) {
   return NULL;
 }
 
+/* The ELF executable file execvp would run for cmd (PATH searched as execvp does), in out;
+ * false if there is none (exec will say why). */
+static bool find_cmd(const char *cmd, char *out, size_t n) {
+  if (strchr(cmd, '/')) return snprintf(out, n, "%s", cmd) < (int)n;
+  const char *path = getenv("PATH");
+  if (path == NULL) path = "/usr/local/bin:/usr/bin:/bin";
+  for (const char *p = path;; p++) {
+    const char *e = strchr(p, ':');
+    size_t k = e ? (size_t)(e - p) : strlen(p);
+    if (snprintf(out, n, "%.*s%s%s", (int)k, p, k ? "/" : "", cmd) < (int)n && is_file(out) &&
+        access(out, X_OK) == 0)
+      return true;
+    if (e == NULL) return false;
+    p = e;
+  }
+}
+
+/* 1 if path is an ELF file with a program interpreter (PT_INTERP: the dynamic loader, which
+ * reads LD_PRELOAD), copied to interp; 0 if it is an ELF file without one (linked statically,
+ * or static-pie); -1 if it is not ELF or cannot be read (a script: its interpreter decides). */
+static int elf_interp(const char *path, char *interp, size_t n) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) return -1;
+  Elf64_Ehdr h;
+  int rc = -1;
+  if (fread(&h, 1, sizeof h, f) < EI_NIDENT + 4 || memcmp(h.e_ident, ELFMAG, SELFMAG) != 0)
+    goto out;
+  bool is64 = h.e_ident[EI_CLASS] == ELFCLASS64;
+  uint64_t phoff = is64 ? h.e_phoff : ((Elf32_Ehdr *)&h)->e_phoff;
+  unsigned phnum = is64 ? h.e_phnum : ((Elf32_Ehdr *)&h)->e_phnum;
+  rc = 0;
+  for (unsigned i = 0; i < phnum && i < 4096; i++) {
+    Elf64_Phdr ph;
+    Elf32_Phdr ph32;
+    uint64_t off, size;
+    uint32_t type;
+    if (is64) {
+      if (fseek(f, (long)(phoff + (uint64_t)i * sizeof ph), SEEK_SET) != 0 ||
+          fread(&ph, sizeof ph, 1, f) != 1)
+        break;
+      type = ph.p_type, off = ph.p_offset, size = ph.p_filesz;
+    } else {
+      if (fseek(f, (long)(phoff + (uint64_t)i * sizeof ph32), SEEK_SET) != 0 ||
+          fread(&ph32, sizeof ph32, 1, f) != 1)
+        break;
+      type = ph32.p_type, off = ph32.p_offset, size = ph32.p_filesz;
+    }
+    if (type != PT_INTERP) continue;
+    rc = 1;
+    if (size == 0 || size > n || fseek(f, (long)off, SEEK_SET) != 0 ||
+        fread(interp, 1, size, f) != size)
+      interp[0] = 0;
+    else
+      interp[size - 1] = 0;
+    break;
+  }
+out:
+  fclose(f);
+  return rc;
+}
+
+/* Why LD_PRELOAD cannot reach cmd, or NULL. A static program has no dynamic loader to read
+ * LD_PRELOAD (the dynamic loader itself, run as a command, is the exception); a set-user-ID or
+ * set-group-ID program that changes the IDs runs in secure mode, where the loader ignores a
+ * preloaded path with a slash. */
+static const char *unreachable(const char *cmd) {
+  char path[PATH_MAX], interp[PATH_MAX], own[PATH_MAX];
+  struct stat st;
+  if (!find_cmd(cmd, path, sizeof path) || stat(path, &st) != 0) return NULL;
+  if (((st.st_mode & S_ISUID) && st.st_uid != geteuid()) ||
+      ((st.st_mode & S_ISGID) && st.st_gid != getegid()))
+    return "is set-user-ID or set-group-ID: the dynamic loader ignores LD_PRELOAD";
+  if (elf_interp(path, interp, sizeof interp) != 0) return NULL;
+  if (elf_interp("/proc/self/exe", own, sizeof own) == 1 && own[0]) {
+    char *a = realpath(path, NULL), *b = realpath(own, NULL);
+    bool loader = a && b && strcmp(a, b) == 0;
+    free(a);
+    free(b);
+    if (loader) return NULL;
+  }
+  return "is statically linked: LD_PRELOAD cannot reach it (only a program linked with "
+         "-lpalloc writes a profile then)";
+}
+
 /* Expands %p to pid and %% to %, as libpalloc does for PALLOC_PROFILE. */
 static void expand(const char *pat, long pid, char *out, size_t n) {
   size_t o = 0;
@@ -142,6 +227,8 @@ int cmd_run(int argc, char **argv) {
   if (optind >= argc) return usage_error("run", "missing the command to run (palloc run -- CMD ARGS...)");
   char *lib = find_lib();
   if (lib == NULL) return EXIT_CHECK;
+  const char *why = unreachable(argv[optind]);
+  if (why) fprintf(stderr, "palloc: %s %s\n", argv[optind], why);
   const char *old = getenv("LD_PRELOAD");
   size_t len = strlen(lib) + (old ? strlen(old) : 0) + 2;
   char *preload = xmalloc(len);
@@ -179,12 +266,17 @@ int cmd_run(int argc, char **argv) {
     return code; /* exec failed (already said), or the program's own 127 */
   }
   char path[PATH_MAX];
+  struct stat pst;
   expand(out, (long)pid, path, sizeof path);
-  if (is_file(path))
+  if (stat(path, &pst) == 0 && (S_ISFIFO(pst.st_mode) || S_ISCHR(pst.st_mode)))
+    ; /* written to a reader or a device, as it is: libpalloc said so if that failed */
+  else if (is_file(path))
     fprintf(stderr, "palloc: profile written to %s\n", path);
   else if (!WIFEXITED(st))
     fprintf(stderr, "palloc: %s died of signal %d; no profile at %s\n", argv[optind],
             WTERMSIG(st), path);
+  else if (why)
+    fprintf(stderr, "palloc: no profile at %s\n", path);
   else
     fprintf(stderr, "palloc: no profile at %s (did the program exit through _exit or exec?)\n",
             path);
