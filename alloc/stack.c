@@ -94,15 +94,46 @@ fp_walk(uintptr_t *buf, int max) {
   return palloc_fp_walk((uintptr_t)__builtin_frame_address(0), t->stack_lo, t->stack_hi, buf, max);
 }
 
-PALLOC_TEXT int palloc_stack_capture(uintptr_t *pcs, int max) {
-  uintptr_t buf[PALLOC_MAX_DEPTH + 24];
-  int want = max + 24;
-  int n = palloc_g.unwind_fp ? fp_walk(buf, want) : unwind(buf, want);
+/* buf[0..n) without the unwinder's and palloc's frames, at most max, into pcs. */
+PALLOC_TEXT static int strip_ours(const uintptr_t *buf, int n, uintptr_t *pcs, int max) {
   int i = 0;
   while (i < n && !ours(buf[i])) i++;
   if (i == n) i = 0; /* no palloc frame found (cannot happen on the allocation path) */
   while (i < n && ours(buf[i])) i++;
   int k = 0;
   for (; i < n && k < max; i++) pcs[k++] = buf[i];
+  return k;
+}
+
+/* PALLOC_UNWIND=fp in a program built without frame pointers gives one-frame stacks: the walk
+ * stops at the first frame of the program, whose saved frame pointer is some other value. That
+ * is detected once, cheaply: of the first FP_CHECK fp stacks, if most were at most one frame
+ * deep, the last of them is also unwound by libunwind, and if libunwind finds FP_MORE frames more,
+ * one palloc: line says so. The sampling goes on with fp, as asked. */
+enum { FP_CHECK = 16, FP_MORE = 3 };
+static _Atomic int fp_seen, fp_shallow;
+
+__attribute__((noinline)) PALLOC_TEXT static void fp_check(int depth) {
+  if (depth <= 1) atomic_fetch_add_explicit(&fp_shallow, 1, memory_order_relaxed);
+  if (atomic_fetch_add_explicit(&fp_seen, 1, memory_order_relaxed) + 1 != FP_CHECK) return;
+  int shallow = atomic_load_explicit(&fp_shallow, memory_order_relaxed);
+  if (shallow < FP_CHECK * 3 / 4) return;
+  uintptr_t buf[PALLOC_MAX_DEPTH + 24], pcs[PALLOC_MAX_DEPTH];
+  int lu = strip_ours(buf, unwind(buf, PALLOC_MAX_DEPTH + 24), pcs, PALLOC_MAX_DEPTH);
+  if (lu >= depth + FP_MORE)
+    palloc_warn("PALLOC_UNWIND=fp: %d of the first %d stacks were at most 1 frame deep, where "
+                "libunwind finds %d: the program has no frame pointers (build it with "
+                "-fno-omit-frame-pointer, or use PALLOC_UNWIND=libunwind)",
+                shallow, FP_CHECK, lu);
+}
+
+PALLOC_TEXT int palloc_stack_capture(uintptr_t *pcs, int max) {
+  uintptr_t buf[PALLOC_MAX_DEPTH + 24];
+  int want = max + 24;
+  int n = palloc_g.unwind_fp ? fp_walk(buf, want) : unwind(buf, want);
+  int k = strip_ours(buf, n, pcs, max);
+  if (palloc_g.unwind_fp &&
+      atomic_load_explicit(&fp_seen, memory_order_relaxed) < FP_CHECK)
+    fp_check(k);
   return k;
 }
