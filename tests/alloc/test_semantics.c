@@ -103,6 +103,20 @@ static void run(const char *mode) {
     m = A(MEMALIGN(a, 33));
     CHECK(m != NULL && aligned_to(m, a), "[%s] memalign %zu", mode, a);
     FREE(m);
+    /* Power-of-two sizes of at least the alignment: mimalloc 2.0.9's mi_malloc_aligned serves
+     * them as plain small blocks, which are not so aligned from 256 on. */
+    for (size_t n = a; n <= 4 * a && n <= 8192; n *= 2) {
+      m = A(ALIGNED_ALLOC(a, n));
+      CHECK(m != NULL && aligned_to(m, a), "[%s] aligned_alloc(%zu, %zu)", mode, a, n);
+      FREE(m);
+      m = NULL;
+      CHECK(AI(POSIX_MEMALIGN(&m, a, n)) == 0 && aligned_to(m, a), "[%s] posix_memalign(%zu, %zu)",
+            mode, a, n);
+      FREE(m);
+      m = A(MEMALIGN(a, n));
+      CHECK(m != NULL && aligned_to(m, a), "[%s] memalign(%zu, %zu)", mode, a, n);
+      FREE(m);
+    }
   }
   void *m = (void *)1;
   CHECK(POSIX_MEMALIGN(&m, 24, 10) == EINVAL && m == (void *)1,
