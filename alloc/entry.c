@@ -9,7 +9,8 @@
  *
  * This file is compiled twice: as the palloc_* API (always), and with PALLOC_OVERRIDE, which
  * also exports the libc names (malloc, free, ..., and glibc's __libc_* aliases) as aliases of the
- * same functions. Sanitizer builds, whose runtime owns malloc, link only the first.
+ * same functions, and C++'s operator delete (cxxops.c has operator new). Sanitizer builds,
+ * whose runtime owns malloc, link only the first.
  *
  * Semantics follow glibc where C leaves room: realloc(p, 0) frees p and returns NULL; memalign
  * rounds a non-power-of-two alignment up; aligned_alloc and posix_memalign reject one (EINVAL);
@@ -40,6 +41,32 @@ PALLOC_TEXT void *palloc_malloc(size_t n) {
 PALLOC_TEXT __attribute__((optimize("omit-frame-pointer"))) void palloc_free(void *p) {
   if (palloc_likely(!palloc_maybe_sampled(p))) {
     if (!palloc_tc_push(p)) mi_free(p);
+    return;
+  }
+  palloc_free_slow(p);
+}
+
+/* free(p) for a block of operator new(n) (C++ sized delete): the same as palloc_free, but the
+ * thread cache takes the block under the class malloc(n) is served from, with no size lookup
+ * (mimalloc's usable size reads the block's page header: a likely cache miss, and the only
+ * memory palloc_free touches besides the page map and the bin). The page-map check comes
+ * first, so a sampled block still goes to the registry.
+ *
+ * Why the class of n is safe. The cache's invariant is that a block in class c has a usable
+ * size >= the class size S_c, since palloc_tc_pop(m) hands it to any request m with class c,
+ * m <= S_c. A block of operator new(n) has usable size >= S_class(n): it came from class(n)'s
+ * bin (usable >= S_class(n) by the invariant), or from mimalloc's malloc(n) (whose class sizes
+ * are the cache's: palloc_tc_init reads them from mi_good_size), or from the sampled path, which
+ * the page map sends to the slow path anyway. Pushing it into class(n) keeps the invariant;
+ * a block cached under a class smaller than its own only wastes the difference until it is
+ * freed. Aligned new is excluded (its deletes are palloc_free): an aligned block can be the
+ * inside of a larger one, with a usable size that is no class size at all. The size must be the
+ * one given to new, which C++ requires of a sized delete; like tcmalloc and jemalloc, palloc
+ * trusts it. (C23's free_sized makes no such promise palloc could rely on - a realloc'ed aligned
+ * block also qualifies - so it is plain free, below.) */
+PALLOC_TEXT __attribute__((optimize("omit-frame-pointer"))) void palloc_free_sized(void *p, size_t n) {
+  if (palloc_likely(!palloc_maybe_sampled(p))) {
+    if (!palloc_tc_push_sized(p, n)) mi_free(p);
     return;
   }
   palloc_free_slow(p);
@@ -148,4 +175,28 @@ void *__libc_memalign(size_t a, size_t n) ALIAS(palloc_memalign);
 void *__libc_valloc(size_t n) ALIAS(palloc_valloc);
 void *__libc_pvalloc(size_t n) ALIAS(palloc_pvalloc);
 int __posix_memalign(void **out, size_t a, size_t n) ALIAS(palloc_posix_memalign);
+/* C23's sized frees. glibc's, where it has them, free with glibc's own free, which would be
+ * handed palloc's blocks: whoever replaces free must define them too. They are free here (see
+ * palloc_free_sized for why the size is not used); the unused arguments are left undeclared, as
+ * for the operators below. */
+void palloc_c23_free_sized(void *p) __asm__("free_sized") ALIAS(palloc_free);
+void palloc_c23_free_aligned_sized(void *p) __asm__("free_aligned_sized") ALIAS(palloc_free);
+
+/* C++'s operator delete, all ten (the news are in cxxops.c, which says why palloc defines them):
+ * the Itanium ABI names, with the arguments the functions do not use left undeclared. */
+#define CXXDELETE(mangled, target) __asm__(#mangled) ALIAS(target)
+void palloc_op_delete(void *p) CXXDELETE(_ZdlPv, palloc_free);
+void palloc_op_delete_array(void *p) CXXDELETE(_ZdaPv, palloc_free);
+void palloc_op_delete_sized(void *p, size_t n) CXXDELETE(_ZdlPvm, palloc_free_sized);
+void palloc_op_delete_array_sized(void *p, size_t n) CXXDELETE(_ZdaPvm, palloc_free_sized);
+void palloc_op_delete_nt(void *p) CXXDELETE(_ZdlPvRKSt9nothrow_t, palloc_free);
+void palloc_op_delete_array_nt(void *p) CXXDELETE(_ZdaPvRKSt9nothrow_t, palloc_free);
+/* Aligned: palloc_free's size lookup, sized or not (palloc_free_sized says why). */
+void palloc_op_delete_al(void *p) CXXDELETE(_ZdlPvSt11align_val_t, palloc_free);
+void palloc_op_delete_array_al(void *p) CXXDELETE(_ZdaPvSt11align_val_t, palloc_free);
+void palloc_op_delete_sized_al(void *p) CXXDELETE(_ZdlPvmSt11align_val_t, palloc_free);
+void palloc_op_delete_array_sized_al(void *p) CXXDELETE(_ZdaPvmSt11align_val_t, palloc_free);
+void palloc_op_delete_al_nt(void *p) CXXDELETE(_ZdlPvSt11align_val_tRKSt9nothrow_t, palloc_free);
+void palloc_op_delete_array_al_nt(void *p)
+    CXXDELETE(_ZdaPvSt11align_val_tRKSt9nothrow_t, palloc_free);
 #endif

@@ -275,6 +275,28 @@ static inline __attribute__((always_inline)) bool palloc_tc_push(void *p) {
   return true;
 }
 
+/* palloc_tc_push for a block of operator new(n): cached under the class malloc(n) is served
+ * from, without the size lookup (palloc_free_sized, entry.c, states why that is safe). */
+static inline __attribute__((always_inline)) bool palloc_tc_push_sized(void *p, size_t n) {
+  if (!atomic_load_explicit(&palloc_tc_on, memory_order_relaxed)) return false;
+  if (p == NULL || n > PALLOC_TC_MAX) return false; /* NULL: the cache must never hold it */
+  unsigned c = atomic_load_explicit(&palloc_tc_class[(n + 7) >> 3], memory_order_relaxed);
+  palloc_tc_bin_t *b = &palloc_thread.tc[c];
+  uint32_t k = b->n;
+  if (palloc_unlikely(k >= b->cap)) return palloc_tc_overflow(b, p);
+  b->slot[k] = p;
+  b->n = k + 1;
+  return true;
+}
+
+/* ---- entry.c, cxxops.c: sized free and the C++ operators (libpalloc exports them as
+ * operator new and delete) ----------------------------------------------------------------- */
+void palloc_free_sized(void *p, size_t n);
+void *palloc_new(size_t n);
+void *palloc_new_nothrow(size_t n);
+void *palloc_new_aligned(size_t n, size_t align);
+void *palloc_new_aligned_nothrow(size_t n, size_t align);
+
 /* ---- threads (sampler.c) ----------------------------------------------------------------- */
 void palloc_thread_watch_exit(palloc_thread_t *t);
 

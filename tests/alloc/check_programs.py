@@ -5,7 +5,9 @@ and leave readable profiles (one per process: PALLOC_PROFILE=...%p...).
   - python3 exiting with status 3 (exit codes pass through);
   - sort of a 100 MB file (large buffers, many small allocations);
   - gcc compiling a C file (a driver and its children cc1 and as: fork + exec);
-  - a C++ program (new/delete, containers, exceptions);
+  - a C++ program (new/delete, containers, exceptions), and the same program's `ops` mode at
+    rate 1: every operator new and delete, their contracts, and 8,000 objects new'd at one site
+    that the profile must count exactly (palloc's own operators, cxxops.c);
   - a program that allocates before constructors, in a library constructor, in threads started
     by a constructor and in exit handlers, at rate 1 (every allocation sampled and unwound);
   - bad PALLOC_* values: one "palloc:" line each, and the program runs on with its defaults.
@@ -125,6 +127,14 @@ with open(src, 'w') as f:
 gcc = shutil.which('gcc') or 'cc'
 compare('gcc', [gcc, '-O2', '-g', '-S', src, '-o', '-'])  # cc1 writes the assembly to stdout
 compare('cxx', [cxx_prog])
+compare('cxx-ops', [cxx_prog, 'ops'], extra_env={'PALLOC_SAMPLE_RATE': '1'})
+for p in glob.glob(os.path.join(tmp, 'cxx-ops.*.pb.gz')):
+    r = subprocess.run(['go', 'tool', 'pprof', '-top', '-sample_index=alloc_objects', cxx_prog, p],
+                       capture_output=True, text=True, env=dict(os.environ, HOME=tmp), timeout=120)
+    counts = [l.split()[0] for l in r.stdout.splitlines() if l.endswith(' new_object_here')]
+    if counts != ['8000']:
+        failures.append(f'cxx-ops: new_object_here alloc_objects {counts}, want [8000]: {r.stdout[-600:]}')
+    print(('ok   ' if counts == ['8000'] else 'FAIL ') + f'cxx-ops: new_object_here alloc_objects {counts}')
 # early_prog is built without frame pointers (-O2): with fp, palloc says so, once.
 for unwind in ('libunwind', 'fp'):
     compare(f'early-{unwind}', [early_prog],
