@@ -78,6 +78,49 @@ static void test_reuse(void) {
   CHECK(held() == before, "NULL or a large block entered the cache");
 }
 
+/* palloc_free_sized (C++ sized delete): a block of palloc_new(n) goes back under n's class
+ * without a size lookup, comes back for the next request of that class with room for it; a
+ * sampled one still goes to the registry; NULL never enters the cache. */
+static void test_sized(void) {
+  palloc_thread_cache_flush();
+  int bad = 0, missed = 0;
+  for (size_t n = 0; n <= PALLOC_TC_MAX + 64; n++) {
+    void *p = palloc_new(n);
+    memset(p, 1, n);
+    palloc_free_sized(p, n);
+    bool cached = held() == 1;
+    void *q = palloc_malloc(n);
+    if (n <= PALLOC_TC_MAX && (!cached || q != p)) missed++;
+    if (n > PALLOC_TC_MAX && cached) bad++;
+    if (palloc_malloc_usable_size(q) < n) bad++;
+    memset(q, 2, n);
+    palloc_free_sized(q, n);
+    palloc_thread_cache_flush();
+  }
+  CHECK(missed == 0, "%d sizes up to %d were not cached by sized free, or not reused", missed,
+        PALLOC_TC_MAX);
+  CHECK(bad == 0, "%d sized frees cached a large block or returned one too small", bad);
+  uint32_t before = held();
+  palloc_free_sized(NULL, 16);
+  palloc_free_sized(NULL, 0);
+  CHECK(held() == before, "a sized free of NULL entered the cache");
+  void *a = palloc_malloc(16), *b = palloc_malloc(16);
+  CHECK(a != NULL && b != NULL && a != b, "malloc after a sized free of NULL: %p %p", a, b);
+  palloc_free(a);
+  palloc_free(b);
+  palloc_set_sample_rate(1);
+  void *s = palloc_new(40);
+  palloc_set_sample_rate(0);
+  palloc_stats_t s0, s1;
+  palloc_read_stats(&s0);
+  before = held();
+  palloc_free_sized(s, 40);
+  palloc_read_stats(&s1);
+  CHECK(held() == before && s1.sampled_frees == s0.sampled_frees + 1,
+        "a sampled block freed with its size: cached %u, sampled frees +%llu", held() - before,
+        (unsigned long long)(s1.sampled_frees - s0.sampled_frees));
+}
+
 /* Over-aligned blocks: mimalloc may hand out the inside of a larger block, whose usable size
  * runs to the block's end and need not be a class size. memalign's happen to land on class
  * sizes with mimalloc 2.0; mi_malloc_aligned_at (aligned at an offset) makes the other kind,
@@ -306,6 +349,7 @@ int main(int argc, char **argv) {
   test_aligned();
   test_bounds();
   test_sampled();
+  test_sized();
   test_thread_exit();
   test_stress();
   /* Not under TSan: palloc's fork handler holds the registry's 64 stripe locks at once, more
