@@ -77,7 +77,7 @@ static inline __attribute__((always_inline)) void *try_alloc(size_t n, size_t al
     if (palloc_charge(n)) return palloc_tc_pop(n, &p) ? p : mi_malloc(n);
     return palloc_alloc_slow(n, 0, false);
   }
-  if (palloc_charge(n)) return align <= 8 ? mi_malloc(n) : palloc_mi_aligned(n, align);
+  if (palloc_charge(n)) return align <= 8 ? mi_malloc(n) : mi_malloc_aligned(n, align);
   return palloc_alloc_slow(n, align, false);
 }
 

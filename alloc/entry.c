@@ -106,7 +106,7 @@ PALLOC_TEXT void *palloc_reallocarray(void *p, size_t count, size_t size) {
 static inline bool pow2(size_t a) { return a != 0 && (a & (a - 1)) == 0; }
 
 static inline void *aligned(size_t align, size_t n) {
-  if (palloc_charge(n)) return align <= 8 ? mi_malloc(n) : palloc_mi_aligned(n, align);
+  if (palloc_charge(n)) return align <= 8 ? mi_malloc(n) : mi_malloc_aligned(n, align);
   return palloc_alloc_slow(n, align, false);
 }
 

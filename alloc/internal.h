@@ -46,15 +46,6 @@
 
 #define PALLOC_MAX_DEPTH 128
 
-/* mimalloc's aligned allocation. Not mi_malloc_aligned: in mimalloc 2.0.9 (Debian 12's) that
- * serves a power-of-two size of at least the alignment, up to 1 KiB, as a plain small block,
- * assuming such blocks are aligned to their size - they are not from 256 on (mimalloc issue 700,
- * fixed in 2.1), so aligned_alloc(256, 256) came back 128-aligned. mi_malloc_aligned_at with
- * offset 0 is the same allocation without that shortcut; mi_zalloc_aligned never had it. */
-static inline void *palloc_mi_aligned(size_t n, size_t align) {
-  return mi_malloc_aligned_at(n, align, 0);
-}
-
 /* ---- per-thread state (sampler.c) ------------------------------------------------------ */
 enum { PALLOC_T_NEW = 0, PALLOC_T_LIVE = 1, PALLOC_T_DEAD = 2 };
 

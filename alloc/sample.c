@@ -19,7 +19,7 @@
 
 static inline void *plain_alloc(size_t n, size_t align, bool zero) {
   if (align <= 8) return zero ? mi_zalloc(n) : mi_malloc(n);
-  return zero ? mi_zalloc_aligned(n, align) : palloc_mi_aligned(n, align);
+  return zero ? mi_zalloc_aligned(n, align) : mi_malloc_aligned(n, align);
 }
 
 /* Counts a sampled allocation of n bytes at the caller's stack and returns its bucket; with
