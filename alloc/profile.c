@@ -9,6 +9,7 @@
  * its locations got that information, so pprof re-symbolizes exactly the mappings we could not.
  *
  * Memory: everything lives in one scratch arena, released when the write ends.
+ * The messages are protoc-c's structs, encoded by proto/encode.c: no protobuf-c code is linked.
  */
 #include <stdio.h>
 #include <string.h>
@@ -55,6 +56,10 @@ static uint64_t now_ns(clockid_t c) {
   clock_gettime(c, &ts);
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
+
+/* Messages start all zero: that is every proto3 field's default, and the encoder (proto/encode.c)
+ * does not use base.descriptor, so libpalloc needs none of protobuf-c's generated descriptors. */
+#define ZERO(m) memset((m), 0, sizeof *(m))
 
 #define NEW(s, type, n) ((type *)palloc_scratch_alloc((s), (n) * sizeof(type) + 1))
 
@@ -142,7 +147,7 @@ static long build_and_write(build_t *B, const char *path, int fd, char *err, siz
   size_t nfn = 0;
   for (size_t i = 0; i < naddr; i++) {
     Location *l = &loc[i];
-    perftools__profiles__location__init(l);
+    ZERO(l);
     l->id = i + 1;
     l->address = addrs[i];
     long mi = gfs[i] ? (long)(nlive_maps + gfs[i]->map)
@@ -156,7 +161,7 @@ static long build_and_write(build_t *B, const char *path, int fd, char *err, siz
     size_t j = idmap_slot(&funcs, ((uint64_t)name << 32) ^ (uint64_t)file, &found);
     if (!found) {
       Function *f = &fn[nfn];
-      perftools__profiles__function__init(f);
+      ZERO(f);
       f->id = nfn + 1;
       f->name = f->system_name = name;
       f->filename = file;
@@ -164,7 +169,7 @@ static long build_and_write(build_t *B, const char *path, int fd, char *err, siz
       funcs.keys[j] = ((uint64_t)name << 32) ^ (uint64_t)file;
       funcs.vals[j] = (uint32_t)nfn;
     }
-    perftools__profiles__line__init(&line[i]);
+    ZERO(&line[i]);
     line[i].function_id = funcs.vals[j];
     line[i].line = syms[i].line;
     linep[i] = &line[i];
@@ -182,7 +187,7 @@ static long build_and_write(build_t *B, const char *path, int fd, char *err, siz
   Mapping **mpp = NEW(s, Mapping *, nmaps);
   if (!mp || !mpp) goto oom;
   for (size_t i = 0; i < nmaps; i++) {
-    perftools__profiles__mapping__init(&mp[i]);
+    ZERO(&mp[i]);
     mp[i].id = i + 1;
     mp[i].memory_start = maps[i].start;
     mp[i].memory_limit = maps[i].limit;
@@ -208,7 +213,7 @@ static long build_and_write(build_t *B, const char *path, int fd, char *err, siz
   for (size_t i = 0; i < used; i++) {
     const uint64_t *v = &vals[i * 4];
     Sample *x = &sm[i];
-    perftools__profiles__sample__init(x);
+    ZERO(x);
     x->location_id = &ids[idn];
     const uint32_t *gone = atomic_load_explicit(&bs[i]->gone, memory_order_acquire);
     for (uint32_t k = 0; k < bs[i]->nstk; k++) {
@@ -223,7 +228,7 @@ static long build_and_write(build_t *B, const char *path, int fd, char *err, siz
                             &sv[i * 4 + 3]);
     x->value = &sv[i * 4];
     x->n_value = 4;
-    perftools__profiles__label__init(&lb[i]);
+    ZERO(&lb[i]);
     lb[i].key = bytes_key;
     lb[i].num = (int64_t)bs[i]->size;
     lbp[i] = &lb[i];
@@ -237,12 +242,12 @@ static long build_and_write(build_t *B, const char *path, int fd, char *err, siz
                                     {"inuse_objects", "count"}, {"inuse_space", "bytes"}};
   VT vt[4], *vtp[4], period;
   for (int i = 0; i < 4; i++) {
-    perftools__profiles__value_type__init(&vt[i]);
+    ZERO(&vt[i]);
     vt[i].type = palloc_strtab_intern(&B->st, types[i][0]);
     vt[i].unit = palloc_strtab_intern(&B->st, types[i][1]);
     vtp[i] = &vt[i];
   }
-  perftools__profiles__value_type__init(&period);
+  ZERO(&period);
   period.type = palloc_strtab_intern(&B->st, "space");
   period.unit = palloc_strtab_intern(&B->st, "bytes");
   char comment[128];
@@ -291,7 +296,7 @@ long palloc_profile_emit(const char *path, int fd, char *err, size_t errlen) {
   }
   ProtobufCAllocator a = {palloc_scratch_alloc, palloc_scratch_free, B.s};
   palloc_strtab_init(&B.st, &a);
-  perftools__profiles__profile__init(&B.p);
+  ZERO(&B.p);
   long r = build_and_write(&B, path, fd, err, errlen);
   palloc_scratch_destroy(B.s);
   return r;

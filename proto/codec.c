@@ -1,11 +1,8 @@
-/* codec.c - reading and writing profile.proto files (gzip via zlib, protobuf via protobuf-c).
+/* codec.c - reading profile.proto files (gzip via zlib, protobuf via protobuf-c).
  *
- * Reading: the whole file is read, inflated if it starts with the gzip magic (pprof accepts
- * both), unpacked by protobuf-c, then validated (validate.c), so that a truncated gzip, a
- * foreign file or a profile with dangling ids is a one-line error, never a crash later.
- * Writing: the message is packed into one buffer and deflated in chunks straight to the fd.
- * A path is opened by outpath.c: a regular file is written as "<path>.tmp.<pid>" and renamed, so
- * a reader never sees half a profile; a FIFO or a device is written directly.
+ * The whole file is read, inflated if it starts with the gzip magic (pprof accepts both),
+ * unpacked by protobuf-c, then validated (validate.c), so that a truncated gzip, a foreign file
+ * or a profile with dangling ids is a one-line error, never a crash later. Writing is write.c's.
  * All memory comes from the caller's ProtobufCAllocator, including zlib's.
  */
 #include <errno.h>
@@ -17,10 +14,6 @@
 #include <unistd.h>
 #include <zlib.h>
 #include "palloc_proto.h"
-
-static void *sys_alloc(void *d, size_t n) { (void)d; return malloc(n); }
-static void sys_free(void *d, void *p) { (void)d; free(p); }
-ProtobufCAllocator palloc_proto_system_allocator = { sys_alloc, sys_free, NULL };
 
 static ProtobufCAllocator *or_system(ProtobufCAllocator *a) {
   return a ? a : &palloc_proto_system_allocator;
@@ -164,71 +157,4 @@ palloc_pb_profile_t *palloc_proto_read_file(const char *path, ProtobufCAllocator
 
 void palloc_proto_free(palloc_pb_profile_t *p, ProtobufCAllocator *a) {
   if (p) perftools__profiles__profile__free_unpacked(p, or_system(a));
-}
-
-long palloc_proto_write_fd(const palloc_pb_profile_t *p, int fd, ProtobufCAllocator *a,
-                           char err[PALLOC_PROTO_ERRLEN]) {
-  a = or_system(a);
-  size_t len = perftools__profiles__profile__get_packed_size(p);
-  enum { CHUNK = 64 * 1024 };
-  uint8_t *raw = a->alloc(a->allocator_data, len ? len : 1);
-  uint8_t *out = a->alloc(a->allocator_data, CHUNK);
-  long rc = -1, written = 0;
-  z_stream z;
-  memset(&z, 0, sizeof z);
-  z.zalloc = z_alloc;
-  z.zfree = z_free;
-  z.opaque = a;
-  if (raw == NULL || out == NULL) {
-    snprintf(err, PALLOC_PROTO_ERRLEN, "out of memory packing %zu bytes", len);
-    goto done;
-  }
-  perftools__profiles__profile__pack(p, raw);
-  /* deflate's state is sized by windowBits and memLevel: at 15 and 8 it is ~256 KB, and its
-   * 64 KB hash head is zeroed whatever the input, which a profile written at exit adds to the
-   * program's peak RSS. A window larger than the input finds no more matches, so the window is
-   * the input's size rounded up to a power of two (at least 512 bytes, deflate's minimum;
-   * 262 = deflate's MIN_LOOKAHEAD), and the hash is sized with it (memLevel = windowBits - 7,
-   * i.e. as many hash heads as window positions): a 4 KB profile needs ~30 KB, not 256 KB, and
-   * compresses to the same size; a profile of 32 KB or more gets zlib's defaults. */
-  int wbits = 9;
-  while (wbits < MAX_WBITS && ((size_t)1 << wbits) < len + 262) wbits++;
-  int mem_level = wbits - 7 < 1 ? 1 : wbits - 7 > 8 ? 8 : wbits - 7;
-  if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + wbits, mem_level,
-                   Z_DEFAULT_STRATEGY) != Z_OK) {
-    snprintf(err, PALLOC_PROTO_ERRLEN, "cannot start gzip encoder");
-    goto done;
-  }
-  z.next_in = raw;
-  z.avail_in = (uInt)len;
-  int zr;
-  do {
-    z.next_out = out;
-    z.avail_out = CHUNK;
-    zr = deflate(&z, Z_FINISH);
-    written += CHUNK - z.avail_out;
-    if (palloc_proto_out_write(fd, out, CHUNK - z.avail_out) != 0) {
-      snprintf(err, PALLOC_PROTO_ERRLEN, "write failed: %s", strerror(errno));
-      deflateEnd(&z);
-      goto done;
-    }
-  } while (zr == Z_OK || zr == Z_BUF_ERROR);
-  deflateEnd(&z);
-  if (zr != Z_STREAM_END) {
-    snprintf(err, PALLOC_PROTO_ERRLEN, "gzip encoding failed");
-    goto done;
-  }
-  rc = written;
-done:
-  if (raw) a->free(a->allocator_data, raw);
-  if (out) a->free(a->allocator_data, out);
-  return rc;
-}
-
-long palloc_proto_write_path(const palloc_pb_profile_t *p, const char *path,
-                             ProtobufCAllocator *a, char err[PALLOC_PROTO_ERRLEN]) {
-  palloc_out_t o;
-  if (palloc_proto_out_open(&o, path, PALLOC_OUT_REPLACE, err) != 0) return -1;
-  long rc = palloc_proto_write_fd(p, o.fd, a, err);
-  return palloc_proto_out_close(&o, rc >= 0, err) == 0 ? rc : -1;
 }

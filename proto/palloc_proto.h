@@ -10,6 +10,10 @@
  *  - a string-table builder (interning) and scaleHeapSample, the unsampling rule of Go's
  *    runtime/pprof.
  *
+ * Two halves: writing (encode.c, write.c, strtab.c, scale.c: palloc_proto_lib, linked whole
+ * into libpalloc) needs neither protobuf-c nor zlib at link time; reading (codec.c, validate.c and
+ * the generated profile.pb-c.c: palloc_proto_dep, for the tools and tests) needs both.
+ *
  * Memory: every function that allocates takes a ProtobufCAllocator (NULL = malloc/free). libpalloc
  * passes its own scratch allocator so that writing a profile never touches the profiled heap.
  * Errors are returned as -1 (or NULL) with a one-line reason in the caller's buffer; nothing here
@@ -53,7 +57,14 @@ int palloc_proto_validate(const palloc_pb_profile_t *p, char err[PALLOC_PROTO_ER
 
 /* ---- writing ---------------------------------------------------------------------------- */
 
-/* Serializes and gzip-compresses p to fd. Returns the compressed bytes written, or -1 with err
+/* The protobuf encoding of p (encode.c): its size, and the encoding itself into out, which must
+ * hold palloc_proto_encoded_size(p) bytes; returns the bytes written. The same bytes as
+ * protobuf-c's pack, without protobuf-c: libpalloc links the writing half of this module only. */
+size_t palloc_proto_encoded_size(const palloc_pb_profile_t *p);
+size_t palloc_proto_encode(const palloc_pb_profile_t *p, uint8_t *out);
+
+/* Serializes and gzip-compresses p to fd (zlib is loaded by the first call; if it cannot be,
+ * the call fails with the reason). Returns the compressed bytes written, or -1 with err
  * (errno preserved). */
 long palloc_proto_write_fd(const palloc_pb_profile_t *p, int fd, ProtobufCAllocator *a,
                            char err[PALLOC_PROTO_ERRLEN]);

@@ -1,0 +1,147 @@
+/* write.c - writing profile.proto files: encoded by encode.c, gzip-compressed by zlib.
+ *
+ * The message is encoded into one buffer and deflated in chunks straight to the fd. A path is
+ * opened by outpath.c: a regular file is written as "<path>.tmp.<pid>" and renamed, so a reader
+ * never sees half a profile; a FIFO or a device is written directly. All memory
+ * comes from the caller's ProtobufCAllocator, including zlib's.
+ *
+ * zlib is not linked: it is loaded (dlopen "libz.so.1") by the first write, so that libpalloc,
+ * preloaded into every process of a build or a script, does not map and relocate it in the many
+ * that never write a profile. The three functions used are looked up once; a process that already
+ * has zlib loaded gets the same copy. If it cannot be loaded, the write fails with the loader's
+ * reason (libpalloc prints it on one "palloc:" line) and nothing else changes. Loading runs
+ * under pthread_once: libpalloc's writer lock, which fork's prepare handler takes, is held around
+ * every write, so no fork happens while a thread is inside it.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+#include "palloc_proto.h"
+
+static void *sys_alloc(void *d, size_t n) { (void)d; return malloc(n); }
+static void sys_free(void *d, void *p) { (void)d; free(p); }
+ProtobufCAllocator palloc_proto_system_allocator = { sys_alloc, sys_free, NULL };
+
+static ProtobufCAllocator *or_system(ProtobufCAllocator *a) {
+  return a ? a : &palloc_proto_system_allocator;
+}
+
+/* ---- zlib, loaded by the first write --------------------------------------------------------- */
+#define ZLIB_SONAME "libz.so.1"
+
+static struct {
+  int (*deflate_init2)(z_streamp, int, int, int, int, int, const char *, int);
+  int (*deflate)(z_streamp, int);
+  int (*deflate_end)(z_streamp);
+  char err[160];   /* why it could not be loaded, "" if it was */
+} zlib;
+static pthread_once_t zlib_once = PTHREAD_ONCE_INIT;
+
+static void zlib_load(void) {
+  void *h = dlopen(ZLIB_SONAME, RTLD_NOW | RTLD_LOCAL);
+  if (h != NULL) {
+    zlib.deflate_init2 = (int (*)(z_streamp, int, int, int, int, int, const char *, int))
+                         dlsym(h, "deflateInit2_");
+    zlib.deflate = (int (*)(z_streamp, int))dlsym(h, "deflate");
+    zlib.deflate_end = (int (*)(z_streamp))dlsym(h, "deflateEnd");
+    if (zlib.deflate_init2 && zlib.deflate && zlib.deflate_end) return;
+    snprintf(zlib.err, sizeof zlib.err, "%s lacks deflateInit2_/deflate/deflateEnd",
+             ZLIB_SONAME);
+    return;
+  }
+  const char *why = dlerror();
+  snprintf(zlib.err, sizeof zlib.err, "cannot load zlib: %s", why ? why : ZLIB_SONAME);
+}
+
+static bool zlib_ready(char err[PALLOC_PROTO_ERRLEN]) {
+  pthread_once(&zlib_once, zlib_load);
+  if (zlib.err[0] == 0) return true;
+  snprintf(err, PALLOC_PROTO_ERRLEN, "%s", zlib.err);
+  return false;
+}
+
+static voidpf z_alloc(voidpf opaque, uInt items, uInt size) {
+  ProtobufCAllocator *a = opaque;
+  return a->alloc(a->allocator_data, (size_t)items * size);
+}
+static void z_free(voidpf opaque, voidpf p) {
+  ProtobufCAllocator *a = opaque;
+  a->free(a->allocator_data, p);
+}
+
+/* ---- writing --------------------------------------------------------------------------------- */
+long palloc_proto_write_fd(const palloc_pb_profile_t *p, int fd, ProtobufCAllocator *a,
+                           char err[PALLOC_PROTO_ERRLEN]) {
+  if (!zlib_ready(err)) return -1;
+  a = or_system(a);
+  size_t len = palloc_proto_encoded_size(p);
+  enum { CHUNK = 64 * 1024 };
+  uint8_t *raw = a->alloc(a->allocator_data, len ? len : 1);
+  uint8_t *out = a->alloc(a->allocator_data, CHUNK);
+  long rc = -1, written = 0;
+  z_stream z;
+  memset(&z, 0, sizeof z);
+  z.zalloc = z_alloc;
+  z.zfree = z_free;
+  z.opaque = a;
+  if (raw == NULL || out == NULL) {
+    snprintf(err, PALLOC_PROTO_ERRLEN, "out of memory packing %zu bytes", len);
+    goto done;
+  }
+  palloc_proto_encode(p, raw);
+  /* deflate's state is sized by windowBits and memLevel: at 15 and 8 it is ~256 KB, and its
+   * 64 KB hash head is zeroed whatever the input, which a profile written at exit adds to the
+   * program's peak RSS. A window larger than the input finds no more matches, so the window is
+   * the input's size rounded up to a power of two (at least 512 bytes, deflate's minimum;
+   * 262 = deflate's MIN_LOOKAHEAD), and the hash is sized with it (memLevel = windowBits - 7,
+   * i.e. as many hash heads as window positions): a 4 KB profile needs ~30 KB, not 256 KB, and
+   * compresses to the same size; a profile of 32 KB or more gets zlib's defaults. */
+  int wbits = 9;
+  while (wbits < MAX_WBITS && ((size_t)1 << wbits) < len + 262) wbits++;
+  int mem_level = wbits - 7 < 1 ? 1 : wbits - 7 > 8 ? 8 : wbits - 7;
+  if (zlib.deflate_init2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + wbits, mem_level,
+                         Z_DEFAULT_STRATEGY, ZLIB_VERSION, (int)sizeof(z_stream)) != Z_OK) {
+    snprintf(err, PALLOC_PROTO_ERRLEN, "cannot start gzip encoder");
+    goto done;
+  }
+  z.next_in = raw;
+  z.avail_in = (uInt)len;
+  int zr;
+  do {
+    z.next_out = out;
+    z.avail_out = CHUNK;
+    zr = zlib.deflate(&z, Z_FINISH);
+    written += CHUNK - z.avail_out;
+    if (palloc_proto_out_write(fd, out, CHUNK - z.avail_out) != 0) {
+      snprintf(err, PALLOC_PROTO_ERRLEN, "write failed: %s", strerror(errno));
+      zlib.deflate_end(&z);
+      goto done;
+    }
+  } while (zr == Z_OK || zr == Z_BUF_ERROR);
+  zlib.deflate_end(&z);
+  if (zr != Z_STREAM_END) {
+    snprintf(err, PALLOC_PROTO_ERRLEN, "gzip encoding failed");
+    goto done;
+  }
+  rc = written;
+done:
+  if (raw) a->free(a->allocator_data, raw);
+  if (out) a->free(a->allocator_data, out);
+  return rc;
+}
+
+long palloc_proto_write_path(const palloc_pb_profile_t *p, const char *path,
+                             ProtobufCAllocator *a, char err[PALLOC_PROTO_ERRLEN]) {
+  /* zlib is loaded before the file is opened: if it cannot be, nothing is created. */
+  if (!zlib_ready(err)) return -1;
+  palloc_out_t o;
+  if (palloc_proto_out_open(&o, path, PALLOC_OUT_REPLACE, err) != 0) return -1;
+  long rc = palloc_proto_write_fd(p, o.fd, a, err);
+  return palloc_proto_out_close(&o, rc >= 0, err) == 0 ? rc : -1;
+}
