@@ -13,6 +13,26 @@
  * for the shared library, the static library and any inlining decision. The unwinder's own frames
  * (if any) come before palloc's and are dropped with them.
  *
+ * libunwind is not linked: it is loaded (dlopen "libunwind.so.8", which brings liblzma) by the
+ * first sampled allocation that needs it, so that the many short processes of a build or a
+ * script, which mostly never sample, do not pay for mapping and relocating both (about a sixth
+ * of a preloaded exec's start-up: tests/bench/startup.py). Loading inside malloc is made safe
+ * thus:
+ *  - nobody waits for it: the one thread that moves unw_state from UNLOADED to LOADING loads;
+ *    a thread that samples meanwhile takes that one stack by the frame-pointer walk. So no
+ *    thread ever waits on palloc while holding the loader's lock (a thread inside dlopen whose
+ *    constructor allocates cannot deadlock against a thread that is loading libunwind), and no
+ *    palloc lock is held while loading (take_sample holds none; unwind_lock is not taken);
+ *  - never from inside the dynamic loader: an allocation whose caller is ld.so's own code (link
+ *    maps, scopes, dynamic TLS, while ld.so is half-way through loading or relocating an object)
+ *    does not load; that stack is walked by frame pointers. Loading from a constructor that a
+ *    dlopen runs is a nested dlopen, which glibc supports;
+ *  - its allocations are palloc's own (the guard is held: unsampled);
+ *  - fork: the child of a fork taken while another thread was loading starts UNLOADED again
+ *    (the loading thread does not exist there);
+ *  - if it cannot be loaded, one palloc: line, and every stack is taken by the walk.
+ * The first sample of a process pays for the load once (a few hundred microseconds).
+ *
  * Fork: libunwind guards its caches with mutexes of its own and has no fork handlers, so a fork
  * while another thread is inside unw_backtrace left the child with a lock nobody would release,
  * and the child's first sample hung (seen in test_process: 1 child in ~1,200). Every
@@ -20,12 +40,20 @@
  * takes the write side: no thread is inside libunwind when the process forks. The lock prefers writers,
  * so a stream of samples cannot hold a fork off; nothing takes another palloc lock inside it.
  */
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
+#include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
 #include <pthread.h>
+#include <sys/auxv.h>
 #include "internal.h"
 
+#define LIBUNWIND_SONAME "libunwind.so.8"
+
 static pthread_rwlock_t unwind_lock = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+
+enum { UNW_UNLOADED, UNW_LOADING, UNW_READY, UNW_FAILED };
+static _Atomic int unw_state;
+static int (*unw_backtrace_fn)(void **buf, int max);  /* set before unw_state = UNW_READY */
 
 void palloc_stack_fork_prepare(void) { pthread_rwlock_wrlock(&unwind_lock); }
 void palloc_stack_fork_parent(void) { pthread_rwlock_unlock(&unwind_lock); }
@@ -34,11 +62,13 @@ void palloc_stack_fork_parent(void) { pthread_rwlock_unlock(&unwind_lock); }
 void palloc_stack_fork_child(void) {
   pthread_rwlock_t fresh = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
   unwind_lock = fresh;
+  int loading = UNW_LOADING;
+  atomic_compare_exchange_strong(&unw_state, &loading, UNW_UNLOADED);
 }
 
 static int unwind(uintptr_t *buf, int max) {
   pthread_rwlock_rdlock(&unwind_lock);
-  int n = unw_backtrace((void **)buf, max);
+  int n = unw_backtrace_fn((void **)buf, max);
   pthread_rwlock_unlock(&unwind_lock);
   return n;
 }
@@ -105,6 +135,50 @@ PALLOC_TEXT static int strip_ours(const uintptr_t *buf, int n, uintptr_t *pcs, i
   return k;
 }
 
+/* Whether pc is in the dynamic loader's code (the executable PT_LOAD of the object at AT_BASE;
+ * none in a static program). */
+static bool in_ldso(uintptr_t pc) {
+  uintptr_t base = (uintptr_t)getauxval(AT_BASE);
+  if (base == 0) return false;
+  const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)base;
+  const ElfW(Phdr) *ph = (const ElfW(Phdr) *)(base + eh->e_phoff);
+  for (int i = 0; i < eh->e_phnum; i++) {
+    if (ph[i].p_type != PT_LOAD || !(ph[i].p_flags & PF_X)) continue;
+    if (pc >= base + ph[i].p_vaddr && pc < base + ph[i].p_vaddr + ph[i].p_memsz) return true;
+  }
+  return false;
+}
+
+static bool load_libunwind(void) {
+  void *h = dlopen(LIBUNWIND_SONAME, RTLD_NOW | RTLD_LOCAL);
+  void *f = h ? dlsym(h, "unw_backtrace") : NULL;
+  if (f == NULL) {
+    const char *why = dlerror();
+    palloc_warn("cannot load libunwind (%s); stacks are taken by the frame-pointer walk",
+                why ? why : LIBUNWIND_SONAME);
+    return false;
+  }
+  unw_backtrace_fn = (int (*)(void **, int))f;
+  return true;
+}
+
+/* The stack of a sample taken before libunwind is loaded: loads it (see the top of this file)
+ * unless another thread is loading it or the allocation comes from the dynamic loader; until
+ * then the frame-pointer walk. Its frames are palloc's (dropped by the caller). */
+PALLOC_TEXT static int unwind_first(uintptr_t *buf, int want) {
+  int n = fp_walk(buf, want);
+  int i = 0;
+  while (i < n && !ours(buf[i])) i++;
+  while (i < n && ours(buf[i])) i++;
+  if (i >= n || in_ldso(buf[i])) return n; /* the caller is ld.so (or unknown): not now */
+  int expected = UNW_UNLOADED;
+  if (!atomic_compare_exchange_strong(&unw_state, &expected, UNW_LOADING))
+    return expected == UNW_READY ? unwind(buf, want) : n;
+  bool ok = load_libunwind();
+  atomic_store_explicit(&unw_state, ok ? UNW_READY : UNW_FAILED, memory_order_release);
+  return ok ? unwind(buf, want) : n;
+}
+
 /* PALLOC_UNWIND=fp in a program built without frame pointers gives one-frame stacks: the walk
  * stops at the first frame of the program, whose saved frame pointer is some other value. That
  * is detected once, cheaply: of the first FP_CHECK fp stacks, if most were at most one frame
@@ -119,7 +193,10 @@ __attribute__((noinline)) PALLOC_TEXT static void fp_check(int depth) {
   int shallow = atomic_load_explicit(&fp_shallow, memory_order_relaxed);
   if (shallow < FP_CHECK * 3 / 4) return;
   uintptr_t buf[PALLOC_MAX_DEPTH + 24], pcs[PALLOC_MAX_DEPTH];
-  int lu = strip_ours(buf, unwind(buf, PALLOC_MAX_DEPTH + 24), pcs, PALLOC_MAX_DEPTH);
+  int want = PALLOC_MAX_DEPTH + 24;
+  int st = atomic_load_explicit(&unw_state, memory_order_acquire);
+  int lu = st == UNW_FAILED ? 0 : st == UNW_READY ? unwind(buf, want) : unwind_first(buf, want);
+  lu = strip_ours(buf, lu, pcs, PALLOC_MAX_DEPTH);
   if (lu >= depth + FP_MORE)
     palloc_warn("PALLOC_UNWIND=fp: %d of the first %d stacks were at most 1 frame deep, where "
                 "libunwind finds %d: the program has no frame pointers (build it with "
@@ -130,7 +207,10 @@ __attribute__((noinline)) PALLOC_TEXT static void fp_check(int depth) {
 PALLOC_TEXT int palloc_stack_capture(uintptr_t *pcs, int max) {
   uintptr_t buf[PALLOC_MAX_DEPTH + 24];
   int want = max + 24;
-  int n = palloc_g.unwind_fp ? fp_walk(buf, want) : unwind(buf, want);
+  int st = atomic_load_explicit(&unw_state, memory_order_acquire);
+  int n = palloc_g.unwind_fp || st == UNW_FAILED ? fp_walk(buf, want)
+          : st == UNW_READY                     ? unwind(buf, want)
+                                                : unwind_first(buf, want);
   int k = strip_ours(buf, n, pcs, max);
   if (palloc_g.unwind_fp &&
       atomic_load_explicit(&fp_seen, memory_order_relaxed) < FP_CHECK)

@@ -1,36 +1,39 @@
 #!/usr/bin/env bash
 # libpalloc, preloaded into every process, loads what only a profile write needs (zlib) at the
-# first write, and never protobuf-c (palloc encodes profiles itself: proto/encode.c):
-#  1. libpalloc.so's NEEDED list holds neither libz nor libprotobuf-c;
-#  2. a preloaded program that writes no profile maps neither;
-#  3. a program that writes profiles (a snapshot from the writer thread, then one at exit)
-#     loads zlib then, and both profiles are valid (read back by `palloc top`).
+# first write, what only a sample needs (libunwind and its liblzma) at the first sample, and
+# never protobuf-c (palloc encodes profiles itself: proto/encode.c):
+#  1. libpalloc.so's NEEDED list holds none of them;
+#  2. a preloaded program that samples nothing and writes no profile maps none of them;
+#  3. a program that samples and writes profiles (a snapshot from the writer thread, then one at
+#     exit) loads libunwind and zlib then, and both profiles are valid (read back by
+#     `palloc top`) with stacks of several frames.
 # Usage: check_lazy_deps.sh LIBPALLOC_SO PALLOC_TOOL OUTDIR
 set -euo pipefail
 lib=$1 tool=$2 out=$3
 rm -rf "$out" && mkdir -p "$out"
 unset PALLOC_PROFILE PALLOC_PROFILE_SIGNAL PALLOC_PROFILE_INTERVAL
-lazy='libz\.so|libprotobuf-c'
+lazy='libz\.so|libprotobuf-c|libunwind|liblzma'
 fail() { echo "FAIL: $*"; exit 1; }
 
 needed=$(readelf -d "$lib" | grep NEEDED || true)
 if echo "$needed" | grep -qE "$lazy"; then fail "libpalloc.so needs at load time:"$'\n'"$needed"; fi
 echo "ok: libpalloc.so NEEDED: $(echo "$needed" | sed 's/.*\[\(.*\)\]/\1/' | tr '\n' ' ')"
 
-maps=$(LD_PRELOAD="$lib" cat /proc/self/maps)
+maps=$(LD_PRELOAD="$lib" PALLOC_SAMPLE_RATE=0 cat /proc/self/maps)
 echo "$maps" | grep -q libpalloc || fail "libpalloc is not mapped in the preloaded cat"
 if echo "$maps" | grep -qE "$lazy"; then
   fail "a program that writes no profile maps:"$'\n'"$(echo "$maps" | grep -E "$lazy")"
 fi
-echo "ok: a preloaded program that writes no profile maps no zlib, no protobuf-c"
+echo "ok: a preloaded program that samples nothing, writes no profile maps none of them"
 
 # sh (every allocation sampled) writes a snapshot after 1 s from the writer thread, then prints
 # its own maps, then writes the exit profile.
 LD_PRELOAD="$lib" PALLOC_SAMPLE_RATE=1 PALLOC_PROFILE_INTERVAL=1 \
   PALLOC_PROFILE="$out/heap.pb.gz" sh -c 'sleep 1.6; cat /proc/$$/maps' > "$out/maps.txt"
 grep -qE 'libz\.so' "$out/maps.txt" || fail "no zlib in the maps of a program that wrote a snapshot"
+grep -q 'libunwind' "$out/maps.txt" || fail "no libunwind in the maps of a program that sampled"
 if grep -q 'libprotobuf-c' "$out/maps.txt"; then fail "protobuf-c was loaded to write a profile"; fi
-echo "ok: the first write loaded zlib (and no protobuf-c)"
+echo "ok: the first sample loaded libunwind, the first write zlib (and no protobuf-c)"
 for f in "$out/heap.0001.pb.gz" "$out/heap.pb.gz"; do
   [ -s "$f" ] || fail "no profile $f"
   "$tool" top -n 3 "$f" > "$out/top.txt" || fail "palloc top cannot read $f"
