@@ -150,6 +150,13 @@ static bool in_ldso(uintptr_t pc) {
 }
 
 static bool load_libunwind(void) {
+  /* A statically linked program (no dynamic loader: AT_BASE is 0) would get a second libc with
+   * the library; it has no frame-pointer-free unwinder then. */
+  if (getauxval(AT_BASE) == 0) {
+    palloc_warn("a static program cannot load libunwind; stacks are taken by the frame-pointer "
+                "walk");
+    return false;
+  }
   void *h = dlopen(LIBUNWIND_SONAME, RTLD_NOW | RTLD_LOCAL);
   void *f = h ? dlsym(h, "unw_backtrace") : NULL;
   if (f == NULL) {

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 #include <zlib.h>
 #include "palloc_proto.h"
@@ -44,6 +45,11 @@ static struct {
 static pthread_once_t zlib_once = PTHREAD_ONCE_INIT;
 
 static void zlib_load(void) {
+  /* A statically linked program (no dynamic loader: AT_BASE is 0) would get a second libc. */
+  if (getauxval(AT_BASE) == 0) {
+    snprintf(zlib.err, sizeof zlib.err, "a static program cannot load zlib (%s)", ZLIB_SONAME);
+    return;
+  }
   void *h = dlopen(ZLIB_SONAME, RTLD_NOW | RTLD_LOCAL);
   if (h != NULL) {
     zlib.deflate_init2 = (int (*)(z_streamp, int, int, int, int, int, const char *, int))
