@@ -11,6 +11,22 @@
  *
  * Reentrancy: palloc_thread_t.guard > 0 while palloc itself runs (unwinding, writing a profile);
  * any malloc made then is served by mimalloc unsampled, and the countdown is restored after.
+ *
+ * Signal handlers that allocate (undefined in POSIX, common in practice) interrupt a thread at any
+ * instruction, and run palloc again on that thread. Nothing a handler does may wait for palloc
+ * state the interrupted code holds, nor see a per-thread structure half-updated:
+ *  - every palloc lock a thread can hold (registry stripes, unwinder, metadata, thread-cache
+ *    slot arrays, profile writer, fork handlers) is taken only under the guard (the registry's
+ *    enters it itself), so a handler's allocations are then unsampled and take no palloc lock;
+ *  - a handler's free of a possibly sampled block while its thread is inside the registry is
+ *    deferred (registry.c): the block stays allocated and registered until the interrupted
+ *    registry call leaves, which then unregisters and frees it;
+ *  - the thread cache's bins are changed only with tc_busy set; a handler finding it set goes
+ *    to mimalloc directly (palloc_tc_pop / palloc_tc_push);
+ *  - the budget is charged with one read-modify-write, and the guard saves and restores it in an
+ *    order a nested handler cannot disturb (palloc_guard_enter / palloc_guard_exit).
+ * mimalloc itself is not made reentrant by any of this: a handler that allocates while its thread
+ * is inside mimalloc can corrupt mimalloc's page (tests/alloc/test_signal.c measured it).
  */
 #ifndef PALLOC_INTERNAL_H
 #define PALLOC_INTERNAL_H
@@ -77,7 +93,13 @@ typedef struct palloc_thread_s {
    * handler on this thread sees the budget before or after it, never half of it. The slow paths
    * read and write it through palloc_countdown / palloc_set_countdown. */
   _Atomic uint64_t budget;
+  /* 1 while this thread changes its bins: a signal handler that interrupts a push or pop must
+   * not touch them (nor can it wait), so it bypasses the cache. Set and cleared by this thread
+   * only; a handler always leaves it as it found it. */
+  volatile uint8_t tc_busy;
+  uint8_t in_registry;   /* 1 while this thread is in a registry call (registry.c) */
   palloc_tc_bin_t tc[PALLOC_TC_CLASSES]; /* the thread cache, on the fast paths too */
+  void *_Atomic deferred; /* frees deferred by signal handlers, linked through their blocks */
   uint32_t guard;        /* > 0 while palloc's own code runs on this thread */
   uint8_t state;         /* PALLOC_T_* */
   uint8_t is_main;
@@ -190,6 +212,9 @@ bool palloc_registry_init(bool trace);
 bool palloc_registry_add(const void *p, palloc_bucket_t *bucket, size_t size);
 /* Removes p if it is registered and gives its bucket and size; false if p was not sampled. */
 bool palloc_registry_take(const void *p, palloc_bucket_t **bucket, size_t *size);
+/* Frees p, possibly sampled, later: this thread is inside the registry (t->in_registry; a signal
+ * handler interrupted it), which then takes p out and frees it when that registry call ends. */
+void palloc_registry_defer_free(palloc_thread_t *t, void *p);
 uint64_t palloc_registry_bytes(void);
 void palloc_registry_lock(void);   /* fork handlers */
 void palloc_registry_unlock(void);
@@ -231,20 +256,41 @@ void palloc_tc_thread_start(palloc_thread_t *t);  /* gives the thread's bins the
 void palloc_tc_thread_exit(palloc_thread_t *t);   /* returns every block; caches no more */
 void palloc_tc_lock(void);                       /* fork handlers (writer.c) */
 void palloc_tc_unlock(void);
+/* A free into a full bin (or one with cap 0); called with tc_busy set, and clears it. */
 bool palloc_tc_overflow(palloc_tc_bin_t *b, void *p);
 size_t palloc_tc_held_max(void);
+
+/* A bin's operations are bracketed by tc_busy = 1 ... tc_busy = 0, with compiler barriers (a
+ * signal handler runs on the same thread: no fence instruction is needed), so that a handler
+ * sees every bin either untouched or done. No order of the plain loads and stores alone would
+ * do: a handler that runs between the load of n and its store, and pops the same block, would
+ * be handed the block the interrupted pop returns. A handler that arrives between the test of
+ * tc_busy and its store finishes before the interrupted operation reads anything. */
+static inline __attribute__((always_inline)) void palloc_tc_enter(palloc_thread_t *t) {
+  t->tc_busy = 1;
+  atomic_signal_fence(memory_order_seq_cst);
+}
+static inline __attribute__((always_inline)) void palloc_tc_leave(palloc_thread_t *t) {
+  atomic_signal_fence(memory_order_seq_cst);
+  t->tc_busy = 0;
+}
 
 /* Takes a cached block for malloc(n) on this thread into *p; false if there is none. (A bool
  * and not a NULL return: the caller then needs no test of the pointer.) */
 static inline __attribute__((always_inline)) bool palloc_tc_pop(size_t n, void **p) {
-  if (n > PALLOC_TC_MAX) return false;
+  palloc_thread_t *t = &palloc_thread;
+  if (n > PALLOC_TC_MAX || t->tc_busy) return false;
   unsigned c = atomic_load_explicit(&palloc_tc_class[(n + 7) >> 3], memory_order_relaxed);
-  palloc_tc_bin_t *b = &palloc_thread.tc[c];
+  palloc_tc_bin_t *b = &t->tc[c];
+  palloc_tc_enter(t);
   uint32_t k = b->n;
-  if (k == 0) return false;
-  b->n = k - 1;
-  *p = b->slot[k - 1];
-  return true;
+  bool hit = k != 0;
+  if (palloc_likely(hit)) {
+    *p = b->slot[k - 1];
+    b->n = k - 1;
+  }
+  palloc_tc_leave(t);
+  return hit;
 }
 
 /* Keeps the unsampled block p in this thread's cache; false if it is not cacheable (NULL, too
@@ -257,12 +303,16 @@ static inline __attribute__((always_inline)) bool palloc_tc_push(void *p) {
   if (u - 1 >= PALLOC_TC_MAX) return false; /* u == 0: p is NULL */
   /* mimalloc's usable sizes are multiples of 8; were one not, u >> 3 rounds down, to a class
    * no larger than the block. */
+  palloc_thread_t *t = &palloc_thread;
+  if (t->tc_busy) return false;
   unsigned c = atomic_load_explicit(&palloc_tc_exact[u >> 3], memory_order_relaxed);
-  palloc_tc_bin_t *b = &palloc_thread.tc[c];
+  palloc_tc_bin_t *b = &t->tc[c];
+  palloc_tc_enter(t);
   uint32_t k = b->n;
   if (palloc_unlikely(k >= b->cap)) return palloc_tc_overflow(b, p); /* PALLOC_TC_NONE too */
   b->slot[k] = p;
   b->n = k + 1;
+  palloc_tc_leave(t);
   return true;
 }
 

@@ -36,6 +36,18 @@
  * Nothing here calls malloc (tables are mmap'd), so the registry can run inside malloc and free.
  * Fork: the prepare handler takes every stripe lock, so the child never inherits one held by a
  * thread that does not exist there.
+ *
+ * Signal handlers. A handler that frees a sampled block on a thread interrupted while it holds
+ * (or is taking, or releasing) a stripe lock would wait for itself. Every registry call, and the
+ * fork handlers' hold of all stripes, therefore runs with the thread's in_registry set and under
+ * its guard (so a handler's allocations are unsampled and never reach palloc_registry_add). A
+ * free that finds in_registry set (palloc_free_slow, palloc_realloc_slow) does not come here: it
+ * pushes its block onto the thread's deferred list, a stack linked through the blocks' first
+ * words, pushed by handlers with a CAS (a handler may be interrupted by another) and emptied
+ * with one exchange. The interrupted registry call, as it leaves, takes each deferred block out
+ * of the registry and frees it to mimalloc. Until then the block is neither reused (mimalloc has
+ * not seen it) nor unregistered, so the registry and the profile never see its address twice;
+ * the profile counts it live for the rest of that registry call.
  */
 #include <pthread.h>
 #include <sys/mman.h>
@@ -136,6 +148,55 @@ static bool grow(stripe_t *s) {
   return true;
 }
 
+/* in_registry is 1 from just before a stripe lock is taken until just after it is released:
+ * the whole stretch in which a handler's registry call could wait for this thread. */
+static inline void flag_on(palloc_thread_t *t) {
+  t->in_registry = 1;
+  atomic_signal_fence(memory_order_seq_cst);
+}
+static inline void flag_off(palloc_thread_t *t) {
+  atomic_signal_fence(memory_order_seq_cst);
+  t->in_registry = 0;
+  atomic_signal_fence(memory_order_seq_cst);
+}
+
+static bool take(palloc_thread_t *t, uintptr_t a, palloc_bucket_t **bucket, size_t *size);
+
+/* Frees the blocks that handlers deferred while this thread was in the registry. Runs under the
+ * guard with the flag down; a handler that interrupts one of its own take() calls defers onto
+ * the list again, and the loop picks that up. */
+static void drain(palloc_thread_t *t) {
+  void *p;
+  while ((p = atomic_exchange_explicit(&t->deferred, NULL, memory_order_relaxed)) != NULL) {
+    while (p != NULL) {
+      void *next = *(void **)p;
+      palloc_bucket_t *b;
+      size_t size;
+      if (take(t, (uintptr_t)p, &b, &size)) palloc_bucket_record_free(b, size);
+      mi_free(p);
+      p = next;
+    }
+  }
+}
+
+/* Every registry call runs under the guard, so that a handler's allocations meanwhile are
+ * unsampled and never reach palloc_registry_add. On the way out, after the flag is down, it
+ * frees what handlers deferred: a handler that arrives after that look finds the flag down and
+ * frees by itself. */
+static inline void enter(palloc_thread_t *t) { palloc_guard_enter(t); }
+static inline void leave(palloc_thread_t *t) {
+  if (palloc_unlikely(atomic_load_explicit(&t->deferred, memory_order_relaxed) != NULL)) drain(t);
+  palloc_guard_exit(t);
+}
+
+void palloc_registry_defer_free(palloc_thread_t *t, void *p) {
+  void *head = atomic_load_explicit(&t->deferred, memory_order_relaxed);
+  do {
+    *(void **)p = head;
+  } while (!atomic_compare_exchange_weak_explicit(&t->deferred, &head, p, memory_order_relaxed,
+                                                  memory_order_relaxed));
+}
+
 bool palloc_registry_add(const void *p, palloc_bucket_t *bucket, size_t size) {
   uintptr_t a = (uintptr_t)p;
   if (!map_ready) return false; /* no map: a registered block could not be found again */
@@ -143,6 +204,9 @@ bool palloc_registry_add(const void *p, palloc_bucket_t *bucket, size_t size) {
   if (atomic_load_explicit(count, memory_order_relaxed) >= COUNT_LIMIT) return false;
   uint64_t h = addr_hash(a);
   stripe_t *s = stripe_of(h);
+  palloc_thread_t *t = &palloc_thread;
+  enter(t);
+  flag_on(t);
   pthread_mutex_lock(&s->lock);
   bool ok = (s->used + 1) * 4 <= s->cap * 3 || grow(s);
   if (ok) {
@@ -151,15 +215,28 @@ bool palloc_registry_add(const void *p, palloc_bucket_t *bucket, size_t size) {
     atomic_fetch_add_explicit(count, 1, memory_order_relaxed);
   }
   pthread_mutex_unlock(&s->lock);
+  flag_off(t);
+  leave(t);
   return ok;
 }
 
 bool palloc_registry_take(const void *p, palloc_bucket_t **bucket, size_t *size) {
   uintptr_t a = (uintptr_t)p;
   if (atomic_load_explicit(count_of(a), memory_order_relaxed) == 0) return false; /* see top */
+  palloc_thread_t *t = &palloc_thread;
+  enter(t);
+  bool found = take(t, a, bucket, size);
+  leave(t);
+  return found;
+}
+
+/* palloc_registry_take's work, inside enter/leave. */
+static bool take(palloc_thread_t *t, uintptr_t a, palloc_bucket_t **bucket, size_t *size) {
+  if (atomic_load_explicit(count_of(a), memory_order_relaxed) == 0) return false;
   uint64_t h = addr_hash(a);
   stripe_t *s = stripe_of(h);
   bool found = false;
+  flag_on(t);
   pthread_mutex_lock(&s->lock);
   if (s->used != 0) {
     size_t mask = s->cap - 1, i = (size_t)h & mask;
@@ -185,14 +262,20 @@ bool palloc_registry_take(const void *p, palloc_bucket_t **bucket, size_t *size)
     }
   }
   pthread_mutex_unlock(&s->lock);
+  flag_off(t);
   return found;
 }
 
 uint64_t palloc_registry_bytes(void) { return atomic_load(&table_bytes); }
 
+/* Fork handlers: the forking thread holds every stripe from prepare to parent/child. */
 void palloc_registry_lock(void) {
+  enter(&palloc_thread);
+  flag_on(&palloc_thread);
   for (int i = 0; i < STRIPES; i++) pthread_mutex_lock(&stripes[i].lock);
 }
 void palloc_registry_unlock(void) {
   for (int i = STRIPES - 1; i >= 0; i--) pthread_mutex_unlock(&stripes[i].lock);
+  flag_off(&palloc_thread);
+  leave(&palloc_thread);
 }

@@ -114,11 +114,13 @@ PALLOC_TEXT void *palloc_alloc_slow(size_t n, size_t align, bool zero) {
 
 PALLOC_TEXT void palloc_free_slow(void *p) {
   if (p == NULL) return;
-  if (palloc_g.trace) {
-    palloc_thread_t *t = &palloc_thread;
-    if (t->guard == 0)
-      palloc_trace_account(t, 0, (int64_t)mi_usable_size(p));
+  palloc_thread_t *t = &palloc_thread;
+  if (palloc_unlikely(t->in_registry)) {
+    /* A signal handler, and this thread is inside the registry: registry.c frees p after. */
+    palloc_registry_defer_free(t, p);
+    return;
   }
+  if (palloc_g.trace && t->guard == 0) palloc_trace_account(t, 0, (int64_t)mi_usable_size(p));
   /* Counted before the block is released: once mi_free returns, the same address may be handed
    * out and sampled again by another thread. */
   palloc_bucket_t *b;
@@ -132,6 +134,16 @@ PALLOC_TEXT void palloc_free_slow(void *p) {
  * address and sample it), and comes back if mi_realloc fails, since the old block then stays. */
 PALLOC_TEXT void *palloc_realloc_slow(void *p, size_t n, bool due) {
   palloc_thread_t *t = &palloc_thread;
+  if (palloc_unlikely(t->in_registry)) {
+    /* A signal handler, and this thread is inside the registry (palloc_free_slow): p cannot be
+     * looked up now, so it moves to an unsampled block and its free is deferred. */
+    void *q = mi_malloc(n);
+    if (q == NULL) return NULL;
+    size_t old = mi_usable_size(p);
+    memcpy(q, p, old < n ? old : n);
+    palloc_registry_defer_free(t, p);
+    return q;
+  }
   bool sample = due && palloc_slow_decide(t, n);
   bool tracing = palloc_g.trace && t->guard == 0;
   size_t old_usable = tracing ? mi_usable_size(p) : 0;

@@ -43,8 +43,10 @@
  * palloc's fork handler (writer.c) like palloc's other locks. Fork: the child keeps the forking
  * thread's cache; blocks cached by the parent's other threads stay allocated in the child
  * (at most palloc_tc_held_max() per thread), as the rest of those threads' memory does.
- * Signal handlers: malloc is not async-signal-safe (nor is mimalloc's); a handler that
- * allocates while its thread is inside malloc or free can corrupt that thread's bin.
+ * Signal handlers: a handler that allocates or frees on a thread interrupted inside one of its
+ * bin operations finds tc_busy set and goes to mimalloc directly, so it never sees a bin half
+ * changed (internal.h, palloc_tc_enter). Every change of a thread's bins, here too, is made with
+ * tc_busy set.
  */
 #include <pthread.h>
 #include <string.h>
@@ -113,19 +115,21 @@ size_t palloc_tc_held_max(void) {
 /* A thread's first slow-path visit (guard held). Without memory for the slots, the thread
  * simply runs uncached. */
 void palloc_tc_thread_start(palloc_thread_t *t) {
-  if (slots_per_thread == 0 || t->tc[0].slot != NULL) return;
+  if (slots_per_thread == 0 || t->tc[0].slot != NULL || t->tc_busy) return;
   pthread_mutex_lock(&area_lock);
   void **area = free_areas;
   if (area != NULL) free_areas = (void **)area[0];
   pthread_mutex_unlock(&area_lock);
   if (area == NULL) area = palloc_meta_alloc(slots_per_thread * sizeof(void *));
   if (area == NULL) return;
+  palloc_tc_enter(t);
   for (unsigned i = 0; i < class_count; i++) {
     t->tc[i].slot = area;
     t->tc[i].n = 0;
     t->tc[i].cap = class_cap[i];
     area += class_cap[i];
   }
+  palloc_tc_leave(t);
 }
 
 static void flush_bin(palloc_tc_bin_t *b, uint32_t count) {
@@ -135,12 +139,18 @@ static void flush_bin(palloc_tc_bin_t *b, uint32_t count) {
   b->n -= count;
 }
 
-/* A free into a full bin (or into a thread's bins before set-up or after exit: cap 0). */
+/* A free into a full bin (or into a thread's bins before set-up or after exit: cap 0), from
+ * palloc_tc_push with tc_busy set: a handler that interrupts the flush's mi_free calls bypasses
+ * the cache. */
 bool palloc_tc_overflow(palloc_tc_bin_t *b, void *p) {
-  if (b->cap == 0) return false;
-  flush_bin(b, b->cap / 2);
-  b->slot[b->n++] = p;
-  return true;
+  palloc_thread_t *t = &palloc_thread;
+  bool kept = b->cap != 0;
+  if (kept) {
+    flush_bin(b, b->cap / 2);
+    b->slot[b->n++] = p;
+  }
+  palloc_tc_leave(t);
+  return kept;
 }
 
 static void flush_all(palloc_thread_t *t) {
@@ -150,13 +160,22 @@ static void flush_all(palloc_thread_t *t) {
 /* The thread's exit has begun: give everything back and cache nothing from here on. */
 void palloc_tc_thread_exit(palloc_thread_t *t) {
   void **area = t->tc[0].slot;
-  if (area == NULL) return;
+  if (area == NULL || t->tc_busy) return;
+  palloc_tc_enter(t);
   flush_all(t);
   for (unsigned i = 0; i < class_count; i++) t->tc[i] = (palloc_tc_bin_t){0};
+  palloc_tc_leave(t);
   pthread_mutex_lock(&area_lock);
   area[0] = (void *)free_areas;
   free_areas = area;
   pthread_mutex_unlock(&area_lock);
 }
 
-void palloc_thread_cache_flush(void) { flush_all(&palloc_thread); }
+/* From a signal handler that interrupted a bin operation: nothing (the bins are not ours now). */
+void palloc_thread_cache_flush(void) {
+  palloc_thread_t *t = &palloc_thread;
+  if (t->tc_busy) return;
+  palloc_tc_enter(t);
+  flush_all(t);
+  palloc_tc_leave(t);
+}

@@ -181,8 +181,11 @@ static void start_writer_thread(void) {
 /* ---- fork ----------------------------------------------------------------------------------- */
 /* The locks are taken in this order, outermost first: the profile writer's (it may make buckets:
  * meta), palloc's memory (meta), the unwinder's (a thread unwinding takes no palloc lock), the
- * thread caches' slot arrays (a leaf). The registry's stripes follow, in their own handler. */
+ * thread caches' slot arrays (a leaf). The registry's stripes follow, in their own handler.
+ * The forking thread holds them under its guard, so that a signal handler's allocations there
+ * are unsampled and wait for none of them (internal.h). */
 void palloc_fork_prepare(void) {
+  palloc_guard_enter(&palloc_thread);
   pthread_mutex_lock(&write_lock);
   palloc_meta_lock();
   palloc_stack_fork_prepare();
@@ -193,12 +196,14 @@ void palloc_fork_parent(void) {
   palloc_stack_fork_parent();
   palloc_meta_unlock();
   pthread_mutex_unlock(&write_lock);
+  palloc_guard_exit(&palloc_thread);
 }
 void palloc_fork_child(void) {
   palloc_tc_unlock();
   palloc_stack_fork_child();
   palloc_meta_unlock();
   pthread_mutex_unlock(&write_lock);
+  palloc_guard_exit(&palloc_thread);
   if (writer_wanted) {
     sem_init(&snap_sem, 0, 0);
     snap_seq = 0;
