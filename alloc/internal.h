@@ -93,12 +93,12 @@ typedef struct palloc_thread_s {
    * handler on this thread sees the budget before or after it, never half of it. The slow paths
    * read and write it through palloc_countdown / palloc_set_countdown. */
   _Atomic uint64_t budget;
+  palloc_tc_bin_t tc[PALLOC_TC_CLASSES]; /* the thread cache, on the fast paths too */
   /* 1 while this thread changes its bins: a signal handler that interrupts a push or pop must
    * not touch them (nor can it wait), so it bypasses the cache. Set and cleared by this thread
-   * only; a handler always leaves it as it found it. */
-  volatile uint8_t tc_busy;
-  uint8_t in_registry;   /* 1 while this thread is in a registry call (registry.c) */
-  palloc_tc_bin_t tc[PALLOC_TC_CLASSES]; /* the thread cache, on the fast paths too */
+   * only, between compiler barriers (palloc_tc_enter); a handler leaves it as it found it. */
+  uint8_t tc_busy;
+  uint8_t in_registry;   /* 1 while this thread may hold a registry stripe lock (registry.c) */
   void *_Atomic deferred; /* frees deferred by signal handlers, linked through their blocks */
   uint32_t guard;        /* > 0 while palloc's own code runs on this thread */
   uint8_t state;         /* PALLOC_T_* */
