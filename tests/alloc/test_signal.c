@@ -4,7 +4,7 @@
  *
  * A 5 kHz ITIMER_REAL delivers SIGALRM while the main thread and a succession of short-lived
  * worker threads churn the heap (malloc, calloc, realloc, free, cache flushes, thread start and
- * exit). The handler allocates blocks of sizes that the sampler takes at any rate, tags, checks
+ * exit, and in the first half fork). The handler allocates blocks of sizes that the sampler takes at any rate, tags, checks
  * and frees them. For the first half of the run the main thread takes the signals, for the second
  * half (main blocks SIGALRM) the workers do.
  *
@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -48,6 +49,7 @@
 
 static _Atomic uint64_t progress;       /* bumped by every churning thread, read by the watchdog */
 static _Atomic uint64_t handled_main, handled_workers, skipped, handler_bad, churn_bad;
+static _Atomic uint64_t forks, fork_bad;
 static _Atomic int done;
 static pthread_t main_thread;
 
@@ -147,7 +149,23 @@ static uint64_t rnd(uint64_t *s) {
   return *s;
 }
 
-static __attribute__((noinline)) void churn(ring_t *r, uint64_t seed, int64_t until) {
+/* A fork: palloc's fork handlers hold its locks across the fork, and the kernel lets a pending
+ * signal's handler run in the parent in the middle of it. */
+static void fork_once(void) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    void *p = malloc(100);
+    free(p);
+    _exit(p != NULL ? 0 : 1);
+  }
+  int st = 0;
+  if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+    atomic_fetch_add(&fork_bad, 1);
+  else
+    atomic_fetch_add(&forks, 1);
+}
+
+static __attribute__((noinline)) void churn(ring_t *r, uint64_t seed, int64_t until, bool forks) {
   uint64_t id = seed << 32;
   for (uint64_t i = 1;; i++) {
     if ((i & 255) == 0) {
@@ -155,6 +173,7 @@ static __attribute__((noinline)) void churn(ring_t *r, uint64_t seed, int64_t un
       if (now_ns() >= until) return;
     }
     if ((i & 4095) == 0) palloc_thread_cache_flush();
+    if (forks && (i & 2047) == 0) fork_once();
     unsigned k = (unsigned)(rnd(&seed) % RING);
     if (r->p[k] != NULL && !tagged(r->p[k], r->n[k], r->t[k])) atomic_fetch_add(&churn_bad, 1);
     size_t n = 16 + rnd(&seed) % 1024;
@@ -182,7 +201,7 @@ static void *worker(void *arg) {
   sigemptyset(&s);
   sigaddset(&s, SIGALRM);
   pthread_sigmask(SIG_UNBLOCK, &s, NULL); /* the main thread may have it blocked */
-  churn(&r, (uint64_t)(uintptr_t)arg, now_ns() + WORKER_NS);
+  churn(&r, (uint64_t)(uintptr_t)arg, now_ns() + WORKER_NS, false);
   for (int k = 0; k < RING; k++) {
     if (r.p[k] != NULL && !tagged(r.p[k], r.n[k], r.t[k])) atomic_fetch_add(&churn_bad, 1);
     free(r.p[k]);
@@ -271,9 +290,9 @@ int main(void) {
   static ring_t mine;
   int64_t t0 = now_ns(), half = t0 + RUN_NS / 2, end = t0 + RUN_NS;
   if (pthread_create(&wk, NULL, workers, &end) != 0) abort();
-  churn(&mine, 1, half);
+  churn(&mine, 1, half, true);
   pthread_sigmask(SIG_BLOCK, &alrm, NULL); /* second half: the workers take the signals */
-  churn(&mine, 1u << 16, end);
+  churn(&mine, 1u << 16, end, false);
   pthread_join(wk, NULL);
   struct itimerval off = {{0, 0}, {0, 0}};
   setitimer(ITIMER_REAL, &off, NULL);
@@ -314,10 +333,12 @@ int main(void) {
   CHECK(handled_workers > 200, "signals handled on worker threads: %llu",
         (unsigned long long)handled_workers);
   CHECK(handler_bad == 0, "handler blocks overwritten: %llu", (unsigned long long)handler_bad);
+  CHECK(forks > 0 && fork_bad == 0, "forks: %llu, failed %llu", (unsigned long long)forks,
+        (unsigned long long)fork_bad);
   CHECK(churn_bad == 0, "churned blocks overwritten: %llu", (unsigned long long)churn_bad);
-  printf("signal: rate %zu, %llu + %llu signals handled (main, workers), %llu in mimalloc\n",
+  printf("signal: rate %zu, %llu + %llu signals handled (main, workers), %llu in mimalloc, %llu forks\n",
          rate, (unsigned long long)handled_main, (unsigned long long)handled_workers,
-         (unsigned long long)skipped);
+         (unsigned long long)skipped, (unsigned long long)forks);
   pthread_join(dog, NULL);
   return CHECK_DONE();
 }
