@@ -25,7 +25,9 @@
 
 static palloc_bucket_t *_Atomic *table;
 static _Atomic(palloc_bucket_t *) all_buckets;
-static _Atomic int table_state; /* palloc_once */
+/* palloc_once: its waiters spin, and meta.c's lock is taken to make the table and buckets; both
+ * only under the guard (take_sample), so a signal handler on the same thread never waits here. */
+static _Atomic int table_state;
 
 /* The size part of a bucket's key: the request size rounded up to a size class, 8 classes per
  * power of two (multiples of 8 up to 64). Go keys by its size classes too; keying by the exact

@@ -39,6 +39,8 @@
  * unw_backtrace runs under the read side of unwind_lock, and palloc's fork handler (writer.c)
  * takes the write side: no thread is inside libunwind when the process forks. The lock prefers writers,
  * so a stream of samples cannot hold a fork off; nothing takes another palloc lock inside it.
+ * Both sides are taken under the thread's guard, so a signal handler that allocates on the same
+ * thread meanwhile is not sampled and never asks for it again (internal.h).
  */
 #include <dlfcn.h>
 #include <elf.h>
