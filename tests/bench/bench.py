@@ -26,7 +26,8 @@ MIMALLOC = LIBDIR + "/libmimalloc.so.2"
 JEMALLOC = LIBDIR + "/libjemalloc.so.2"
 TCMALLOC = LIBDIR + "/libtcmalloc.so.4"
 
-WORKLOADS = ["churn", "larson", "realloc", "large", "longlived", "deep"]
+WORKLOADS = ["churn", "larson", "realloc", "large", "longlived", "deep", "cfrac", "espresso",
+             "barnes", "server", "mstress"]
 CONFIGS = ["glibc", "mimalloc", "palloc-off", "palloc", "palloc-4k", "jemalloc", "jemalloc-prof",
            "tcmalloc-heapprof", "heaptrack"]
 # Each profiler over the allocator it is built on: what turning profiling on costs by itself.
@@ -97,11 +98,23 @@ def jemalloc_prof_enabled():
     return m.group(1) if m else "unknown"
 
 
+RUSAGE = [None]  # the launcher built from rusage.c (build_workloads)
+
+
 def run_measured(argv, env, cap, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
-    """Runs argv; returns dict(wall, cpu, rss_kb, rc, capped). CPU and peak RSS come from
-    wait4 (the process and the descendants it waited for); on the cap, the process group is killed."""
+    """Runs argv; returns dict(wall, cpu, rss_kb, rc, capped). CPU and peak RSS are the rusage of
+    the command (and the descendants it waited for) as written by the rusage launcher: wait4 here
+    would report at least this runner's own RSS (see rusage.c). On the cap, the launcher kills
+    the command (and reports its rusage), then the process group is killed."""
+    env = dict(env)
+    if "LD_PRELOAD" in env:
+        env["BENCH_PRELOAD"] = env.pop("LD_PRELOAD")
+    out = os.path.join(os.path.dirname(RUSAGE[0]), "rusage.out")
+    if os.path.exists(out):
+        os.unlink(out)
     t0 = time.monotonic()
-    p = subprocess.Popen(argv, env=env, stdout=stdout, stderr=stderr, start_new_session=True)
+    p = subprocess.Popen([RUSAGE[0], out] + argv, env=env, stdout=stdout, stderr=stderr,
+                         start_new_session=True)
     capped = False
     deadline = t0 + cap if cap else None
     while True:
@@ -110,17 +123,29 @@ def run_measured(argv, env, cap, stdout=subprocess.DEVNULL, stderr=subprocess.DE
             break
         if deadline and time.monotonic() > deadline:
             capped = True
+            os.kill(p.pid, signal.SIGUSR1)
+            for _ in range(200):  # up to 1 s for the launcher to reap and report
+                pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+                if pid:
+                    break
+                time.sleep(0.005)
             try:
                 os.killpg(p.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            pid, status, ru = os.wait4(p.pid, 0)
+            if not pid:
+                pid, status, ru = os.wait4(p.pid, 0)
             break
         time.sleep(0.005)
     wall = time.monotonic() - t0
     p.returncode = os.waitstatus_to_exitcode(status)
-    return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "rss_kb": ru.ru_maxrss,
-            "rc": p.returncode, "capped": capped}
+    cpu, rss = float("nan"), 0
+    try:
+        f = open(out).read().split()
+        cpu, rss = float(f[0]) + float(f[1]), int(f[2])
+    except (OSError, IndexError, ValueError):
+        pass  # killed before it could report
+    return {"wall": wall, "cpu": cpu, "rss_kb": rss, "rc": p.returncode, "capped": capped}
 
 
 def clean(tmp):
@@ -350,10 +375,13 @@ def poisson_bound(buckets, rate, which):
 
 # ---- the suite ----------------------------------------------------------------------------
 def build_workloads(out_dir):
+    RUSAGE[0] = os.path.join(out_dir, "rusage")
+    subprocess.run([os.environ.get("CC", "cc"), "-O2", "-o", RUSAGE[0],
+                    os.path.join(HERE, "rusage.c")], check=True)
     exe = os.path.join(out_dir, "workloads")
     src = os.path.join(HERE, "workloads.c")
     cmd = [os.environ.get("CC", "cc"), "-O2", "-g", "-fno-omit-frame-pointer",
-           "-fno-optimize-sibling-calls", "-no-pie", "-fno-pie", "-pthread", "-o", exe, src, "-ldl"]
+           "-fno-optimize-sibling-calls", "-no-pie", "-fno-pie", "-pthread", "-o", exe, src, "-ldl", "-lm"]
     subprocess.run(cmd, check=True)
     return exe
 
@@ -383,9 +411,10 @@ def print_table(title, wls, cfgs, cell, base_abs, unit, out):
         row = wl.ljust(w0) + base_abs(wl).rjust(10)
         row += "".join(cell(wl, c).rjust(w) for c, w in zip(cfgs, cw))
         out.append(row)
-    row = "geomean".ljust(w0) + "".rjust(10)
-    row += "".join(cell("geomean", c).rjust(w) for c, w in zip(cfgs, cw))
-    out.append(row)
+    for agg in ("geomean", "worst"):
+        row = agg.ljust(w0) + "".rjust(10)
+        row += "".join(cell(agg, c).rjust(w) for c, w in zip(cfgs, cw))
+        out.append(row)
 
 
 def overhead(args, exe, tmp, palloc_so):
@@ -428,11 +457,13 @@ def summarize(runs, wls, cfgs):
             rs = [r for r in runs if r["workload"] == wl and r["config"] == cfg]
             if not rs:
                 continue
-            # a capped heaptrack run was killed with its children unwaited: no CPU or RSS for it
-            ok = [r for r in rs if not (r["capped"] and r["config"] == "heaptrack")]
+            # a capped heaptrack run was killed with its children unwaited: no CPU or RSS for it;
+            # nor for a run whose launcher was killed before it could report
+            ok = [r for r in rs if not (r["capped"] and r["config"] == "heaptrack")
+                  and not math.isnan(r["cpu"])]
             summ[(wl, cfg)] = {
                 "wall": median([r["wall"] for r in rs]), "cpu": median([r["cpu"] for r in ok]),
-                "wall_min": min(r["wall"] for r in rs), "cpu_min": min(r["cpu"] for r in rs),
+                "wall_min": min(r["wall"] for r in rs), "cpu_min": min((r["cpu"] for r in ok), default=float("nan")),
                 "rss_kb": median([r["rss_kb"] for r in ok]),
                 "capped": any(r["capped"] for r in rs),
                 "failed": any(r["rc"] != 0 and not r["capped"] for r in rs),
@@ -454,8 +485,9 @@ def paired_ratio(runs, wls, cfg, base, metric="cpu", level=0.90, boot=4000):
     """cfg's cost over base's as (point, low, high): the geometric mean over workloads of the
     median per-repetition ratio, with a bootstrap interval over repetitions. Each repetition runs
     a workload's configurations back to back, so a pair shares the machine's load of that moment
-    and its ratio is steadier than the ratio of two medians taken over the whole run. None if a
-    workload lacks a complete pair."""
+    and its ratio is steadier than the ratio of two medians taken over the whole run. Returns
+    (point, low, high, {workload: median per-repetition ratio}); None if a workload lacks a
+    complete pair."""
     per = []
     for wl in wls:
         by_rep = {}
@@ -470,10 +502,11 @@ def paired_ratio(runs, wls, cfg, base, metric="cpu", level=0.90, boot=4000):
     point = geomean([median(v) for v in per])
     rng = random.Random(1)  # fixed: the same runs give the same interval
     draws = sorted(geomean([median(rng.choices(v, k=len(v))) for v in per]) for _ in range(boot))
-    return point, draws[int((1 - level) / 2 * boot)], draws[int((1 + level) / 2 * boot) - 1]
+    return (point, draws[int((1 - level) / 2 * boot)], draws[int((1 + level) / 2 * boot) - 1],
+            {wl: median(v) for wl, v in zip(wls, per)})
 
 
-def paired_table(runs, wls, cfgs):
+def paired_table(runs, wls, cfgs, metric="cpu"):
     """The pairs the targets are judged on: every configuration over mimalloc, each profiler over
     its own allocator, and palloc over jemalloc's profiling mode."""
     pairs = [(c, BASE) for c in cfgs if c != BASE and c not in TRACING]
@@ -481,10 +514,14 @@ def paired_table(runs, wls, cfgs):
     pairs += [("palloc", "jemalloc-prof")] if "palloc" in cfgs and "jemalloc-prof" in cfgs else []
     out = {}
     for c, b in pairs:
-        r = paired_ratio(runs, wls, c, b)
+        r = paired_ratio(runs, wls, c, b, metric)
         if r:
             out["%s/%s" % (c, b)] = r
     return out
+
+
+def paired_tables(runs, wls, cfgs):
+    return {m: paired_table(runs, wls, cfgs, m) for m in ("cpu", "rss_kb")}
 
 
 def probes(args, exe, tmp, palloc_so):
@@ -514,7 +551,7 @@ def instructions(args, exe, tmp, palloc_so):
     """Instruction counts under callgrind (deterministic, unlike time on a shared machine)."""
     res = {}
     for wl in args.workloads:
-        for cfg in INSN_CONFIGS:
+        for cfg in args.insn_configs:
             clean(tmp)
             argv, env = config_cmd(cfg, [exe, wl, str(args.insn_scale * INSN_MULT.get(wl, 1))],
                                    tmp, palloc_so)
@@ -531,7 +568,8 @@ def instructions(args, exe, tmp, palloc_so):
 def fmt_insn(insn, wls):
     out = ["", "Instructions (callgrind, scale %g, large x25), ratio to mimalloc; palloc-nowrite = "
            "512 KiB sampling without the profile write at exit" % INSN_SCALE[0]]
-    cfgs = [c for c in INSN_CONFIGS if any((wl, c) in insn for wl in wls)]
+    cfgs = [c for c in INSN_CONFIGS + sorted({c for _, c in insn} - set(INSN_CONFIGS))
+            if any((wl, c) in insn for wl in wls)]
     out.append("workload".ljust(11) + "mimalloc Minsn".rjust(15) + "".join(c.rjust(max(9, len(c) + 1))
                                                                    for c in cfgs))
     per = {c: [] for c in cfgs}
@@ -639,6 +677,32 @@ def fmt_acc(rows):
     return out
 
 
+def fmt_summary(paired, cfgs, reps):
+    """The targets' table: per configuration over mimalloc, the paired CPU and peak-RSS ratios'
+    geometric mean with its interval, and the worst workload's (median paired) ratio."""
+    out = ["", "Summary over %s (paired: per workload the median per-repetition ratio; geomean "
+           "over workloads with its 90%% bootstrap interval over repetitions%s; worst = the "
+           "largest workload's):" % (BASE, "" if reps >= 3 else ", none with fewer than 3"),
+           "%-16s %-24s %-22s %-24s %-22s" % ("configuration", "CPU geomean [90%]", "CPU worst",
+                                              "RSS geomean [90%]", "RSS worst")]
+
+    def part(v):
+        if not v:
+            return "-", "-"
+        pt, lo, hi, per = v
+        ci = " [%s, %s]" % (fmt_ratio(lo), fmt_ratio(hi)) if reps >= 3 else ""
+        wl = max(per, key=per.get)
+        return fmt_ratio(pt) + ci, "%s (%s)" % (fmt_ratio(per[wl]), wl)
+    for c in cfgs:
+        k = "%s/%s" % (c, BASE)
+        if c == BASE or k not in paired.get("cpu", {}):
+            continue
+        cg, cw = part(paired["cpu"].get(k))
+        rg, rw = part(paired.get("rss_kb", {}).get(k))
+        out.append("%-16s %-24s %-22s %-24s %-22s" % (c, cg, cw, rg, rw))
+    return out
+
+
 def report(args, summ, ratios, probe_res, acc, wls, cfgs, insn=None, paired=None):
     out = []
     out.append("palloc benchmark suite: %s mode, scale %g, %d repetitions, %s" % (
@@ -650,10 +714,15 @@ def report(args, summ, ratios, probe_res, acc, wls, cfgs, insn=None, paired=None
 
     def cellf(metric):
         def cell(wl, cfg):
-            r = ratios.get((metric, wl, cfg))
-            capped = summ.get((wl, cfg), {}).get("capped") if wl != "geomean" else \
+            if wl == "worst":
+                r = max((ratios[(metric, w, cfg)] for w in wls if (metric, w, cfg) in ratios),
+                        default=float("nan"))
+            else:
+                r = ratios.get((metric, wl, cfg))
+            agg = wl in ("geomean", "worst")
+            capped = summ.get((wl, cfg), {}).get("capped") if not agg else \
                 any(summ.get((w, cfg), {}).get("capped") for w in wls)
-            failed = wl != "geomean" and summ.get((wl, cfg), {}).get("failed")
+            failed = not agg and summ.get((wl, cfg), {}).get("failed")
             return fmt_ratio(r, capped) + ("!" if failed else "")
         return cell
 
@@ -664,18 +733,21 @@ def report(args, summ, ratios, probe_res, acc, wls, cfgs, insn=None, paired=None
                 "s", out)
     print_table("Median CPU time (user+sys)", wls, cfgs, cellf("cpu"),
                 absf("cpu", lambda v: "%.3f" % v), "s", out)
-    if paired:
+    paired = paired or {}
+    if paired.get("cpu"):
         out.append("")
         out.append("Paired CPU ratios (geomean over workloads of the median per-repetition ratio, "
                    "90%% bootstrap interval over repetitions%s):" %
                    ("" if args.reps >= 3 else "; none with fewer than 3"))
-        for k, (pt, lo, hi) in paired.items():
+        for k, (pt, lo, hi, _) in paired["cpu"].items():
             ci = "  [%s, %s]" % (fmt_ratio(lo), fmt_ratio(hi)) if args.reps >= 3 else ""
             out.append("  %-28s %s%s" % (k, fmt_ratio(pt), ci))
     print_table("Median peak RSS", wls, cfgs, cellf("rss_kb"),
                 absf("rss_kb", lambda v: "%.1f" % (v / 1024)), "MiB", out)
     out.append("('>' = a run hit the time cap of %gs (tracing tools only): a lower bound; "
                "'!' = a run failed)" % args.cap)
+    if paired.get("cpu"):
+        out += fmt_summary(paired, cfgs, args.reps)
     own = [(p, b) for p, b in OWN_BASE if any((wl, p) in summ and (wl, b) in summ for wl in wls)]
     if own:
         out.append("")
@@ -753,7 +825,8 @@ def write_outputs(args, runs, summ, ratios, probe_res, acc, text, insn, paired):
           "ratios": [dict(metric=m, workload=wl, config=c, ratio=v)
                      for (m, wl, c), v in ratios.items()],
           "probe": probe_res, "accuracy": acc, "runs": runs,
-          "paired_cpu": [dict(pair=k, ratio=v[0], low90=v[1], high90=v[2]) for k, v in paired.items()],
+          "paired": [dict(metric=m, pair=k, ratio=v[0], low90=v[1], high90=v[2], per_workload=v[3])
+                     for m, d in paired.items() for k, v in d.items()],
           "instructions": [dict(workload=w, config=c, insn=v) for (w, c), v in insn.items()]}
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(js, f, indent=1, default=str)
@@ -801,7 +874,7 @@ def rereport(path):
     summ, ratios = summarize(runs, wls, allcfgs)
     insn = {(d["workload"], d["config"]): d["insn"] for d in js.get("instructions", [])}
     print(report(args, summ, ratios, js.get("probe", {}), js.get("accuracy", {}), wls, cfgs, insn,
-                 paired_table(runs, wls, cfgs)))
+                 paired_tables(runs, wls, cfgs)))
     return 0
 
 
@@ -824,6 +897,8 @@ def main():
                     help="count instructions under callgrind (default in full mode)")
     ap.add_argument("--no-instructions", dest="insn", action="store_false")
     ap.add_argument("--insn-scale", type=float, default=0.02)
+    ap.add_argument("--insn-configs", default=",".join(INSN_CONFIGS),
+                    help="configurations counted under callgrind (mimalloc is the base)")
     ap.add_argument("--seeds", type=int, help="seeds for the accuracy runs (full 20, quick 3)")
     ap.add_argument("--acc-scale", type=float, help="scale of the accuracy runs (full 0.25)")
     ap.add_argument("--acc-workloads", default=None)
@@ -853,6 +928,9 @@ def main():
     args.workloads = [w for w in args.workloads.split(",") if w]
     args.acc_workloads = args.acc_workloads.split(",") if args.acc_workloads else args.workloads
     args.configs = [c for c in args.configs.split(",") if c]
+    args.insn_configs = [c for c in args.insn_configs.split(",") if c]
+    if BASE not in args.insn_configs:
+        args.insn_configs.insert(0, BASE)
     if BASE not in args.configs:
         args.configs.insert(0, BASE)
     build = os.path.abspath(args.build_dir)
@@ -887,7 +965,7 @@ def main():
         acc = accuracy(args, exe, tmp, palloc_so, symtab)
     allcfgs = cfgs + [c for c in DEEP_EXTRA if any(r["config"] == c for r in runs)]
     summ, ratios = summarize(runs, args.workloads, allcfgs)
-    paired = paired_table(runs, args.workloads, cfgs)
+    paired = paired_tables(runs, args.workloads, cfgs)
     text = report(args, summ, ratios, probe_res, acc, args.workloads, cfgs, insn, paired) if runs else \
         "\n".join(fmt_insn(insn, args.workloads) + fmt_acc(acc))
     print(text)
