@@ -206,7 +206,7 @@ static void deep(void) {
   }
 }
 
-/* ---- cfrac: factoring-style churn. The continued fraction of sqrt(N) for a 160-bit N in
+/* ---- cfrac: factoring-style churn. The continued fraction of sqrt(N) for a 192-bit N in
  * immutable bignums (every result a new block of 8-32 B, freed as soon as the next is made), each
  * denominator trial-divided by a factor base (one quotient allocated and freed per prime), and the
  * (partially) smooth ones kept as relations: many tiny short-lived blocks, a few long-lived ----- */
