@@ -141,12 +141,12 @@ void palloc_bucket_record_free(palloc_bucket_t *b, size_t size) {
   atomic_fetch_add(&b->frees, 1);
 }
 
-/* v = {allocs, alloc_bytes, frees, free_bytes}; frees read first (see the invariant above). */
-void palloc_bucket_read(const palloc_bucket_t *b, uint64_t v[4]) {
-  v[2] = atomic_load(&b->frees);
-  v[3] = atomic_load(&b->free_bytes);
-  v[0] = atomic_load(&b->allocs);
-  v[1] = atomic_load(&b->alloc_bytes);
-  if (v[2] > v[0]) v[2] = v[0];
-  if (v[3] > v[1]) v[3] = v[1];
+/* Frees are read first (see the invariant above). */
+void palloc_bucket_read(const palloc_bucket_t *b, palloc_bucket_counts_t *c) {
+  c->frees = atomic_load(&b->frees);
+  c->free_bytes = atomic_load(&b->free_bytes);
+  c->allocs = atomic_load(&b->allocs);
+  c->alloc_bytes = atomic_load(&b->alloc_bytes);
+  if (c->frees > c->allocs) c->frees = c->allocs;
+  if (c->free_bytes > c->alloc_bytes) c->free_bytes = c->alloc_bytes;
 }

@@ -379,8 +379,14 @@ palloc_bucket_t *palloc_bucket_get(const uintptr_t *stk, int n, size_t request);
 palloc_bucket_t *palloc_bucket_list(void);  /* head of the all-buckets list */
 void palloc_bucket_record_alloc(palloc_bucket_t *b, size_t size);
 void palloc_bucket_record_free(palloc_bucket_t *b, size_t size);
+/* A bucket's raw sampled counts (not yet scaled by the sampling rate): objects and requested
+ * bytes allocated, and of those, freed. In use = allocated - freed. */
+typedef struct palloc_bucket_counts_s {
+  uint64_t allocs, alloc_bytes;
+  uint64_t frees, free_bytes;
+} palloc_bucket_counts_t;
 /* A consistent read of one bucket: frees are read before allocs, so inuse is never negative. */
-void palloc_bucket_read(const palloc_bucket_t *b, uint64_t v[4]);
+void palloc_bucket_read(const palloc_bucket_t *b, palloc_bucket_counts_t *c);
 
 /* ---- unload.c ---------------------------------------------------------------------------- */
 /* dlclose(handle), keeping the names of the sampled frames of every library it unloads. */

@@ -63,227 +63,325 @@ static uint64_t now_ns(clockid_t c) {
 
 #define NEW(s, type, n) ((type *)palloc_scratch_alloc((s), (n) * sizeof(type) + 1))
 
+/* The sample values, in the order of the profile's sample_type (Go's heap profile). */
+enum { V_ALLOC_OBJECTS, V_ALLOC_SPACE, V_INUSE_OBJECTS, V_INUSE_SPACE, NVALUES };
+static const char *const value_type[NVALUES][2] = {
+  [V_ALLOC_OBJECTS] = {"alloc_objects", "count"}, [V_ALLOC_SPACE] = {"alloc_space", "bytes"},
+  [V_INUSE_OBJECTS] = {"inuse_objects", "count"}, [V_INUSE_SPACE] = {"inuse_space", "bytes"}};
+
+/* One bucket of the profile, as the snapshot read it. gone is read once, here: unload.c sets it
+ * under the writer lock, which the whole write holds. */
+typedef struct {
+  const palloc_bucket_t *b;
+  const uint32_t *gone;
+  palloc_bucket_counts_t c;
+} entry_t;
+
+/* A profile under construction. Each step below fills in its part, in this order; every array
+ * comes from the scratch arena s. A frame is a distinct location of the profile: frame i has
+ * location id i + 1, and frames [0, naddr) are numbered in the order the stacks first show them. */
 typedef struct {
   palloc_scratch_t *s;
   palloc_strtab_t st;
   palloc_pb_profile_t p;
+  int64_t rate;
+
+  entry_t *e;                          /* collect_buckets: the buckets with allocations */
+  size_t ne, nframes;                  /*   and the total of their stack depths */
+
+  idmap_t live_ids, gone_ids;          /* collect_frames: return address - 1 or gone frame id */
+  uintptr_t *addrs;                    /*   -> frame index + 1; the frame's address */
+  const palloc_gone_frame_t **gfs;     /*   its unload.c record, or NULL if still loaded */
+  size_t naddr, nlive;                 /*   frames, and those with gfs[i] == NULL */
+
+  palloc_mapping_t *maps;              /* collect_mappings: /proc/self/maps' executable */
+  size_t nmaps, nlive_maps;            /*   mappings, then those of unloaded libraries */
+
+  palloc_sym_t *syms;                  /* symbolize_frames: syms[i] names frame i */
+
+  Location **loc;                      /* add_locations: loc[i] is frame i's */
+  Function **fn;
+  size_t nfn;
 } build_t;
 
-static long build_and_write(build_t *B, const char *path, int fd, char *err, size_t errlen) {
-  palloc_scratch_t *s = B->s;
-  palloc_pb_profile_t *p = &B->p;
-  int64_t rate = atomic_load(&palloc_g.rate);
-
-  /* 1. Snapshot the buckets. */
+/* 1. The buckets that have allocations, with their counts, and the sum of their depths. */
+static bool collect_buckets(build_t *B) {
   size_t nb = 0;
   for (palloc_bucket_t *b = palloc_bucket_list(); b; b = b->allnext) nb++;
-  palloc_bucket_t **bs = NEW(s, palloc_bucket_t *, nb);
-  uint64_t *vals = NEW(s, uint64_t, nb * 4);
-  if (!bs || !vals) goto oom;
-  size_t used = 0, nframes = 0;
-  for (palloc_bucket_t *b = palloc_bucket_list(); b && used < nb; b = b->allnext) {
-    palloc_bucket_read(b, &vals[used * 4]);
-    if (vals[used * 4] == 0) continue;
-    bs[used++] = b;
-    nframes += b->nstk;
+  B->e = NEW(B->s, entry_t, nb);
+  if (!B->e) return false;
+  /* The list only grows at its head: the walk sees at least the nb buckets counted. */
+  for (palloc_bucket_t *b = palloc_bucket_list(); b && B->ne < nb; b = b->allnext) {
+    entry_t *e = &B->e[B->ne];
+    palloc_bucket_read(b, &e->c);
+    if (e->c.allocs == 0) continue;
+    e->b = b;
+    e->gone = atomic_load_explicit(&b->gone, memory_order_acquire);
+    B->ne++;
+    B->nframes += b->nstk;
   }
+  return true;
+}
 
-  /* 2. Distinct frames -> locations: a frame is its address, or, in a library unloaded since
-   *    the bucket was made, its record in unload.c (gone[k]), with a location of its own. */
-  idmap_t locs, glocs;
-  uintptr_t *addrs = NEW(s, uintptr_t, nframes);
-  const palloc_gone_frame_t **gfs = NEW(s, const palloc_gone_frame_t *, nframes);
-  if (!addrs || !gfs || !idmap_init(&locs, nframes, s) || !idmap_init(&glocs, nframes, s))
-    goto oom;
-  size_t naddr = 0, nlive = 0;
-  for (size_t i = 0; i < used; i++) {
-    const uint32_t *gone = atomic_load_explicit(&bs[i]->gone, memory_order_acquire);
-    for (uint32_t k = 0; k < bs[i]->nstk; k++) {
+/* Frame k of e's stack: the map that numbers it, its key there, and its unload.c record if its
+ * library was unloaded since the bucket was made (then it is a frame of its own, whatever now
+ * lies at its address). */
+static idmap_t *frame_key(build_t *B, const entry_t *e, uint32_t k, uint64_t *key,
+                          const palloc_gone_frame_t **g) {
+  *g = e->gone && e->gone[k] ? palloc_unload_frame(e->gone[k]) : NULL;
+  *key = *g ? e->gone[k] : e->b->stk[k] - 1;
+  return *g ? &B->gone_ids : &B->live_ids;
+}
+
+/* 2. The distinct frames of all stacks, numbered in order of appearance. A frame's address is
+ *    return address - 1: inside the call instruction, which is also what is symbolized. */
+static bool collect_frames(build_t *B) {
+  B->addrs = NEW(B->s, uintptr_t, B->nframes);
+  B->gfs = NEW(B->s, const palloc_gone_frame_t *, B->nframes);
+  if (!B->addrs || !B->gfs || !idmap_init(&B->live_ids, B->nframes, B->s) ||
+      !idmap_init(&B->gone_ids, B->nframes, B->s))
+    return false;
+  for (size_t i = 0; i < B->ne; i++) {
+    for (uint32_t k = 0; k < B->e[i].b->nstk; k++) {
+      uint64_t key;
+      const palloc_gone_frame_t *g;
+      idmap_t *m = frame_key(B, &B->e[i], k, &key, &g);
       bool found;
-      const palloc_gone_frame_t *g = gone && gone[k] ? palloc_unload_frame(gone[k]) : NULL;
-      idmap_t *m = g ? &glocs : &locs;
-      uint64_t key = g ? gone[k] : bs[i]->stk[k] - 1;
       size_t j = idmap_slot(m, key, &found);
-      if (!found) {
-        m->keys[j] = key;
-        m->vals[j] = (uint32_t)++naddr;
-        addrs[naddr - 1] = g ? g->addr : bs[i]->stk[k] - 1;
-        gfs[naddr - 1] = g;
-        nlive += g == NULL;
-      }
+      if (found) continue;
+      m->keys[j] = key;
+      m->vals[j] = (uint32_t)++B->naddr;
+      B->addrs[B->naddr - 1] = g ? g->addr : (uintptr_t)key;
+      B->gfs[B->naddr - 1] = g;
+      B->nlive += g == NULL;
     }
   }
+  return true;
+}
 
-  /* 3. Mappings (those of /proc/self/maps, then those of unloaded libraries) and symbols. */
-  size_t nmaps = 0, nlive_maps = 0, ngone_maps = 0;
-  palloc_mapping_t *live_maps = palloc_maps_read(s, &nlive_maps);
-  const palloc_mapping_t *gone_maps = palloc_unload_mappings(&ngone_maps);
-  palloc_mapping_t *maps = NEW(s, palloc_mapping_t, nlive_maps + ngone_maps);
-  palloc_sym_t *syms = NEW(s, palloc_sym_t, naddr);
-  uintptr_t *live_addrs = NEW(s, uintptr_t, nlive);
-  palloc_sym_t *live_syms = NEW(s, palloc_sym_t, nlive);
-  if (!maps || !syms || !live_addrs || !live_syms) goto oom;
-  if (live_maps) memcpy(maps, live_maps, nlive_maps * sizeof *maps);
-  else nlive_maps = 0;
-  if (ngone_maps) memcpy(maps + nlive_maps, gone_maps, ngone_maps * sizeof *maps);
-  nmaps = nlive_maps + ngone_maps;
-  for (size_t i = 0, k = 0; i < naddr; i++)
-    if (gfs[i] == NULL) live_addrs[k++] = addrs[i];
-  if (palloc_g.symbolize && nlive > 0)
-    palloc_symbolize(live_addrs, nlive, live_syms, s);
+/* 3. The mappings: the executable ones of /proc/self/maps, then those unload.c kept for the
+ *    libraries unloaded since (a gone frame's map indexes these). */
+static bool collect_mappings(build_t *B) {
+  size_t nlive = 0, ngone = 0;
+  palloc_mapping_t *live = palloc_maps_read(B->s, &nlive);
+  const palloc_mapping_t *gone = palloc_unload_mappings(&ngone);
+  if (live == NULL) nlive = 0;
+  B->maps = NEW(B->s, palloc_mapping_t, nlive + ngone);
+  if (!B->maps) return false;
+  if (nlive) memcpy(B->maps, live, nlive * sizeof *B->maps);
+  if (ngone) memcpy(B->maps + nlive, gone, ngone * sizeof *B->maps);
+  B->nlive_maps = nlive;
+  B->nmaps = nlive + ngone;
+  return true;
+}
+
+/* 4. A symbol for every frame: a gone frame's was taken when its library went; the live ones
+ *    are symbolized together (symbolize.c), unless PALLOC_SYMBOLIZE=none. */
+static bool symbolize_frames(build_t *B) {
+  B->syms = NEW(B->s, palloc_sym_t, B->naddr);
+  uintptr_t *live_addrs = NEW(B->s, uintptr_t, B->nlive);
+  palloc_sym_t *live_syms = NEW(B->s, palloc_sym_t, B->nlive);
+  if (!B->syms || !live_addrs || !live_syms) return false;
+  for (size_t i = 0, k = 0; i < B->naddr; i++)
+    if (B->gfs[i] == NULL) live_addrs[k++] = B->addrs[i];
+  if (palloc_g.symbolize && B->nlive > 0)
+    palloc_symbolize(live_addrs, B->nlive, live_syms, B->s);
   else
-    memset(live_syms, 0, nlive * sizeof *live_syms);
-  for (size_t i = 0, k = 0; i < naddr; i++) syms[i] = gfs[i] ? gfs[i]->sym : live_syms[k++];
+    memset(live_syms, 0, B->nlive * sizeof *live_syms);
+  for (size_t i = 0, k = 0; i < B->naddr; i++)
+    B->syms[i] = B->gfs[i] ? B->gfs[i]->sym : live_syms[k++];
+  return true;
+}
 
-  /* 4. Functions (deduplicated by name and file) and locations. */
+/* 5. A Location per frame, tied to the mapping that holds it, with one Line if the frame has a
+ *    function; Functions deduplicated by (name, file). A live mapping is flagged as having
+ *    functions, files, lines when one of its frames has them, so that pprof re-symbolizes
+ *    exactly the others (an unloaded library's flags were set when it went). */
+static bool add_locations(build_t *B) {
+  size_t n = B->naddr;
   idmap_t funcs;
-  Function *fn = NEW(s, Function, naddr);
-  Function **fnp = NEW(s, Function *, naddr);
-  Location *loc = NEW(s, Location, naddr);
-  Location **locp = NEW(s, Location *, naddr);
-  Line *line = NEW(s, Line, naddr);
-  Line **linep = NEW(s, Line *, naddr);
-  if (!fn || !fnp || !loc || !locp || !line || !linep || !idmap_init(&funcs, naddr, s)) goto oom;
-  size_t nfn = 0;
-  for (size_t i = 0; i < naddr; i++) {
+  Function *fn = NEW(B->s, Function, n);
+  Location *loc = NEW(B->s, Location, n);
+  Line *line = NEW(B->s, Line, n);
+  Line **linep = NEW(B->s, Line *, n);
+  B->fn = NEW(B->s, Function *, n);
+  B->loc = NEW(B->s, Location *, n);
+  if (!fn || !loc || !line || !linep || !B->fn || !B->loc || !idmap_init(&funcs, n, B->s))
+    return false;
+  for (size_t i = 0; i < n; i++) {
+    const palloc_sym_t *sym = &B->syms[i];
     Location *l = &loc[i];
     ZERO(l);
     l->id = i + 1;
-    l->address = addrs[i];
-    long mi = gfs[i] ? (long)(nlive_maps + gfs[i]->map)
-                     : palloc_maps_find(maps, nlive_maps, addrs[i]);
+    l->address = B->addrs[i];
+    long mi = B->gfs[i] ? (long)(B->nlive_maps + B->gfs[i]->map)
+                        : palloc_maps_find(B->maps, B->nlive_maps, B->addrs[i]);
     l->mapping_id = mi >= 0 ? (uint64_t)mi + 1 : 0;
-    locp[i] = l;
-    if (syms[i].func == NULL) continue;
-    int64_t name = palloc_strtab_intern(&B->st, syms[i].func);
-    int64_t file = palloc_strtab_intern(&B->st, syms[i].file ? syms[i].file : "");
+    B->loc[i] = l;
+    if (sym->func == NULL) continue;
+    int64_t name = palloc_strtab_intern(&B->st, sym->func);
+    int64_t file = palloc_strtab_intern(&B->st, sym->file ? sym->file : "");
+    uint64_t key = ((uint64_t)name << 32) ^ (uint64_t)file;
     bool found;
-    size_t j = idmap_slot(&funcs, ((uint64_t)name << 32) ^ (uint64_t)file, &found);
+    size_t j = idmap_slot(&funcs, key, &found);
     if (!found) {
-      Function *f = &fn[nfn];
+      Function *f = &fn[B->nfn];
       ZERO(f);
-      f->id = nfn + 1;
+      f->id = B->nfn + 1;
       f->name = f->system_name = name;
       f->filename = file;
-      fnp[nfn++] = f;
-      funcs.keys[j] = ((uint64_t)name << 32) ^ (uint64_t)file;
-      funcs.vals[j] = (uint32_t)nfn;
+      B->fn[B->nfn++] = f;
+      funcs.keys[j] = key;
+      funcs.vals[j] = (uint32_t)B->nfn;
     }
     ZERO(&line[i]);
     line[i].function_id = funcs.vals[j];
-    line[i].line = syms[i].line;
+    line[i].line = sym->line;
     linep[i] = &line[i];
     l->n_line = 1;
     l->line = &linep[i];
-    if (mi >= 0 && gfs[i] == NULL) { /* an unloaded library's flags were set when it went */
-      maps[mi].has_functions = true;
-      if (syms[i].file) maps[mi].has_filenames = true;
-      if (syms[i].line > 0) maps[mi].has_lines = true;
+    if (mi >= 0 && B->gfs[i] == NULL) {
+      palloc_mapping_t *m = &B->maps[mi];
+      m->has_functions = true;
+      if (sym->file) m->has_filenames = true;
+      if (sym->line > 0) m->has_lines = true;
     }
   }
+  B->p.n_location = n;
+  B->p.location = B->loc;
+  B->p.n_function = B->nfn;
+  B->p.function = B->fn;
+  return true;
+}
 
-  /* 5. Mapping messages. */
-  Mapping *mp = NEW(s, Mapping, nmaps);
-  Mapping **mpp = NEW(s, Mapping *, nmaps);
-  if (!mp || !mpp) goto oom;
-  for (size_t i = 0; i < nmaps; i++) {
+/* 6. The Mapping messages. */
+static bool add_mappings(build_t *B) {
+  Mapping *mp = NEW(B->s, Mapping, B->nmaps);
+  Mapping **mpp = NEW(B->s, Mapping *, B->nmaps);
+  if (!mp || !mpp) return false;
+  for (size_t i = 0; i < B->nmaps; i++) {
+    const palloc_mapping_t *m = &B->maps[i];
     ZERO(&mp[i]);
     mp[i].id = i + 1;
-    mp[i].memory_start = maps[i].start;
-    mp[i].memory_limit = maps[i].limit;
-    mp[i].file_offset = maps[i].offset;
-    mp[i].filename = palloc_strtab_intern(&B->st, maps[i].path);
-    mp[i].build_id = palloc_strtab_intern(&B->st, maps[i].build_id);
-    mp[i].has_functions = maps[i].has_functions;
-    mp[i].has_filenames = maps[i].has_filenames;
-    mp[i].has_line_numbers = maps[i].has_lines;
+    mp[i].memory_start = m->start;
+    mp[i].memory_limit = m->limit;
+    mp[i].file_offset = m->offset;
+    mp[i].filename = palloc_strtab_intern(&B->st, m->path);
+    mp[i].build_id = palloc_strtab_intern(&B->st, m->build_id);
+    mp[i].has_functions = m->has_functions;
+    mp[i].has_filenames = m->has_filenames;
+    mp[i].has_line_numbers = m->has_lines;
     mpp[i] = &mp[i];
   }
+  B->p.n_mapping = B->nmaps;
+  B->p.mapping = mpp;
+  return true;
+}
 
-  /* 6. Samples. */
-  Sample *sm = NEW(s, Sample, used);
-  Sample **smp = NEW(s, Sample *, used);
-  Label *lb = NEW(s, Label, used);
-  Label **lbp = NEW(s, Label *, used);
-  int64_t *sv = NEW(s, int64_t, used * 4);
-  uint64_t *ids = NEW(s, uint64_t, nframes);
-  if (!sm || !smp || !lb || !lbp || !sv || !ids) goto oom;
+/* A bucket's values: its raw counts unsampled at the rate (Go's scaleHeapSample), allocated and
+ * in use (allocated - freed). */
+static void scale_counts(const palloc_bucket_counts_t *c, int64_t rate, int64_t v[NVALUES]) {
+  palloc_proto_scale_heap((int64_t)c->allocs, (int64_t)c->alloc_bytes, rate,
+                          &v[V_ALLOC_OBJECTS], &v[V_ALLOC_SPACE]);
+  palloc_proto_scale_heap((int64_t)(c->allocs - c->frees),
+                          (int64_t)(c->alloc_bytes - c->free_bytes), rate,
+                          &v[V_INUSE_OBJECTS], &v[V_INUSE_SPACE]);
+}
+
+/* 7. A Sample per bucket: its stack as location ids, its scaled values, and the label
+ *    bytes = its size class. */
+static bool add_samples(build_t *B) {
+  size_t n = B->ne;
+  Sample *sm = NEW(B->s, Sample, n);
+  Sample **smp = NEW(B->s, Sample *, n);
+  Label *lb = NEW(B->s, Label, n);
+  Label **lbp = NEW(B->s, Label *, n);
+  int64_t *vals = NEW(B->s, int64_t, n * NVALUES);
+  uint64_t *ids = NEW(B->s, uint64_t, B->nframes);
+  if (!sm || !smp || !lb || !lbp || !vals || !ids) return false;
   int64_t bytes_key = palloc_strtab_intern(&B->st, "bytes");
-  size_t idn = 0;
-  for (size_t i = 0; i < used; i++) {
-    const uint64_t *v = &vals[i * 4];
+  for (size_t i = 0; i < n; i++) {
+    const entry_t *e = &B->e[i];
     Sample *x = &sm[i];
     ZERO(x);
-    x->location_id = &ids[idn];
-    const uint32_t *gone = atomic_load_explicit(&bs[i]->gone, memory_order_acquire);
-    for (uint32_t k = 0; k < bs[i]->nstk; k++) {
+    x->location_id = ids;
+    x->n_location_id = e->b->nstk;
+    for (uint32_t k = 0; k < e->b->nstk; k++) {
+      uint64_t key;
+      const palloc_gone_frame_t *g;
+      idmap_t *m = frame_key(B, e, k, &key, &g);
       bool found;
-      bool g = gone && gone[k] && palloc_unload_frame(gone[k]);
-      ids[idn++] = g ? glocs.vals[idmap_slot(&glocs, gone[k], &found)]
-                     : locs.vals[idmap_slot(&locs, bs[i]->stk[k] - 1, &found)];
+      *ids++ = m->vals[idmap_slot(m, key, &found)];
     }
-    x->n_location_id = bs[i]->nstk;
-    palloc_proto_scale_heap((int64_t)v[0], (int64_t)v[1], rate, &sv[i * 4], &sv[i * 4 + 1]);
-    palloc_proto_scale_heap((int64_t)(v[0] - v[2]), (int64_t)(v[1] - v[3]), rate, &sv[i * 4 + 2],
-                            &sv[i * 4 + 3]);
-    x->value = &sv[i * 4];
-    x->n_value = 4;
+    scale_counts(&e->c, B->rate, &vals[i * NVALUES]);
+    x->value = &vals[i * NVALUES];
+    x->n_value = NVALUES;
     ZERO(&lb[i]);
     lb[i].key = bytes_key;
-    lb[i].num = (int64_t)bs[i]->size;
+    lb[i].num = (int64_t)e->b->size;
     lbp[i] = &lb[i];
     x->label = &lbp[i];
     x->n_label = 1;
     smp[i] = x;
   }
+  B->p.n_sample = n;
+  B->p.sample = smp;
+  return true;
+}
 
-  /* 7. The profile. */
-  static const char *types[4][2] = {{"alloc_objects", "count"}, {"alloc_space", "bytes"},
-                                    {"inuse_objects", "count"}, {"inuse_space", "bytes"}};
-  VT vt[4], *vtp[4], period;
-  for (int i = 0; i < 4; i++) {
+/* 8. What describes the profile: its sample and period types, the comment, its times; and the
+ *    string table, now complete. */
+static bool add_header(build_t *B) {
+  palloc_pb_profile_t *p = &B->p;
+  VT *vt = NEW(B->s, VT, NVALUES + 1), **vtp = NEW(B->s, VT *, NVALUES);
+  int64_t *comment_idx = NEW(B->s, int64_t, 1);
+  if (!vt || !vtp || !comment_idx) return false;
+  for (int i = 0; i < NVALUES; i++) {
     ZERO(&vt[i]);
-    vt[i].type = palloc_strtab_intern(&B->st, types[i][0]);
-    vt[i].unit = palloc_strtab_intern(&B->st, types[i][1]);
+    vt[i].type = palloc_strtab_intern(&B->st, value_type[i][0]);
+    vt[i].unit = palloc_strtab_intern(&B->st, value_type[i][1]);
     vtp[i] = &vt[i];
   }
-  ZERO(&period);
-  period.type = palloc_strtab_intern(&B->st, "space");
-  period.unit = palloc_strtab_intern(&B->st, "bytes");
+  VT *period = &vt[NVALUES];
+  ZERO(period);
+  period->type = palloc_strtab_intern(&B->st, "space");
+  period->unit = palloc_strtab_intern(&B->st, "bytes");
   char comment[128];
   snprintf(comment, sizeof comment, "palloc %s, sample rate %lld bytes", PALLOC_VERSION,
-           (long long)rate);
-  int64_t comment_idx = palloc_strtab_intern(&B->st, comment);
-  if (B->st.failed) goto oom;
+           (long long)B->rate);
+  *comment_idx = palloc_strtab_intern(&B->st, comment);
+  if (B->st.failed) return false;
 
-  p->n_sample_type = 4;
+  p->n_sample_type = NVALUES;
   p->sample_type = vtp;
-  p->period_type = &period;
-  p->period = rate;
-  p->n_sample = used;
-  p->sample = smp;
-  p->n_location = naddr;
-  p->location = locp;
-  p->n_function = nfn;
-  p->function = fnp;
-  p->n_mapping = nmaps;
-  p->mapping = mpp;
+  p->period_type = period;
+  p->period = B->rate;
   p->n_comment = 1;
-  p->comment = &comment_idx;
+  p->comment = comment_idx;
   p->time_nanos = (int64_t)now_ns(CLOCK_REALTIME);
   p->duration_nanos = (int64_t)(now_ns(CLOCK_MONOTONIC) - palloc_start_ns);
   p->n_string_table = B->st.n;
   p->string_table = B->st.strs;
+  return true;
+}
 
-  ProtobufCAllocator a = {palloc_scratch_alloc, palloc_scratch_free, s};
+/* Builds the profile, as Go's writeHeapProto does over its profileBuilder, and writes it.
+ * The string table is interned in the order of the steps (functions, mappings, samples,
+ * header), which fixes the profile's bytes for a given heap. */
+static long build_and_write(build_t *B, const char *path, int fd, char *err, size_t errlen) {
+  B->rate = atomic_load(&palloc_g.rate);
+  if (!collect_buckets(B) || !collect_frames(B) || !collect_mappings(B) ||
+      !symbolize_frames(B) || !add_locations(B) || !add_mappings(B) || !add_samples(B) ||
+      !add_header(B)) {
+    snprintf(err, errlen, "out of memory building the profile");
+    return -1;
+  }
+  ProtobufCAllocator a = {palloc_scratch_alloc, palloc_scratch_free, B->s};
   char perr[PALLOC_PROTO_ERRLEN];
-  long written = path ? palloc_proto_write_path(p, path, &a, perr)
-                      : palloc_proto_write_fd(p, fd, &a, perr);
+  long written = path ? palloc_proto_write_path(&B->p, path, &a, perr)
+                      : palloc_proto_write_fd(&B->p, fd, &a, perr);
   if (written < 0) snprintf(err, errlen, "%s", perr);
   return written;
-oom:
-  snprintf(err, errlen, "out of memory building the profile");
-  return -1;
 }
 
 long palloc_profile_emit(const char *path, int fd, char *err, size_t errlen) {

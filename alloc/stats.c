@@ -11,12 +11,12 @@ void palloc_read_stats(palloc_stats_t *out) {
   memset(out, 0, sizeof *out);
   out->sample_rate = (uint64_t)atomic_load(&palloc_g.rate);
   for (palloc_bucket_t *b = palloc_bucket_list(); b; b = b->allnext) {
-    uint64_t v[4];
-    palloc_bucket_read(b, v);
-    out->sampled_allocs += v[0];
-    out->sampled_frees += v[2];
-    out->live_sampled_blocks += v[0] - v[2];
-    out->live_sampled_bytes += v[1] - v[3];
+    palloc_bucket_counts_t c;
+    palloc_bucket_read(b, &c);
+    out->sampled_allocs += c.allocs;
+    out->sampled_frees += c.frees;
+    out->live_sampled_blocks += c.allocs - c.frees;
+    out->live_sampled_bytes += c.alloc_bytes - c.free_bytes;
     out->buckets++;
   }
   out->internal_bytes = palloc_meta_bytes() + palloc_symcache_bytes() + palloc_registry_bytes();

@@ -201,11 +201,12 @@ static void test_buckets(void) {
   palloc_bucket_record_alloc(x, 64);
   palloc_bucket_record_alloc(x, 64);
   palloc_bucket_record_free(x, 64);
-  uint64_t v[4];
-  palloc_bucket_read(x, v);
-  CHECK(v[0] == 2 && v[1] == 128 && v[2] == 1 && v[3] == 64, "counters %llu %llu %llu %llu",
-        (unsigned long long)v[0], (unsigned long long)v[1], (unsigned long long)v[2],
-        (unsigned long long)v[3]);
+  palloc_bucket_counts_t c;
+  palloc_bucket_read(x, &c);
+  CHECK(c.allocs == 2 && c.alloc_bytes == 128 && c.frees == 1 && c.free_bytes == 64,
+        "counters %llu %llu %llu %llu", (unsigned long long)c.allocs,
+        (unsigned long long)c.alloc_bytes, (unsigned long long)c.frees,
+        (unsigned long long)c.free_bytes);
 }
 
 static void test_parsing(void) {
