@@ -43,6 +43,23 @@ if ldd "$tmp/app-static" | grep -q libpalloc; then echo "FAIL: app-static loads 
 PALLOC_SAMPLE_RATE=1 PALLOC_PROFILE="$tmp/static.pb.gz" "$tmp/app-static" | grep -q "rate 1"
 check "$tmp/app-static" "$tmp/static.pb.gz"
 
+# Both public headers are installed side by side, and the GC arena's API links from -lpalloc.
+cat > "$tmp/gc.c" <<'C'
+#include <palloc.h>
+#include <palloc_gc.h>
+int main(void) {
+  palloc_gc_options_t o;
+  palloc_gc_options_init(&o);
+  palloc_gc_t *gc = palloc_gc_create(&o);
+  void *p = gc ? palloc_gc_malloc(gc, 64) : NULL;
+  if (gc) palloc_gc_destroy(gc);
+  return p == NULL;
+}
+C
+cc "$tmp/gc.c" $(pkg-config --cflags --libs palloc) -o "$tmp/gc"
+LD_LIBRARY_PATH="$lib" "$tmp/gc" || { echo "FAIL: palloc_gc.h program"; exit 1; }
+echo "ok gc: palloc_gc.h installed next to palloc.h"
+
 # --as-needed, and the program's only allocations are strdup's: libpalloc must stay linked.
 cat > "$tmp/dup.c" <<'C'
 #include <stdio.h>
