@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "palloc.h"
+#include "cli.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;

@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "palloc.h"
+#include "cli.h"
 
 static const char help[] =
   "usage: palloc diff [-n N] [--sample-index TYPE] [--cum] [--fail-over BYTES] [--unit U]\n"

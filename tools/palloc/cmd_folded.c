@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "palloc.h"
+#include "cli.h"
 
 static const char help[] =
   "usage: palloc folded [--sample-index TYPE] PROFILE > stacks.folded\n"

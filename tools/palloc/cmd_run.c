@@ -25,7 +25,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include "palloc.h"
+#include "cli.h"
 
 static const char help[] =
   "usage: palloc run [-o PROFILE] [--rate BYTES] [--interval S] [--trace] -- CMD ARGS...\n"

@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "palloc.h"
+#include "cli.h"
 
 static const char help[] =
   "usage: palloc top [-n N] [--sample-index TYPE] [--cum] [--all] [--unit U] PROFILE\n"

@@ -6,7 +6,7 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include "palloc.h"
+#include "cli.h"
 
 static const struct {
   const char *name;

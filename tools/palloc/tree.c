@@ -9,7 +9,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include "palloc.h"
+#include "cli.h"
 
 static uint64_t edge_hash(uint32_t parent, uint32_t name) {
   uint64_t x = ((uint64_t)parent << 32 | name) * 0x9e3779b97f4a7c15ull;

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include "palloc.h"
+#include "cli.h"
 
 static const unit_t mem_units[] = {
   {1.0, "B"}, {1024.0, "kB"}, {1048576.0, "MB"}, {1073741824.0, "GB"},

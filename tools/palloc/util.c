@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "palloc.h"
+#include "cli.h"
 
 static void *oom(size_t n) {
   fprintf(stderr, "palloc: out of memory (%zu bytes)\n", n);

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include "palloc.h"
+#include "cli.h"
 
 typedef Perftools__Profiles__Profile Profile;
 

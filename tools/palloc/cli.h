@@ -1,4 +1,4 @@
-/* palloc.h - what the subcommands of the `palloc` tool share.
+/* cli.h - what the subcommands of the `palloc` tool share.
  *
  * Every subcommand is one file (cmd_*.c) with an entry point `int cmd_X(int argc, char **argv)`
  * returning the process exit status: 0 success, 1 a failed check or bad input (a profile that
@@ -10,8 +10,8 @@
  * function name exactly as upstream pprof names it at its default "functions" granularity (so
  * `palloc top` and `pprof -top` agree row for row).
  */
-#ifndef PALLOC_TOOL_H
-#define PALLOC_TOOL_H
+#ifndef PALLOC_CLI_H
+#define PALLOC_CLI_H
 
 #include <stdbool.h>
 #include <stddef.h>
