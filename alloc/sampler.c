@@ -24,7 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "internal.h"
-#include "palloc_proto.h" /* palloc_log: libpalloc does not load libm (proto/scale.c says why) */
+#include "explog.h" /* palloc_log: libpalloc does not load libm (proto/explog.c says why) */
 
 #define PALLOC_OFF_RECHECK ((int64_t)4 << 20)
 

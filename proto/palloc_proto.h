@@ -8,11 +8,12 @@
  *  - writing a profile gzip-compressed to an fd, or to a path through a temporary name and
  *    rename(2), so that a concurrent reader never sees half a file;
  *  - a string-table builder (interning) and scaleHeapSample, the unsampling rule of Go's
- *    runtime/pprof.
+ *    runtime/pprof (its exp, and the sampler's log, are explog.h's).
  *
- * Two halves: writing (encode.c, write.c, strtab.c, scale.c: palloc_proto_lib, linked whole
- * into libpalloc) needs neither protobuf-c nor zlib at link time; reading (codec.c, validate.c and
- * the generated profile.pb-c.c: palloc_proto_dep, for the tools and tests) needs both.
+ * Two halves: writing (encode.c, write.c, strtab.c, scale.c, explog.c: palloc_proto_lib, linked
+ * whole into libpalloc) needs neither protobuf-c nor zlib at link time; reading (codec.c,
+ * validate.c and the generated profile.pb-c.c: palloc_proto_dep, for the tools and tests) needs
+ * both.
  *
  * Memory: every function that allocates takes a ProtobufCAllocator (NULL = malloc/free). libpalloc
  * passes its own scratch allocator so that writing a profile never touches the profiled heap.
@@ -121,11 +122,6 @@ void palloc_strtab_destroy(palloc_strtab_t *t);
  * to estimates of the true values. rate <= 1 means an exact profile (no scaling). */
 void palloc_proto_scale_heap(int64_t count, int64_t size, int64_t rate,
                              int64_t *out_count, int64_t *out_size);
-
-/* exp and log (fdlibm's algorithms, error < 1 ulp) without libm, whose loading alone costs a
- * preloaded libpalloc ~330 KB of resident memory (scale.c). */
-double palloc_exp(double x);
-double palloc_log(double x);
 
 /* The malloc/free-backed allocator (for tools and tests). */
 extern ProtobufCAllocator palloc_proto_system_allocator;

@@ -2,12 +2,14 @@
  * round trip through gzip, clear errors for truncated, corrupt, foreign and dangling input, and
  * palloc's own encoder against protobuf-c's byte for byte. */
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <zlib.h>
 #include "palloc_proto.h"
+#include "explog.h"
 #include "../check.h"
 
 typedef Perftools__Profiles__ValueType VT;
@@ -37,6 +39,38 @@ static void test_scale(void) {
   CHECK(c == 7 && b == 700, "rate 1 must not scale: %lld %lld", (long long)c, (long long)b);
   palloc_proto_scale_heap(0, 0, 524288, &c, &b);
   CHECK(c == 0 && b == 0, "empty bucket scales to zero");
+}
+
+/* Distance in ulps between two finite doubles of the same sign. */
+static uint64_t ulps(double a, double b) {
+  int64_t x, y;
+  memcpy(&x, &a, sizeof x);
+  memcpy(&y, &b, sizeof y);
+  return x > y ? (uint64_t)(x - y) : (uint64_t)(y - x);
+}
+
+/* palloc_exp and palloc_log (explog.c) against libm's: within 1 ulp over their whole domains
+ * (the sampler's -log(U) for U in (0, 1], scaleHeapSample's exp(-avg/rate) <= 1), and the
+ * special values. */
+static void test_explog(void) {
+  uint64_t worst_exp = 0, worst_log = 0;
+  uint64_t r = 88172645463325252ull;
+  for (int i = 0; i < 200000; i++) {
+    r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+    double u = (double)((r >> 11) + 1) * (1.0 / 9007199254740992.0); /* (0, 1], as the sampler */
+    double x = -745.0 + 1454.0 * u;                                   /* exp's finite range */
+    double y = ldexp(u, (int)(r % 2100) - 1074);                      /* log: subnormal..huge */
+    uint64_t e = ulps(palloc_exp(x), exp(x)), l = ulps(palloc_log(u), log(u));
+    if (e > worst_exp) worst_exp = e;
+    if (l > worst_log) worst_log = l;
+    if (y > 0 && isfinite(y) && (l = ulps(palloc_log(y), log(y))) > worst_log) worst_log = l;
+  }
+  CHECK(worst_exp <= 1 && worst_log <= 1, "exp within %llu ulp, log within %llu ulp of libm",
+        (unsigned long long)worst_exp, (unsigned long long)worst_log);
+  CHECK(palloc_exp(0) == 1 && palloc_exp(-1000) == 0 && isinf(palloc_exp(1000)) &&
+        isnan(palloc_exp(NAN)), "exp: 0, underflow, overflow, NaN");
+  CHECK(palloc_log(1) == 0 && isinf(palloc_log(0)) && palloc_log(0) < 0 &&
+        isnan(palloc_log(-1)) && isinf(palloc_log(INFINITY)), "log: 1, 0, negative, inf");
 }
 
 static void test_strtab(void) {
@@ -343,6 +377,7 @@ static void test_encode(void) {
 int main(int argc, char **argv) {
   const char *dir = argc > 1 ? argv[1] : "/tmp";
   test_scale();
+  test_explog();
   test_strtab();
   test_roundtrip(dir);
   test_encode();
