@@ -166,9 +166,9 @@ PALLOC_TEXT void *palloc_realloc_slow(void *p, size_t n, bool due) {
 PALLOC_TEXT palloc_sample_t *palloc_sample_alloc(size_t size) {
   palloc_thread_t *t = &palloc_thread;
   if (palloc_charge(size) || !palloc_slow_decide(t, size)) return NULL;
-  return take_sample(t, NULL, size); /* the caller keeps the token: no registry */
+  return (palloc_sample_t *)take_sample(t, NULL, size); /* the token is the bucket; no registry */
 }
 
 void palloc_sample_free(palloc_sample_t *token, size_t size) {
-  if (token != NULL) palloc_bucket_record_free(token, size);
+  if (token != NULL) palloc_bucket_record_free((palloc_bucket_t *)token, size);
 }

@@ -68,8 +68,8 @@ PALLOC_API int palloc_profile_write_fd(int fd);
 /* An allocator of the program's own (a pool, an arena, a GC heap) can put its objects in the
  * heap profile: call palloc_sample_alloc(size) when it hands out an object. If the sampler picks
  * it, its stack is recorded and a token returned, to pass to palloc_sample_free when the object
- * dies; otherwise NULL (nothing to do on free). */
-typedef struct palloc_bucket_s palloc_sample_t;
+ * dies; otherwise NULL (nothing to do on free). The token is opaque: only its pointer is used. */
+typedef struct palloc_sample_s palloc_sample_t;
 PALLOC_API palloc_sample_t *palloc_sample_alloc(size_t size);
 PALLOC_API void palloc_sample_free(palloc_sample_t *token, size_t size);
 
