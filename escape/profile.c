@@ -3,7 +3,8 @@
  * Each sample is attributed to its leaf-most frame whose source file is one of the analyzed
  * files (libpalloc drops its own frames; an allocation wrapper in another file is walked past).
  * Locations without file:line (a profile written with PALLOC_SYMBOLIZE=none, or by another
- * profiler) are symbolized here with libdw from the mapping's binary: address -> file:line.
+ * profiler) are symbolized here with libdw from the mapping's binary: address -> file:line
+ * (proto/dwsym.c, shared with `palloc symbolize`).
  * Profilers record return addresses, and libpalloc stores return address - 1, which lies in the
  * call instruction, so the line is the call's line (for a macro, the invocation's line, which
  * is where the compiler and we both put it).
@@ -13,12 +14,12 @@
  * call spread over several lines on its last one). Files match by the longest common path
  * suffix, so build directories and relative DWARF names do not matter.
  */
-#include <elfutils/libdwfl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "escape.h"
+#include "dwsym.h"
 #include "palloc_proto.h"
 
 #define PE_LINE_WINDOW 3
@@ -56,44 +57,30 @@ static int match_file(char **real, int nfiles, const char *pfile0) {
   return best;
 }
 
+/* The profile's mappings' binaries, opened on first use (proto/dwsym.h). */
 typedef struct {
-  Dwfl *dwfl;
+  palloc_pb_profile_t *p;
+  palloc_dwsym_t **open;  /* by mapping index */
+  bool *tried;
 } symbolizer;
 
-static void sym_init(symbolizer *s, palloc_pb_profile_t *p) {
-  static const Dwfl_Callbacks cb = {
-      .find_elf = dwfl_build_id_find_elf,
-      .find_debuginfo = dwfl_standard_find_debuginfo,
-      .section_address = dwfl_offline_section_address,
-  };
-  s->dwfl = dwfl_begin(&cb);
-  if (!s->dwfl) return;
-  dwfl_report_begin(s->dwfl);
-  for (size_t i = 0; i < p->n_mapping; i++) {
-    Perftools__Profiles__Mapping *m = p->mapping[i];
-    const char *name = p->string_table[m->filename];
-    if (name[0] != '/') continue;
-    bool seen = false;
-    for (size_t j = 0; j < i; j++)
-      if (strcmp(p->string_table[p->mapping[j]->filename], name) == 0) seen = true;
-    if (seen) continue;
-    dwfl_report_elf(s->dwfl, name, name, -1, m->memory_start - m->file_offset, false);
+/* file:line (and function) of the bare address of location lc, from its mapping's binary. */
+static bool sym_lookup(symbolizer *s, const Perftools__Profiles__Location *lc, frame *out) {
+  size_t mi = lc->mapping_id - 1; /* ids are usually the indexes + 1 (validated: they exist) */
+  if (mi >= s->p->n_mapping || s->p->mapping[mi]->id != lc->mapping_id)
+    for (mi = 0; mi < s->p->n_mapping && s->p->mapping[mi]->id != lc->mapping_id;) mi++;
+  if (lc->mapping_id == 0 || mi == s->p->n_mapping || !s->open || !s->tried) return false;
+  if (!s->tried[mi]) {
+    char err[PALLOC_PROTO_ERRLEN];
+    s->tried[mi] = true;
+    s->open[mi] = palloc_dwsym_open(s->p, s->p->mapping[mi], err, sizeof err);
   }
-  dwfl_report_end(s->dwfl, NULL, NULL);
-}
-
-static bool sym_lookup(symbolizer *s, uint64_t addr, frame *out) {
-  if (!s->dwfl) return false;
-  Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, addr);
-  if (!mod) return false;
-  Dwfl_Line *l = dwfl_module_getsrc(mod, addr);
-  if (!l) return false;
-  int line = 0;
-  const char *file = dwfl_lineinfo(l, NULL, &line, NULL, NULL, NULL);
-  if (!file) return false;
-  out->file = file;
-  out->line = line;
-  out->func = dwfl_module_addrname(mod, addr);
+  palloc_dwsym_frame_t fr;
+  if (!s->open[mi] || !palloc_dwsym_lookup(s->open[mi], lc->address, &fr) || !fr.file)
+    return false;
+  out->file = fr.file;
+  out->line = fr.line;
+  out->func = fr.func;
   return true;
 }
 
@@ -157,11 +144,6 @@ int pe_profile_join(pe_recs *r, const pe_opts *o, FILE *out) {
     }
     recfile[i] = f;
   }
-  symbolizer sym = {0};
-  bool need_sym = false;
-  for (size_t i = 0; i < p->n_location; i++)
-    if (p->location[i]->n_line == 0) need_sym = true;
-  if (need_sym) sym_init(&sym, p);
   /* id -> location / function: ids are validated, usually dense */
   uint64_t maxloc = 0, maxfn = 0;
   for (size_t i = 0; i < p->n_location; i++)
@@ -178,6 +160,8 @@ int pe_profile_join(pe_recs *r, const pe_opts *o, FILE *out) {
   Perftools__Profiles__Function **fn = calloc(maxfn + 1, sizeof *fn);
   for (size_t i = 0; i < p->n_location; i++) loc[p->location[i]->id] = p->location[i];
   for (size_t i = 0; i < p->n_function; i++) fn[p->function[i]->id] = p->function[i];
+  symbolizer sym = {p, calloc(p->n_mapping + 1, sizeof *sym.open),
+                    calloc(p->n_mapping + 1, sizeof *sym.tried)};
 
   long long total = 0, joined = 0, nsym = 0;
   for (size_t s = 0; s < p->n_sample; s++) {
@@ -196,7 +180,7 @@ int pe_profile_join(pe_recs *r, const pe_opts *o, FILE *out) {
         frames[nfr++] = (frame){p->string_table[f->filename], p->string_table[f->name],
                                 lc->line[k]->line};
       }
-      if (nfr == 0 && sym_lookup(&sym, lc->address, &frames[0])) {
+      if (nfr == 0 && sym_lookup(&sym, lc, &frames[0])) {
         nfr = 1;
         nsym++;
       }
@@ -242,7 +226,9 @@ int pe_profile_join(pe_recs *r, const pe_opts *o, FILE *out) {
   free(rank);
   for (int i = 0; i < nfiles; i++) free(real[i]);
   free(real); free(names); free(recfile); free(loc); free(fn);
-  if (sym.dwfl) dwfl_end(sym.dwfl);
+  for (size_t i = 0; sym.open && i < p->n_mapping; i++) palloc_dwsym_close(sym.open[i]);
+  free(sym.open);
+  free(sym.tried);
   palloc_proto_free(p, NULL);
   return 0;
 }

@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 tool, prog, src, work = sys.argv[1:5]
+os.makedirs(work, exist_ok=True)
 # (function, size, calls) of prog.c's stack candidates, biggest alloc_space first
 EXPECTED = [('hot', 64, 1000), ('warm', 64, 100), ('rare', 2000, 3)]
 failures = []

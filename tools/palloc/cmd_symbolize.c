@@ -1,11 +1,8 @@
 /* cmd_symbolize.c - `palloc symbolize IN OUT`: names, files and lines for an unsymbolized profile.
  *
  * For profiles written with PALLOC_SYMBOLIZE=none (or any profile with bare addresses): each
- * location without lines is looked up with libdw in the binary its mapping names. A runtime
- * address becomes a file offset (address - memory_start + file_offset: mappings and offsets are
- * page-aligned as /proc/self/maps gives them), then an ELF virtual address through the PT_LOAD
- * segment holding that offset, then libdw's module address (plus the bias libdw chose). So the
- * binary need not be loaded where it ran, and PIE, shared libraries and non-PIE all work.
+ * location without lines is looked up with libdw in the binary its mapping names (proto/dwsym.h
+ * says how an address is found in a binary that need not be loaded where it ran).
  * A mapping whose binary is missing, or whose build id differs from the one recorded, is left
  * as it is with a one-line warning: wrong names are worse than none.
  *
@@ -13,13 +10,11 @@
  * strings are appended to the string table (existing indexes never move). has_functions,
  * has_filenames and has_line_numbers are set on the mappings that got them, as pprof expects.
  */
-#include <elfutils/libdwfl.h>
-#include <gelf.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include "dwsym.h"
 
 typedef Perftools__Profiles__Profile Profile;
 typedef Perftools__Profiles__Location Location;
@@ -99,11 +94,6 @@ static uint64_t function_for(sym_t *S, const char *name, const char *file) {
   return *slot = f->id;
 }
 
-static void hexid(const unsigned char *b, int n, char *out) {
-  for (int i = 0; i < n; i++) sprintf(out + 2 * i, "%02x", b[i]);
-  out[2 * n] = 0;
-}
-
 /* Symbolizes the locations of mapping m; warns and returns if its binary cannot be used. */
 static void symbolize_mapping(sym_t *S, Mapping *m) {
   Profile *p = S->p;
@@ -112,88 +102,42 @@ static void symbolize_mapping(sym_t *S, Mapping *m) {
   for (size_t i = 0; i < p->n_location; i++)
     if (p->location[i]->mapping_id == m->id && p->location[i]->n_line == 0) unnamed++;
   if (unnamed == 0) return;
-  if (path[0] != '/') {
-    fprintf(stderr, "palloc: mapping %s: no binary file to read symbols from; %zu addresses left\n",
-            path[0] ? path : "(anonymous)", unnamed);
+  char why[PALLOC_PROTO_ERRLEN];
+  palloc_dwsym_t *d = palloc_dwsym_open(p, m, why, sizeof why);
+  if (d == NULL) {
+    if (path[0] == '/')
+      fprintf(stderr, "palloc: %s: %s; %zu addresses left\n", path, why, unnamed);
+    else
+      fprintf(stderr, "palloc: mapping %s: %s; %zu addresses left\n",
+              path[0] ? path : "(anonymous)", why, unnamed);
     S->missing += unnamed;
     return;
   }
-  static char *debuginfo_path = NULL;
-  static const Dwfl_Callbacks cb = {
-    .find_elf = dwfl_build_id_find_elf,
-    .find_debuginfo = dwfl_standard_find_debuginfo,
-    .section_address = dwfl_offline_section_address,
-    .debuginfo_path = &debuginfo_path,
-  };
-  Dwfl *d = dwfl_begin(&cb);
-  Dwfl_Module *mod = d ? dwfl_report_elf(d, path, path, -1, 0, false) : NULL;
-  if (d) dwfl_report_end(d, NULL, NULL);
-  GElf_Addr bias = 0;
-  Elf *elf = mod ? dwfl_module_getelf(mod, &bias) : NULL;
-  if (elf == NULL) {
-    fprintf(stderr, "palloc: %s: cannot read the binary (%s); %zu addresses left\n", path,
-            dwfl_errmsg(-1), unnamed);
-    S->missing += unnamed;
-    if (d) dwfl_end(d);
-    return;
-  }
-  const char *want = p->string_table[m->build_id];
-  const unsigned char *bid;
-  GElf_Addr bid_addr;
-  int bid_len = dwfl_module_build_id(mod, &bid, &bid_addr);
-  if (want[0] && bid_len > 0) {
-    char have[2 * 64 + 1];
-    if (bid_len <= 64) hexid(bid, bid_len, have);
-    if (bid_len > 64 || strcmp(have, want) != 0) {
-      fprintf(stderr, "palloc: %s: build id differs from the profile's (the binary was rebuilt); "
-              "%zu addresses left\n", path, unnamed);
-      S->missing += unnamed;
-      dwfl_end(d);
-      return;
-    }
-  }
-  size_t nph = 0;
-  elf_getphdrnum(elf, &nph);
   bool any_fn = false, any_file = false, any_line = false;
   for (size_t i = 0; i < p->n_location; i++) {
     Location *l = p->location[i];
     if (l->mapping_id != m->id || l->n_line != 0) continue;
-    uint64_t off = l->address - m->memory_start + m->file_offset;
-    bool found = false;
-    GElf_Addr vaddr = 0;
-    for (size_t k = 0; k < nph && !found; k++) {
-      GElf_Phdr ph;
-      if (gelf_getphdr(elf, (int)k, &ph) == NULL || ph.p_type != PT_LOAD) continue;
-      if (off >= ph.p_offset && off < ph.p_offset + ph.p_filesz) {
-        vaddr = off - ph.p_offset + ph.p_vaddr;
-        found = true;
-      }
-    }
-    const char *name = found ? dwfl_module_addrname(mod, vaddr + bias) : NULL;
-    if (name == NULL) {
+    palloc_dwsym_frame_t fr;
+    if (!palloc_dwsym_lookup(d, l->address, &fr) || fr.func == NULL) {
       S->missing++;
       continue;
     }
-    const char *file = NULL;
-    int lineno = 0;
-    Dwfl_Line *dl = dwfl_module_getsrc(mod, vaddr + bias);
-    if (dl) file = dwfl_lineinfo(dl, NULL, &lineno, NULL, NULL, NULL);
     Line *ln = xmalloc(sizeof *ln);
     perftools__profiles__line__init(ln);
-    ln->function_id = function_for(S, name, file);
-    ln->line = lineno > 0 ? lineno : 0;
+    ln->function_id = function_for(S, fr.func, fr.file);
+    ln->line = fr.line;
     l->line = xmalloc(sizeof *l->line);
     l->line[0] = ln;
     l->n_line = 1;
     any_fn = true;
-    any_file |= file != NULL;
-    any_line |= lineno > 0;
+    any_file |= fr.file != NULL;
+    any_line |= fr.line > 0;
     S->done++;
   }
   m->has_functions |= any_fn;
   m->has_filenames |= any_file;
   m->has_line_numbers |= any_line;
-  dwfl_end(d);
+  palloc_dwsym_close(d);
 }
 
 int cmd_symbolize(int argc, char **argv) {
@@ -214,7 +158,6 @@ int cmd_symbolize(int argc, char **argv) {
   palloc_strtab_init(&S.st, NULL);
   for (size_t i = 0; i < p->n_function; i++)
     if (p->function[i]->id >= S.next_fid) S.next_fid = p->function[i]->id + 1;
-  elf_version(EV_CURRENT);
   for (size_t i = 0; i < p->n_mapping; i++) symbolize_mapping(&S, p->mapping[i]);
   size_t unmapped = 0;
   for (size_t i = 0; i < p->n_location; i++)
