@@ -11,6 +11,7 @@
  * The work runs on a thread with a large stack: deeply nested generated code recurses deeply
  * both in libclang's visitor and in walk.c (which also has a depth limit).
  */
+#include <getopt.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,58 +108,82 @@ static job db_job(CXCompileCommand cmd, const char *shown) {
   return j;
 }
 
-static bool opt_value(int argc, char **argv, int *i, const char *name, const char **val) {
-  size_t n = strlen(name);
-  if (strcmp(argv[*i], name) == 0) {
-    if (*i + 1 >= argc) {
-      fprintf(stderr, "palloc-escape: %s needs a value\n%s", name, usage);
-      exit(2);
-    }
-    *val = argv[++*i];
-    return true;
-  }
-  if (strncmp(argv[*i], name, n) == 0 && argv[*i][n] == '=') {
-    *val = argv[*i] + n + 1;
-    return true;
-  }
-  return false;
+/* -m, -m=1, -m1 are level 1; -m=2, -m2, -mm level 2 (Go's -m=2 and -m -m): optarg is what
+ * follows -m in the same argument. 0 for anything else. */
+static int m_level(const char *arg) {
+  if (arg == NULL || strcmp(arg, "=1") == 0 || strcmp(arg, "1") == 0) return 1;
+  if (strcmp(arg, "=2") == 0 || strcmp(arg, "2") == 0 || strcmp(arg, "m") == 0) return 2;
+  return 0;
 }
+
+enum { OPT_JSON = 256, OPT_PROFILE, OPT_RESOURCE_DIR, OPT_MAX_STACK, OPT_ALLOC, OPT_FREE };
+
+static const struct option longopts[] = {
+  {"help", no_argument, NULL, 'h'},
+  {"json", no_argument, NULL, OPT_JSON},
+  {"profile", required_argument, NULL, OPT_PROFILE},
+  {"resource-dir", required_argument, NULL, OPT_RESOURCE_DIR},
+  {"max-stack", required_argument, NULL, OPT_MAX_STACK},
+  {"alloc", required_argument, NULL, OPT_ALLOC},
+  {"free", required_argument, NULL, OPT_FREE},
+  {NULL, 0, NULL, 0},
+};
 
 int main(int argc, char **argv) {
   pe_opts o = {.m = 1, .max_stack = 4032, .resource_dir = PE_RESOURCE_DIR};
-  const char *dbdir = NULL, *v;
-  char **files = malloc(sizeof *files * (size_t)argc);
-  int nfiles = 0, dashdash = argc;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (strcmp(a, "--") == 0) { dashdash = i + 1; break; }
-    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { fputs(usage, stdout); return 0; }
-    if (strcmp(a, "-m") == 0 || strcmp(a, "-m=1") == 0) o.m = 1;
-    else if (strcmp(a, "-m=2") == 0 || strcmp(a, "-mm") == 0) o.m = 2;
-    else if (strcmp(a, "--json") == 0) o.json = true;
-    else if (opt_value(argc, argv, &i, "-p", &v)) dbdir = v;
-    else if (opt_value(argc, argv, &i, "--profile", &v)) o.profile = v;
-    else if (opt_value(argc, argv, &i, "--resource-dir", &v)) o.resource_dir = v;
-    else if (opt_value(argc, argv, &i, "--max-stack", &v)) {
-      char *end;
-      o.max_stack = strtoll(v, &end, 10);
-      if (*v == 0 || *end != 0 || o.max_stack < 0) {
-        fprintf(stderr, "palloc-escape: bad --max-stack value '%s'\n", v);
+  const char *dbdir = NULL;
+  /* Options end at "--": what follows is the compiler's. getopt_long sees only what precedes it
+   * (it would otherwise mix the compiler's flags with the files it permutes to its end). */
+  int dashdash = 1;
+  while (dashdash < argc && strcmp(argv[dashdash], "--") != 0) dashdash++;
+  opterr = 0; /* our messages, with the usage (and ':' first: a missing value is ':') */
+  int c;
+  while ((c = getopt_long(dashdash, argv, ":hm::p:", longopts, NULL)) != -1) {
+    switch (c) {
+    case 'h':
+      fputs(usage, stdout);
+      return 0;
+    case 'm':
+      if ((o.m = m_level(optarg)) == 0) {
+        fprintf(stderr, "palloc-escape: unknown option '%s'\n%s", argv[optind - 1], usage);
         return 2;
       }
-    } else if (opt_value(argc, argv, &i, "--alloc", &v)) {
+      break;
+    case 'p': dbdir = optarg[0] == '=' ? optarg + 1 : optarg; break; /* -p DIR, -pDIR, -p=DIR */
+    case OPT_JSON: o.json = true; break;
+    case OPT_PROFILE: o.profile = optarg; break;
+    case OPT_RESOURCE_DIR: o.resource_dir = optarg; break;
+    case OPT_MAX_STACK: {
+      char *end;
+      o.max_stack = strtoll(optarg, &end, 10);
+      if (*optarg == 0 || *end != 0 || o.max_stack < 0) {
+        fprintf(stderr, "palloc-escape: bad --max-stack value '%s'\n", optarg);
+        return 2;
+      }
+      break;
+    }
+    case OPT_ALLOC:
       o.allocs = pe_xrealloc(o.allocs, sizeof *o.allocs * (size_t)(o.nallocs + 1));
-      o.allocs[o.nallocs++] = (char *)v;
-    } else if (opt_value(argc, argv, &i, "--free", &v)) {
+      o.allocs[o.nallocs++] = optarg;
+      break;
+    case OPT_FREE:
       o.frees = pe_xrealloc(o.frees, sizeof *o.frees * (size_t)(o.nfrees + 1));
-      o.frees[o.nfrees++] = (char *)v;
-    } else if (a[0] == '-' && a[1] != 0) {
-      fprintf(stderr, "palloc-escape: unknown option '%s'\n%s", a, usage);
+      o.frees[o.nfrees++] = optarg;
+      break;
+    case ':':
+      fprintf(stderr, "palloc-escape: %s needs a value\n%s", argv[optind - 1], usage);
       return 2;
-    } else {
-      files[nfiles++] = argv[i];
+    default: /* '?': optopt is the unknown short option; a long one is argv[optind - 1] */
+      if (optopt > 0 && optopt < 256)
+        fprintf(stderr, "palloc-escape: unknown option '-%c'\n%s", optopt, usage);
+      else
+        fprintf(stderr, "palloc-escape: unknown option '%s'\n%s", argv[optind - 1], usage);
+      return 2;
     }
   }
+  char **files = argv + optind; /* permuted here by getopt_long */
+  int nfiles = dashdash - optind;
+  if (dashdash < argc) dashdash++;
   char **flags = argv + dashdash;
   int nflags = argc - dashdash;
   if (o.resource_dir && access(o.resource_dir, R_OK) != 0) o.resource_dir = NULL;

@@ -95,11 +95,14 @@ p = run([sized, '--', '-DSIZE=16'])
 expect(p.returncode == 0 and 'malloc(SIZE) does not escape' in p.stdout, 'flags after --', p)
 
 # usage
-for args in ([], ['--bogus', good], ['--max-stack', 'x', good], ['--profile']):
+for args in ([], ['--bogus', good], ['--max-stack', 'x', good], ['--profile'], ['-p'],
+             ['-x', good], ['-m=3', good], ['--json=1', good], ['--max-stack=', good]):
     p = run(args)
-    expect(p.returncode == 2, f'usage error {args}: exit 2', p)
-p = run(['--max-stack', '4', good])
-expect(p.returncode == 0 and 'too large for stack (8 bytes > 4)' in p.stdout, '--max-stack', p)
+    expect(p.returncode == 2 and p.stderr.startswith('palloc-escape: '), f'usage error {args}: exit 2', p)
+# an option's value joined or apart, and options before or after the files
+for args in (['--max-stack', '4', good], ['--max-stack=4', good], [good, '--max-stack', '4']):
+    p = run(args)
+    expect(p.returncode == 0 and 'too large for stack (8 bytes > 4)' in p.stdout, f'{args}', p)
 p = run(['--profile', os.path.join(work, 'none.pb.gz'), good])
 expect(p.returncode == 1 and 'none.pb.gz' in p.stderr, 'a missing profile: exit 1', p)
 
