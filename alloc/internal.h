@@ -62,7 +62,7 @@
 
 #define PALLOC_MAX_DEPTH 128
 
-/* ---- per-thread state (sampler.c) ------------------------------------------------------ */
+/* ---- per-thread state (countdown.c) ------------------------------------------------------ */
 enum { PALLOC_T_NEW = 0, PALLOC_T_LIVE = 1, PALLOC_T_DEAD = 2 };
 
 /* The thread cache (tcache.c): free blocks of mimalloc's size classes up to PALLOC_TC_MAX, a
@@ -180,7 +180,7 @@ typedef struct palloc_global_s {
 
 extern palloc_global_t palloc_g;
 
-/* ---- sampler.c -------------------------------------------------------------------------- */
+/* ---- countdown.c: the sampling countdown, its intervals and the rate --------------------- */
 void palloc_init(void);                        /* idempotent, safe from inside malloc */
 int64_t palloc_draw_interval(palloc_thread_t *t, int64_t rate);
 void palloc_thread_start(palloc_thread_t *t);  /* first slow-path visit of a thread */
@@ -338,7 +338,7 @@ void *palloc_new_nothrow(size_t n);
 void *palloc_new_aligned(size_t n, size_t align);
 void *palloc_new_aligned_nothrow(size_t n, size_t align);
 
-/* ---- threads (sampler.c) ----------------------------------------------------------------- */
+/* ---- threads (countdown.c) --------------------------------------------------------------- */
 void palloc_thread_watch_exit(palloc_thread_t *t);
 
 /* ---- stack.c ---------------------------------------------------------------------------- */
@@ -407,7 +407,7 @@ void palloc_scratch_free(void *scratch, void *p);
 void palloc_scratch_destroy(palloc_scratch_t *s);
 uint64_t palloc_scratch_peak(const palloc_scratch_t *s);
 
-/* ---- sample.c: the sampled allocation and free ----------------------------------------- */
+/* ---- slowpath.c: the sampled allocation and free ----------------------------------------- */
 void *palloc_alloc_slow(size_t n, size_t align, bool zero);
 void palloc_free_slow(void *p);
 /* due: palloc_charge(n) failed (else p may be sampled and the charge stands). */

@@ -1,5 +1,5 @@
 /* explog.c - exp and log without libm, for the sampler (palloc_log: the exponential intervals
- * between samples, alloc/sampler.c) and the unsampling of profiles (palloc_exp: scale.c).
+ * between samples, alloc/countdown.c) and the unsampling of profiles (palloc_exp: scale.c).
  *
  * Why not libm: loading libm.so.6 costs every process that preloads libpalloc ~330 KB of
  * resident memory (its IFUNC resolvers run at load time and touch text pages all over the

@@ -1,4 +1,4 @@
-/* sample.c - the slow paths: sampled allocation, sampled free, thread start, trace mode.
+/* slowpath.c - the slow paths: sampled allocation, sampled free, thread start, trace mode.
  *
  * A sampled block is an ordinary mimalloc block of the requested size and alignment: what makes
  * it sampled is its entry in the registry (registry.c), which holds its bucket and requested

@@ -1,4 +1,4 @@
-/* sampler.c - per-thread Poisson sampling over allocated bytes.
+/* countdown.c - per-thread Poisson sampling over allocated bytes.
  *
  * Each thread draws its distance to the next sample from an exponential distribution with mean
  * `rate` (a Poisson process over bytes, as Go's runtime does), so an allocation of s bytes is
