@@ -131,7 +131,7 @@ void palloc_thread_watch_exit(palloc_thread_t *t) {
   if (!t->is_main) __cxa_thread_atexit_impl(thread_exit, t, &__dso_handle);
 }
 
-bool palloc_sample_decide(palloc_thread_t *t, size_t n, int64_t *next) {
+bool palloc_countdown_expired(palloc_thread_t *t, size_t n, int64_t *next) {
   int64_t rate = atomic_load_explicit(&palloc_g.rate, memory_order_relaxed);
   uint32_t epoch = atomic_load_explicit(&palloc_g.rate_epoch, memory_order_relaxed);
   if (epoch != t->rate_epoch) {

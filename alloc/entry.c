@@ -5,7 +5,7 @@
  * unsampled free is one load from the registry's page map (a zero count: not sampled), one
  * branch, then mimalloc's usable size and a push onto the thread cache or, if the block is not
  * cacheable, a tail call into mimalloc. Everything else (sampling, trace accounting, sampled
- * blocks) is in sample.c.
+ * blocks) is in slowpath.c.
  *
  * This file is compiled twice: as the palloc_* API (always), and with PALLOC_OVERRIDE, which
  * also exports the libc names (malloc, free, ..., and glibc's __libc_* aliases) as aliases of the

@@ -189,7 +189,7 @@ void palloc_guard_exit(palloc_thread_t *t);
 /* Decides whether an allocation of n bytes that drove its countdown negative is sampled, and
  * gives the countdown's next value in *next (the caller stores it in whichever countdown it
  * runs: t->countdown, or t->trace_left in trace mode). Returns true if it is to be sampled. */
-bool palloc_sample_decide(palloc_thread_t *t, size_t n, int64_t *next);
+bool palloc_countdown_expired(palloc_thread_t *t, size_t n, int64_t *next);
 
 /* ---- config.c --------------------------------------------------------------------------- */
 void palloc_config_load(void);
@@ -413,7 +413,7 @@ void palloc_free_slow(void *p);
 /* due: palloc_charge(n) failed (else p may be sampled and the charge stands). */
 void *palloc_realloc_slow(void *p, size_t n, bool due);
 /* After palloc_charge failed: should this allocation be sampled? (redraws the countdown) */
-bool palloc_slow_decide(palloc_thread_t *t, size_t n);
+bool palloc_sample_due(palloc_thread_t *t, size_t n);
 
 /* ---- writer.c --------------------------------------------------------------------------- */
 extern _Atomic uint64_t palloc_profiles_written, palloc_profile_errors;

@@ -64,16 +64,16 @@ static bool thread_ready(palloc_thread_t *t, int64_t *first) {
 
 /* Trace mode keeps the budget at 0 so that every allocation comes here; sampling then runs on
  * trace_left instead, with the same decision. */
-static inline bool trace_decide(palloc_thread_t *t, size_t n) {
+static inline bool trace_sample_due(palloc_thread_t *t, size_t n) {
   palloc_set_countdown(t, -1);
   t->trace_left -= palloc_bytes(n);
-  return t->trace_left < 0 && palloc_sample_decide(t, n, &t->trace_left);
+  return t->trace_left < 0 && palloc_countdown_expired(t, n, &t->trace_left);
 }
 
 /* Decides the fate of an allocation of n bytes whose charge used up the budget. Under the
  * guard the wrapped budget is left as it is: it is large, so palloc's own allocations take the
  * fast path, and palloc_guard_exit puts back the budget of guard entry. */
-PALLOC_TEXT bool palloc_slow_decide(palloc_thread_t *t, size_t n) {
+PALLOC_TEXT bool palloc_sample_due(palloc_thread_t *t, size_t n) {
   if (t->guard) return false;
   if (palloc_unlikely(t->state != PALLOC_T_LIVE)) {
     int64_t first;
@@ -90,9 +90,9 @@ PALLOC_TEXT bool palloc_slow_decide(palloc_thread_t *t, size_t n) {
       return false;
     }
   }
-  if (palloc_g.trace) return trace_decide(t, n);
+  if (palloc_g.trace) return trace_sample_due(t, n);
   int64_t next;
-  bool sample = palloc_sample_decide(t, n, &next);
+  bool sample = palloc_countdown_expired(t, n, &next);
   palloc_set_countdown(t, next);
   return sample;
 }
@@ -101,12 +101,12 @@ PALLOC_TEXT void *palloc_alloc_slow(size_t n, size_t align, bool zero) {
   palloc_thread_t *t = &palloc_thread;
   if (palloc_g.trace && palloc_likely(t->state == PALLOC_T_LIVE && t->guard == 0)) {
     /* Trace mode's steady state: every allocation is here, so keep it short. */
-    void *p = trace_decide(t, n) ? alloc_sampled(t, n, align, zero)
+    void *p = trace_sample_due(t, n) ? alloc_sampled(t, n, align, zero)
                                  : plain_alloc(n, align, zero);
     if (p != NULL) palloc_trace_account(t, (int64_t)mi_usable_size(p), 0);
     return p;
   }
-  void *p = palloc_slow_decide(t, n) ? alloc_sampled(t, n, align, zero)
+  void *p = palloc_sample_due(t, n) ? alloc_sampled(t, n, align, zero)
                                      : plain_alloc(n, align, zero);
   if (palloc_g.trace && p != NULL && t->guard == 0) palloc_trace_account(t, (int64_t)mi_usable_size(p), 0);
   return p;
@@ -144,7 +144,7 @@ PALLOC_TEXT void *palloc_realloc_slow(void *p, size_t n, bool due) {
     palloc_registry_defer_free(t, p);
     return q;
   }
-  bool sample = due && palloc_slow_decide(t, n);
+  bool sample = due && palloc_sample_due(t, n);
   bool tracing = palloc_g.trace && t->guard == 0;
   size_t old_usable = tracing ? mi_usable_size(p) : 0;
   palloc_bucket_t *ob = NULL;
@@ -165,7 +165,7 @@ PALLOC_TEXT void *palloc_realloc_slow(void *p, size_t n, bool due) {
 /* ---- custom allocators (palloc.h) -------------------------------------------------------- */
 PALLOC_TEXT palloc_sample_t *palloc_sample_alloc(size_t size) {
   palloc_thread_t *t = &palloc_thread;
-  if (palloc_charge(size) || !palloc_slow_decide(t, size)) return NULL;
+  if (palloc_charge(size) || !palloc_sample_due(t, size)) return NULL;
   return (palloc_sample_t *)take_sample(t, NULL, size); /* the token is the bucket; no registry */
 }
 
