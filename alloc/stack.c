@@ -33,6 +33,19 @@
  *  - if it cannot be loaded, one palloc: line, and every stack is taken by the walk.
  * The first sample of a process pays for the load once (a few hundred microseconds).
  *
+ * Linked unwinders: unw_backtrace and libgcc's _Unwind_Backtrace are weak references, NULL
+ * unless the program links them, so libpalloc.so needs neither. The first sample takes, in order:
+ *  - unw_backtrace if the program links libunwind (libpalloc.a with -lunwind);
+ *  - in a statically linked program (no dynamic loader: AT_BASE is 0), where a dlopen would
+ *    bring a second libc, _Unwind_Backtrace, which `pkg-config --static --libs palloc` pulls
+ *    from libgcc_eh.a (-Wl,-u,_Unwind_Backtrace). libgcc's unwinder reads .eh_frame as
+ *    libunwind does; it is the one a static C++ program has anyway, and libunwind.a cannot be
+ *    linked into one: it defines _Unwind_Resume and the rest of that ABI too, which clash with
+ *    libgcc_eh.a's. Its first lookup sorts the program's FDEs with malloc: palloc's own
+ *    allocation, under the guard;
+ *  - otherwise the dlopen above (a dynamic program), or, in a static program linked without
+ *    either, one palloc: line and the frame-pointer walk.
+ *
  * Fork: libunwind guards its caches with mutexes of its own and has no fork handlers, so a fork
  * while another thread is inside unw_backtrace left the child with a lock nobody would release,
  * and the child's first sample hung (seen in test_process: 1 child in ~1,200). Every
@@ -47,7 +60,15 @@
 #include <link.h>
 #include <pthread.h>
 #include <sys/auxv.h>
+#include <unwind.h>
 #include "internal.h"
+
+/* Weak: see the top of this file (libunwind-common.h declares unw_backtrace so). */
+extern int unw_backtrace(void **buf, int max) __attribute__((weak));
+#pragma weak _Unwind_Backtrace
+#pragma weak _Unwind_GetIP
+/* libgcc's FDE lookup (unwind-dw2-fde.h, exported since GCC 3.0); bases: text, data, function. */
+extern const void *_Unwind_Find_FDE(void *pc, void *bases[3]) __attribute__((weak));
 
 #define LIBUNWIND_SONAME "libunwind.so.8"
 
@@ -151,13 +172,57 @@ static bool in_ldso(uintptr_t pc) {
   return false;
 }
 
-static bool load_libunwind(void) {
-  /* A statically linked program (no dynamic loader: AT_BASE is 0) would get a second libc with
-   * the library; it has no frame-pointer-free unwinder then. */
-  if (getauxval(AT_BASE) == 0) {
-    palloc_warn("a static program cannot load libunwind; stacks are taken by the frame-pointer "
-                "walk");
-    return false;
+/* _Unwind_Backtrace with unw_backtrace's contract: the return addresses from its caller's frame
+ * outwards, at most max. */
+struct gcc_trace { void **buf; int n, max; };
+
+static _Unwind_Reason_Code gcc_trace_frame(struct _Unwind_Context *ctx, void *arg) {
+  struct gcc_trace *t = arg;
+  uintptr_t ip = _Unwind_GetIP(ctx);
+  if (ip == 0 || t->n >= t->max) return _URC_END_OF_STACK;
+  t->buf[t->n++] = (void *)ip;
+  return _URC_NO_REASON;
+}
+
+static int gcc_backtrace(void **buf, int max) {
+  struct gcc_trace t = { buf, 0, max };
+  _Unwind_Backtrace(gcc_trace_frame, &t);
+  return t.n;
+}
+
+/* Whether libgcc's unwinder can run in this static program yet. glibc allocates inside
+ * __libc_start_main, before any constructor, while it sets up what the unwinder reads
+ * (_dl_non_dynamic_init, _dl_find_object_init: a lookup from there faults), so not before the
+ * constructors run; and _Unwind_Backtrace aborts the process if it finds no FDE for its own
+ * frame: the program's FDEs are found through PT_GNU_EH_FRAME (`pkg-config --static` passes
+ * --eh-frame-hdr, which gcc does only for dynamic links) or once crtbeginT.o's constructor has
+ * registered .eh_frame. Until then the frame-pointer walk, and the next sample asks again. */
+static _Atomic bool constructors_started;
+__attribute__((constructor)) static void note_constructors_started(void) {
+  atomic_store_explicit(&constructors_started, true, memory_order_release);
+}
+
+static bool gcc_unwinder_ready(void) {
+  if (!atomic_load_explicit(&constructors_started, memory_order_acquire)) return false;
+  void *bases[3];
+  return _Unwind_Find_FDE((char *)(uintptr_t)_Unwind_Backtrace + 1, bases) != NULL;
+}
+
+/* UNW_READY (unw_backtrace_fn is set), UNW_FAILED, or UNW_UNLOADED: not yet, try again. */
+static int load_libunwind(void) {
+  if (unw_backtrace != NULL) { /* linked */
+    unw_backtrace_fn = unw_backtrace;
+    return UNW_READY;
+  }
+  if (getauxval(AT_BASE) == 0) { /* static: no dlopen (top of this file) */
+    if (_Unwind_Backtrace != NULL && _Unwind_GetIP != NULL && _Unwind_Find_FDE != NULL) {
+      if (!gcc_unwinder_ready()) return UNW_UNLOADED;
+      unw_backtrace_fn = gcc_backtrace;
+      return UNW_READY;
+    }
+    palloc_warn("this static program links no unwinder; stacks are taken by the frame-pointer "
+                "walk (link libpalloc.a with `pkg-config --static --libs palloc`)");
+    return UNW_FAILED;
   }
   void *h = dlopen(LIBUNWIND_SONAME, RTLD_NOW | RTLD_LOCAL);
   void *f = h ? dlsym(h, "unw_backtrace") : NULL;
@@ -165,10 +230,10 @@ static bool load_libunwind(void) {
     const char *why = dlerror();
     palloc_warn("cannot load libunwind (%s); stacks are taken by the frame-pointer walk",
                 why ? why : LIBUNWIND_SONAME);
-    return false;
+    return UNW_FAILED;
   }
   unw_backtrace_fn = (int (*)(void **, int))f;
-  return true;
+  return UNW_READY;
 }
 
 /* The stack of a sample taken before libunwind is loaded: loads it (see the top of this file)
@@ -183,9 +248,9 @@ PALLOC_TEXT static int unwind_first(uintptr_t *buf, int want) {
   int expected = UNW_UNLOADED;
   if (!atomic_compare_exchange_strong(&unw_state, &expected, UNW_LOADING))
     return expected == UNW_READY ? unwind(buf, want) : n;
-  bool ok = load_libunwind();
-  atomic_store_explicit(&unw_state, ok ? UNW_READY : UNW_FAILED, memory_order_release);
-  return ok ? unwind(buf, want) : n;
+  int st = load_libunwind();
+  atomic_store_explicit(&unw_state, st, memory_order_release);
+  return st == UNW_READY ? unwind(buf, want) : n;
 }
 
 /* PALLOC_UNWIND=fp in a program built without frame pointers gives one-frame stacks: the walk

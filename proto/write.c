@@ -12,6 +12,12 @@
  * reason (libpalloc prints it on one "palloc:" line) and nothing else changes. Loading runs
  * under pthread_once: libpalloc's writer lock, which fork's prepare handler takes, is held around
  * every write, so no fork happens while a thread is inside it.
+ *
+ * The three are also weak references, NULL unless the program links zlib: a program that links
+ * libpalloc.a with `pkg-config --static --libs palloc` (-lz, and -Wl,-u for each, since nothing
+ * refers to them strongly) uses the linked copy. That is the only way for a statically linked
+ * program (no dynamic loader: AT_BASE is 0), where a dlopen'd library would bring a second libc;
+ * libpalloc.so needs no zlib and still loads it.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -44,10 +50,20 @@ static struct {
 } zlib;
 static pthread_once_t zlib_once = PTHREAD_ONCE_INIT;
 
+#pragma weak deflateInit2_
+#pragma weak deflate
+#pragma weak deflateEnd
+
 static void zlib_load(void) {
-  /* A statically linked program (no dynamic loader: AT_BASE is 0) would get a second libc. */
+  if (deflateInit2_ != NULL && deflate != NULL && deflateEnd != NULL) { /* linked */
+    zlib.deflate_init2 = deflateInit2_;
+    zlib.deflate = deflate;
+    zlib.deflate_end = deflateEnd;
+    return;
+  }
   if (getauxval(AT_BASE) == 0) {
-    snprintf(zlib.err, sizeof zlib.err, "a static program cannot load zlib (%s)", ZLIB_SONAME);
+    snprintf(zlib.err, sizeof zlib.err, "this static program links no zlib (link libpalloc.a "
+             "with `pkg-config --static --libs palloc`)");
     return;
   }
   void *h = dlopen(ZLIB_SONAME, RTLD_NOW | RTLD_LOCAL);
