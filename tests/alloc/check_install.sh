@@ -97,3 +97,85 @@ cxx_check cxx-shared $(pkg-config --cflags --libs palloc)
 cxx_check cxx-then-mimalloc $(pkg-config --cflags --libs palloc) -lmimalloc
 cxx_check cxx-static $(pkg-config --cflags palloc) "$lib/libpalloc.a" \
   $(pkg-config --static --libs palloc | sed 's/-lpalloc//')
+
+# Fully static programs (-static, libpalloc.a through `pkg-config --static --libs palloc`):
+# libc.a's malloc.o must never be linked (a call to mallinfo2 or malloc_trim pulled it and the
+# link failed on duplicate malloc), stacks must be real (built without frame pointers, the
+# allocating function must be seen called from main: the frame-pointer walk stops at the first
+# frame), and the profile must be written (no dlopen of zlib is possible). The program forks
+# while a thread samples (children sample too), and a thread's allocations are counted.
+cat > "$tmp/static.c" <<'C'
+#include <malloc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+void *kept[1000], *kept_thread[500];
+static atomic_int stop;
+__attribute__((noipa)) void leak_here(int i) { kept[i] = malloc(3000); }
+__attribute__((noipa)) void thread_here(int i) { kept_thread[i] = malloc(100); }
+static void *churn(void *arg) {
+  for (int i = 0; i < 500; i++) thread_here(i);
+  while (!atomic_load(&stop)) free(malloc(64));
+  return arg;
+}
+int main(void) {
+  pthread_t t;
+  if (pthread_create(&t, NULL, churn, NULL) != 0) return 2;
+  for (int i = 0; i < 20; i++) {
+    pid_t pid = fork();
+    if (pid == 0) { free(malloc(200)); _exit(0); }
+    int st;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) return 3;
+  }
+  atomic_store(&stop, 1);
+  pthread_join(t, NULL);
+  for (int i = 0; i < 1000; i++) leak_here(i);
+  struct mallinfo2 mi = mallinfo2();
+  malloc_trim(0);
+  printf("static ok, %s\n", mi.arena > 0 ? "arena" : "no arena");
+  return 0;
+}
+C
+static_check() { # binary profile function objects: FUNCTION made OBJECTS objects, called from main
+  local out
+  out=$(HOME="$tmp" go tool pprof -top -cum -sample_index=alloc_objects -focus="^$3\$" "$1" "$2" 2>&1)
+  echo "$out" | grep -qE "^ *$4 .* $3\$" || { echo "FAIL: $1: $3 not $4 objects"; echo "$out" | head -20; exit 1; }
+  echo "$out" | grep -qE "^ *[0-9]+ +[0-9.]+% +[0-9.]+% +$4 +[0-9.]+% +(main|start_thread)\$" || {
+    echo "FAIL: $1: $3 not under main or start_thread (one-frame stacks?)"; echo "$out" | head -20; exit 1; }
+  echo "ok $(basename "$1"): $3 made $4 objects, with its callers"
+}
+static_flags=(-O2 -fomit-frame-pointer -g $(pkg-config --cflags palloc))
+cc -static "${static_flags[@]}" "$tmp/static.c" $(pkg-config --static --libs palloc) -pthread \
+   -Wl,-Map,"$tmp/static.map" -o "$tmp/static" 2> "$tmp/static.ld" || { cat "$tmp/static.ld"; echo "FAIL: cc -static"; exit 1; }
+if grep -q 'libc\.a(malloc\.o)' "$tmp/static.map"; then echo "FAIL: static links libc.a's malloc.o"; exit 1; fi
+if readelf -l "$tmp/static" | grep -q INTERP; then echo "FAIL: static is not a static program"; exit 1; fi
+rm -f "$tmp/static.pb.gz"
+PALLOC_SAMPLE_RATE=1 PALLOC_PROFILE="$tmp/static-run.pb.gz" timeout 60 "$tmp/static" > "$tmp/static.out" 2> "$tmp/static.err" \
+  || { echo "FAIL: static: exit $?"; cat "$tmp/static.out" "$tmp/static.err"; exit 1; }
+grep -q "static ok, arena" "$tmp/static.out" || { echo "FAIL: static: $(cat "$tmp/static.out")"; exit 1; }
+if [ -s "$tmp/static.err" ]; then echo "FAIL: static wrote on stderr:"; cat "$tmp/static.err"; exit 1; fi
+[ -f "$tmp/static-run.pb.gz" ] || { echo "FAIL: static: no profile"; exit 1; }
+static_check "$tmp/static" "$tmp/static-run.pb.gz" leak_here 1000
+static_check "$tmp/static" "$tmp/static-run.pb.gz" thread_here 500
+
+# g++ -static, if libstdc++'s static archive is installed (tests/alloc/cxx.cc without `ops`,
+# whose throwing new_handler cannot be met by a nothrow new in a static program: cxxops.c):
+# main's 2,000 std::make_unique objects under main, the threads' vectors under start_thread.
+if [ -f "$(g++ -print-file-name=libstdc++.a)" ]; then
+  g++ -static -std=c++17 -O2 -fomit-frame-pointer -g "$cxx_src" $(pkg-config --cflags palloc) \
+      $(pkg-config --static --libs palloc) -pthread -o "$tmp/cxx-full-static" 2> "$tmp/cxx-static.ld" \
+    || { cat "$tmp/cxx-static.ld"; echo "FAIL: g++ -static"; exit 1; }
+  PALLOC_SAMPLE_RATE=1 PALLOC_PROFILE="$tmp/cxx-full-static.pb.gz" timeout 120 "$tmp/cxx-full-static" \
+    > "$tmp/cxx-full-static.out" || { echo "FAIL: cxx-full-static: exit $?"; exit 1; }
+  grep -q "caught 1000" "$tmp/cxx-full-static.out" || { echo "FAIL: cxx-full-static: exceptions"; exit 1; }
+  static_check "$tmp/cxx-full-static" "$tmp/cxx-full-static.pb.gz" std::make_unique 2000
+  out=$(HOME="$tmp" go tool pprof -top -cum -sample_index=alloc_objects -focus='_M_realloc_insert$' \
+        "$tmp/cxx-full-static" "$tmp/cxx-full-static.pb.gz" 2>&1)
+  echo "$out" | grep -qE ' start_thread$' || { echo "FAIL: cxx-full-static: threads' vectors not under start_thread"; echo "$out" | head -20; exit 1; }
+  echo "ok cxx-full-static: the threads' vectors are under start_thread"
+else
+  echo "skip g++ -static: no libstdc++.a"
+fi
