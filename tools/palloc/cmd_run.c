@@ -150,6 +150,38 @@ out:
   return rc;
 }
 
+/* Whether path is a 64-bit ELF file with a section called name (section headers survive strip). */
+static bool elf_has_section(const char *path, const char *name) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) return false;
+  bool found = false;
+  Elf64_Ehdr h;
+  Elf64_Shdr strs;
+  if (fread(&h, sizeof h, 1, f) != 1 || memcmp(h.e_ident, ELFMAG, SELFMAG) != 0 ||
+      h.e_ident[EI_CLASS] != ELFCLASS64 || h.e_shentsize != sizeof(Elf64_Shdr) ||
+      h.e_shstrndx >= h.e_shnum ||
+      fseek(f, (long)(h.e_shoff + (uint64_t)h.e_shstrndx * sizeof strs), SEEK_SET) != 0 ||
+      fread(&strs, sizeof strs, 1, f) != 1)
+    goto out;
+  size_t len = strlen(name) + 1;
+  char got[64];
+  if (len > sizeof got) goto out;
+  for (unsigned i = 0; i < h.e_shnum && !found; i++) {
+    Elf64_Shdr sh;
+    if (fseek(f, (long)(h.e_shoff + (uint64_t)i * sizeof sh), SEEK_SET) != 0 ||
+        fread(&sh, sizeof sh, 1, f) != 1)
+      break;
+    if (sh.sh_name >= strs.sh_size || strs.sh_size - sh.sh_name < len ||
+        fseek(f, (long)(strs.sh_offset + sh.sh_name), SEEK_SET) != 0 ||
+        fread(got, 1, len, f) != len)
+      continue;
+    found = memcmp(got, name, len) == 0;
+  }
+out:
+  fclose(f);
+  return found;
+}
+
 /* Why LD_PRELOAD cannot reach cmd, or NULL. A static program has no dynamic loader to read
  * LD_PRELOAD (the dynamic loader itself, run as a command, is the exception); a set-user-ID or
  * set-group-ID program that changes the IDs runs in secure mode, where the loader ignores a
@@ -169,8 +201,11 @@ static const char *unreachable(const char *cmd) {
     free(b);
     if (loader) return NULL;
   }
-  return "is statically linked: LD_PRELOAD cannot reach it (only a program linked with "
-         "-lpalloc writes a profile then)";
+  /* A static program that links libpalloc.a has palloc's code (libpalloc puts its allocation
+   * path in the palloc_text section) and reads PALLOC_PROFILE itself. */
+  if (elf_has_section(path, "palloc_text")) return NULL;
+  return "is statically linked: LD_PRELOAD cannot reach it (to profile it, link it with "
+         "libpalloc.a: cc -static ... $(pkg-config --static --libs palloc))";
 }
 
 /* Expands %p to pid and %% to %, as libpalloc does for PALLOC_PROFILE. */
