@@ -196,9 +196,20 @@ static int gcc_backtrace(void **buf, int max) {
  * constructors run; and _Unwind_Backtrace aborts the process if it finds no FDE for its own
  * frame: the program's FDEs are found through PT_GNU_EH_FRAME (`pkg-config --static` passes
  * --eh-frame-hdr, which gcc does only for dynamic links) or once crtbeginT.o's constructor has
- * registered .eh_frame. Until then the frame-pointer walk, and the next sample asks again. */
+ * registered .eh_frame. Until then the frame-pointer walk, and the next sample asks again.
+ *
+ * libgcc sorts a registered .eh_frame at its first lookup, with malloc, holding its
+ * object_mutex. Were that lookup a C++ exception's, a sample of that malloc would unwind and
+ * take object_mutex again: a deadlock. So palloc's constructor makes the first lookup itself
+ * (crtbeginT.o's registration comes before it in the link, so it has run), before it lets
+ * samples use the unwinder; later lookups allocate nothing. */
 static _Atomic bool constructors_started;
 __attribute__((constructor)) static void note_constructors_started(void) {
+  if (getauxval(AT_BASE) == 0 && unw_backtrace == NULL && _Unwind_Backtrace != NULL &&
+      _Unwind_Find_FDE != NULL) {
+    void *bases[3];
+    _Unwind_Find_FDE((char *)(uintptr_t)_Unwind_Backtrace + 1, bases);
+  }
   atomic_store_explicit(&constructors_started, true, memory_order_release);
 }
 

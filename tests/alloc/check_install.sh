@@ -176,6 +176,27 @@ if [ -f "$(g++ -print-file-name=libstdc++.a)" ]; then
         "$tmp/cxx-full-static" "$tmp/cxx-full-static.pb.gz" 2>&1)
   echo "$out" | grep -qE ' start_thread$' || { echo "FAIL: cxx-full-static: threads' vectors not under start_thread"; echo "$out" | head -20; exit 1; }
   echo "ok cxx-full-static: the threads' vectors are under start_thread"
+  # The program's first exception is its first lookup in libgcc's unwinder, unless palloc's
+  # constructor made one: libgcc then sorts the FDEs with malloc under its lock, and a sample
+  # of that malloc (the rate is set to 1 after the exception's own allocation) unwinding
+  # through the same lock hung.
+  cat > "$tmp/exc.cc" <<'CC'
+#include <cstdio>
+#include <palloc.h>
+struct E { E() { palloc_set_sample_rate(1); } };
+__attribute__((noinline)) void thrower() { throw E(); }
+int main() {
+  int caught = 0;
+  try { thrower(); } catch (const E &) { caught++; }
+  std::printf("caught %d\n", caught);
+  return caught == 1 ? 0 : 1;
+}
+CC
+  g++ -static -O1 "$tmp/exc.cc" $(pkg-config --cflags palloc) $(pkg-config --static --libs palloc) \
+      -o "$tmp/exc-static" 2> "$tmp/exc.ld" || { cat "$tmp/exc.ld"; echo "FAIL: g++ -static exc"; exit 1; }
+  PALLOC_SAMPLE_RATE=0 timeout 20 "$tmp/exc-static" > /dev/null \
+    || { echo "FAIL: exc-static: exit $? (124: hung in libgcc's unwinder)"; exit 1; }
+  echo "ok exc-static: a first exception whose FDE sort is sampled does not hang"
 else
   echo "skip g++ -static: no libstdc++.a"
 fi
