@@ -35,14 +35,14 @@
  *
  * Linked unwinders: unw_backtrace and libgcc's _Unwind_Backtrace are weak references, NULL
  * unless the program links them, so libpalloc.so needs neither. The first sample takes, in order:
- *  - unw_backtrace if the program links libunwind (libpalloc.a with -lunwind);
+ *  - unw_backtrace if the program links libunwind (a dynamic program that links libpalloc.a
+ *    and -lunwind, or whose own libraries bring libunwind);
  *  - in a statically linked program (no dynamic loader: AT_BASE is 0), where a dlopen would
  *    bring a second libc, _Unwind_Backtrace, which `pkg-config --static --libs palloc` pulls
- *    from libgcc_eh.a (-Wl,-u,_Unwind_Backtrace). libgcc's unwinder reads .eh_frame as
- *    libunwind does; it is the one a static C++ program has anyway, and libunwind.a cannot be
- *    linked into one: it defines _Unwind_Resume and the rest of that ABI too, which clash with
- *    libgcc_eh.a's. Its first lookup sorts the program's FDEs with malloc: palloc's own
- *    allocation, under the guard;
+ *    from libgcc_eh.a (through libpalloc_links.a: links.c). libgcc's unwinder reads .eh_frame
+ *    as libunwind does; it is the one a static C++ program has anyway, and libunwind.a cannot
+ *    be linked into one: it defines _Unwind_Resume and the rest of that ABI too, which clash
+ *    with libgcc_eh.a's. When it may start: gcc_unwinder_ready;
  *  - otherwise the dlopen above (a dynamic program), or, in a static program linked without
  *    either, one palloc: line and the frame-pointer walk.
  *
