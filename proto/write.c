@@ -14,8 +14,8 @@
  * every write, so no fork happens while a thread is inside it.
  *
  * The three are also weak references, NULL unless the program links zlib: a program that links
- * libpalloc.a with `pkg-config --static --libs palloc` (-lz, and -Wl,-u for each, since nothing
- * refers to them strongly) uses the linked copy. That is the only way for a statically linked
+ * libpalloc.a with `pkg-config --static --libs palloc` (-lz, and libpalloc_links.a, whose
+ * alloc/links.c refers to them strongly) uses the linked copy. That is the only way for a statically linked
  * program (no dynamic loader: AT_BASE is 0), where a dlopen'd library would bring a second libc;
  * libpalloc.so needs no zlib and still loads it.
  */
