@@ -193,9 +193,7 @@ bool palloc_countdown_expired(palloc_thread_t *t, size_t n, int64_t *next);
 
 /* ---- config.c --------------------------------------------------------------------------- */
 void palloc_config_load(void);
-/* Parses "512KiB", "1MiB", "4096", "1GB"...; returns -1 on error. */
-int64_t palloc_parse_size(const char *s);
-int palloc_parse_signal(const char *s); /* "USR2", "SIGUSR2", "12" -> number, or -1 */
+#include "options.h" /* palloc_option_*, palloc_parse_size, palloc_parse_signal */
 void palloc_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- registry.c: the live sampled blocks ---------------------------------------------- */

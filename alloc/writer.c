@@ -39,8 +39,8 @@ _Atomic uint64_t palloc_profiles_written, palloc_profile_errors;
 _Atomic uint64_t palloc_last_write_ns, palloc_last_write_bytes;
 
 static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
-static char exit_path[1024];
-static char snap_path[1024];
+static char exit_path[PALLOC_PROFILE_PATH_MAX];
+static char snap_path[PALLOC_PROFILE_PATH_MAX];
 static int snap_signal = -1;
 static long snap_interval;
 static unsigned snap_seq;
@@ -216,37 +216,14 @@ __attribute__((constructor(101))) static void palloc_start(void) {
   palloc_init();
   palloc_thread_t *t = &palloc_thread;
   palloc_guard_enter(t);
-  const char *s = getenv("PALLOC_PROFILE");
-  if (s && *s) {
-    if (strlen(s) >= sizeof exit_path)
-      palloc_warn("PALLOC_PROFILE is too long; no profile will be written");
-    else
-      strcpy(exit_path, s);
-  }
+  /* options.c checked them at initialization (a path that does not fit exit_path is refused) */
+  const char *s = palloc_option_str(PALLOC_OPT_PROFILE);
+  if (s) strcpy(exit_path, s);
   strcpy(snap_path, exit_path[0] ? exit_path : "palloc.%p.pb.gz");
-  if ((s = getenv("PALLOC_PROFILE_SIGNAL")) && *s) {
-    int sig = palloc_parse_signal(s);
-    if (sig < 0)
-      palloc_warn("PALLOC_PROFILE_SIGNAL=%s is not a signal name; no signal snapshots", s);
-    else if (sig == SIGKILL || sig == SIGSTOP)
-      palloc_warn("PALLOC_PROFILE_SIGNAL=%s: SIG%s cannot be caught; no signal snapshots", s,
-                  sigabbrev_np(sig));
-    else if (sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL ||
-             sig == SIGTRAP || sig == SIGABRT)
-      /* a handler that returns would resume the faulting instruction, or hide abort() */
-      palloc_warn("PALLOC_PROFILE_SIGNAL=%s: SIG%s reports faults and aborts, it cannot ask for "
-                  "snapshots (use USR1, USR2...); no signal snapshots", s, sigabbrev_np(sig));
-    else
-      snap_signal = sig;
-  }
-  if ((s = getenv("PALLOC_PROFILE_INTERVAL")) && *s) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*s < '0' || *s > '9' || *end != 0 || v <= 0) /* strtol would take " 5" and "+5" */
-      palloc_warn("PALLOC_PROFILE_INTERVAL=%s is not a positive number of seconds", s);
-    else
-      snap_interval = v;
-  }
+  if (palloc_option_is_set(PALLOC_OPT_PROFILE_SIGNAL))
+    snap_signal = (int)palloc_option_int(PALLOC_OPT_PROFILE_SIGNAL);
+  if (palloc_option_is_set(PALLOC_OPT_PROFILE_INTERVAL))
+    snap_interval = (long)palloc_option_int(PALLOC_OPT_PROFILE_INTERVAL);
   writer_wanted = snap_interval > 0 || snap_signal > 0;
   if (writer_wanted) {
     sem_init(&snap_sem, 0, 0);

@@ -23,6 +23,7 @@
 #include <sys/mman.h>
 #include <time.h>
 #include "gcinternal.h"
+#include "options.h"
 
 _Atomic int palloc_gc_arenas;
 
@@ -62,13 +63,15 @@ palloc_gc_t *palloc_gc_create_internal(const palloc_gc_options_t *o, bool user) 
     palloc_gc_heap_fini(a);
     goto fail;
   }
-  a->gogc = o->gogc == PALLOC_GC_FROM_ENV ? palloc_pacer_env_gogc() : o->gogc < 0 ? -1 : o->gogc;
-  a->memory_limit = o->memory_limit == PALLOC_GC_FROM_ENV ? palloc_pacer_env_limit()
+  a->gogc = o->gogc == PALLOC_GC_FROM_ENV ? (int)palloc_option_int(PALLOC_OPT_GOGC)
+            : o->gogc < 0                 ? -1
+                                          : o->gogc;
+  a->memory_limit = o->memory_limit == PALLOC_GC_FROM_ENV ? palloc_option_int(PALLOC_OPT_MEMLIMIT)
                                                           : o->memory_limit;
   if (a->memory_limit < 0) a->memory_limit = INT64_MAX;
   a->scan_data = o->scan_data != 0;
   if (a->scan_data) palloc_gc_find_data(a);
-  a->trace = o->trace == PALLOC_GC_FROM_ENV ? palloc_gctrace_env_mode() : o->trace;
+  a->trace = o->trace == PALLOC_GC_FROM_ENV ? (int)palloc_option_int(PALLOC_OPT_TRACE) : o->trace;
   a->trace_fd = o->trace_fd;
   a->sample = true;
   palloc_limiter_init(&a->limiter, 1);

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "options.h"
 #include "pacer.h"
 #include "palloc_proto.h"
 
@@ -111,17 +112,6 @@ size_t palloc_gctrace_format(char *buf, const palloc_gctrace_cycle_t *c, bool le
   return (size_t)(p - buf);
 }
 
-int palloc_gctrace_env_mode(void) {
-  const char *s = getenv("PALLOC_TRACE");
-  if (s == NULL || *s == 0 || strcmp(s, "0") == 0 || strcmp(s, "off") == 0)
-    return PALLOC_TRACE_OFF;
-  if (strcmp(s, "1") == 0) return PALLOC_TRACE_ON;
-  if (strcmp(s, "legacy") == 0) return PALLOC_TRACE_LEGACY;
-  static atomic_bool once;
-  palloc_pacer_warn_env(&once, "PALLOC_TRACE", s);
-  return PALLOC_TRACE_OFF;
-}
-
 static uint64_t ts_ns(clockid_t id) {
   struct timespec ts;
   clock_gettime(id, &ts);
@@ -152,9 +142,9 @@ static _Atomic int trace_fd = -1;
 int palloc_gctrace_fd(void) {
   int fd = atomic_load_explicit(&trace_fd, memory_order_acquire);
   if (fd >= 0) return fd;
-  const char *path = getenv("PALLOC_TRACE_FILE");
+  const char *path = palloc_option_str(PALLOC_OPT_TRACE_FILE);
   int nfd = 2;
-  if (path != NULL && *path != 0) {
+  if (path != NULL) {
     /* Opened as every file palloc writes is (proto/outpath.c): appended to if a regular file (or
      * a symlink's target), written directly if a FIFO or a device, refused otherwise. */
     char buf[4096], err[PALLOC_PROTO_ERRLEN];

@@ -14,15 +14,6 @@
  * bytes of roots; nonheap = memory the limit counts that is not heap objects. */
 uint64_t palloc_pacer_goal(int gogc, int64_t limit, uint64_t live, uint64_t stacks,
                            uint64_t globals, uint64_t nonheap);
-/* Go's syntax: "off" -> -1; an integer (negative = off). Returns false when s is malformed. */
-bool palloc_pacer_parse_gogc(const char *s, int *out);
-/* "off" -> INT64_MAX; digits with an optional B, KiB, MiB, GiB or TiB suffix. */
-bool palloc_pacer_parse_limit(const char *s, int64_t *out);
-/* The environment, with warnings on bad values (palloc: lines on fd 2, no stdio). */
-int palloc_pacer_env_gogc(void);
-/* "palloc: ignoring NAME=VALUE (not understood)", once per *once flag. */
-void palloc_pacer_warn_env(_Atomic bool *once, const char *name, const char *value);
-int64_t palloc_pacer_env_limit(void);
 
 /* The GC CPU limiter: a leaky bucket of capacity procs x 1 s that fills with GC CPU time and
  * drains with mutator CPU time. While it is full, collections are skipped. The fill may exceed
@@ -52,8 +43,6 @@ enum { PALLOC_TRACE_OFF = 0, PALLOC_TRACE_ON = 1, PALLOC_TRACE_LEGACY = 2 };
 size_t palloc_fmt_ns_as_ms(char *buf, uint64_t ns);
 /* One line, newline included; legacy = pre-1.18 shape. Returns the length (buf >= 256). */
 size_t palloc_gctrace_format(char *buf, const palloc_gctrace_cycle_t *c, bool legacy);
-/* PALLOC_TRACE: off, 1 or legacy (getenv only). */
-int palloc_gctrace_env_mode(void);
 /* Nanoseconds since program start (the first call, or gcsim's constructor, whichever first). */
 uint64_t palloc_gc_since_start(void);
 uint64_t palloc_gc_now_ns(void);          /* CLOCK_MONOTONIC */

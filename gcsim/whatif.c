@@ -44,6 +44,7 @@
 #include <sys/mman.h>
 #include <time.h>
 #include "gcinternal.h"
+#include "options.h"
 #include "whatif.h"
 
 static struct {
@@ -66,24 +67,12 @@ static struct {
 } W;
 static pthread_mutex_t W_mu = PTHREAD_MUTEX_INITIALIZER;
 
-/* PALLOC_TRACE_MARKRATE in bytes per second, or 0 (unset, or not understood: reported). */
-static int64_t env_markrate(void) {
-  int64_t v;
-  const char *s = getenv("PALLOC_TRACE_MARKRATE");
-  if (s == NULL || *s == 0) return 0;
-  if (palloc_pacer_parse_limit(s, &v) && v > 0 && v != INT64_MAX) return v;
-  static atomic_bool once;
-  palloc_pacer_warn_env(&once, "PALLOC_TRACE_MARKRATE", s);
-  return 0;
-}
-
-/* Every gcsim variable is read here, at palloc's start, also with PALLOC_TRACE off: a bad
- * value is reported in every process, not only in those that trace. */
+/* At palloc's start, after alloc/options.c has read (and checked) every variable. */
 bool palloc_whatif_wanted(void) {
-  W.mode = palloc_gctrace_env_mode();
-  W.gogc = palloc_pacer_env_gogc();
-  W.limit = palloc_pacer_env_limit();
-  W.env_rate = env_markrate();
+  W.mode = (int)palloc_option_int(PALLOC_OPT_TRACE);
+  W.gogc = (int)palloc_option_int(PALLOC_OPT_GOGC);
+  W.limit = palloc_option_int(PALLOC_OPT_MEMLIMIT);
+  W.env_rate = palloc_option_int(PALLOC_OPT_TRACE_MARKRATE);
   if (W.mode == PALLOC_TRACE_OFF) return false;
   (void)palloc_gc_since_start();
   W.goal = W.trigger = palloc_pacer_goal(W.gogc, W.limit, 0, 0, 0, 0);

@@ -4,8 +4,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Called once at palloc's initialization, possibly inside the process's first malloc: getenv
- * only, no allocation, no stdio. True when PALLOC_TRACE is 1 or legacy. */
+/* Called once at palloc's initialization, possibly inside the process's first malloc, after
+ * alloc/options.c has read the environment: no allocation, no stdio. True when PALLOC_TRACE is 1
+ * or legacy. */
 bool palloc_whatif_wanted(void);
 /* A batch (about 64 KiB) of usable bytes allocated and freed by one thread; any thread, with
  * palloc's reentrancy guard held. */
