@@ -103,6 +103,14 @@ const palloc_option_desc_t palloc_options[PALLOC_OPT_COUNT] = {
     "what is otherwise measured at start-up"},
 };
 
+const char palloc_options_rules[] =
+  "A *size* is digits alone (bytes) or digits and one of Go's units, written exactly so: `B`, "
+  "`KiB`, `MiB`, `GiB`, `TiB`; palloc also takes `K`, `M`, `G`, `T` in either case (binary, as "
+  "coreutils' `sort -S`). Refused: signs, spaces, fractions, `kib`, and `KB`, `MB`, `GB`, `TB` "
+  "(decimal units elsewhere; Go refuses them too). Words (`on`, `off`, `fp`, signal names) are "
+  "matched in any case. Values are read once, at palloc's start: a bad one prints one "
+  "`palloc:` line on stderr, says what is used instead, and the program runs on.";
+
 /* ---- parsers -------------------------------------------------------------------------------- */
 static char lower(char c) { return c >= 'A' && c <= 'Z' ? (char)(c + 32) : c; }
 

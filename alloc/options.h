@@ -71,6 +71,8 @@ typedef struct palloc_option_desc_s {
 } palloc_option_desc_t;
 
 extern const palloc_option_desc_t palloc_options[PALLOC_OPT_COUNT];
+/* The rules every value follows (markdown): the paragraph under the README's table. */
+extern const char palloc_options_rules[];
 
 /* Why a value is refused (0: it is not). */
 typedef enum palloc_option_err_e {

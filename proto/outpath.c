@@ -34,13 +34,17 @@
 #define MAX_LINKS 40
 
 bool palloc_proto_expand_path(const char *path, char *out, size_t cap) {
+  return palloc_proto_expand_pid(path, (long)getpid(), out, cap);
+}
+
+bool palloc_proto_expand_pid(const char *path, long pid, char *out, size_t cap) {
   size_t n = 0;
   for (const char *p = path; *p; p++) {
     char num[24];
     const char *add = num;
     size_t k;
     if (p[0] == '%' && p[1] == 'p') {
-      unsigned long v = (unsigned long)getpid();
+      unsigned long v = (unsigned long)pid;
       char *e = num + sizeof num;
       *--e = 0;
       do *--e = (char)('0' + v % 10); while ((v /= 10) != 0);

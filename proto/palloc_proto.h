@@ -95,8 +95,11 @@ int palloc_proto_out_open(palloc_out_t *o, const char *path, int how,
 int palloc_proto_out_close(palloc_out_t *o, bool ok, char err[PALLOC_PROTO_ERRLEN]);
 /* write(2) until done or failed (0 / -1 with errno), without raising SIGPIPE. */
 int palloc_proto_out_write(int fd, const void *buf, size_t n);
-/* Copies path to out with "%p" replaced by the pid and "%%" by "%"; false if it does not fit. */
+/* Copies path to out with "%p" replaced by the pid and "%%" by "%" (any other '%' is kept);
+ * false if it does not fit. The one expander: libpalloc's paths (async-signal-safe, no
+ * allocation) and `palloc run`, which names its child's pid. */
 bool palloc_proto_expand_path(const char *path, char *out, size_t cap);
+bool palloc_proto_expand_pid(const char *path, long pid, char *out, size_t cap);
 
 /* ---- string table ----------------------------------------------------------------------- */
 

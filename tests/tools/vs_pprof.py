@@ -132,7 +132,7 @@ for si in ('inuse_space', 'alloc_objects'):
     print('ok' if ok else 'FAIL', 'diff', si, '-', len(mine), 'functions')
 
 # --fail-over makes diff a check: exit 1 over the limit (growth is > 1 GB here), 0 under it
-for limit, want in (('1MiB', 1), ('100000GB', 0)):
+for limit, want in (('1MiB', 1), ('100000GiB', 0)):  # libpalloc's sizes: GB is refused
     r = subprocess.run([palloc, 'diff', '--fail-over', limit, base, grown], stdout=subprocess.DEVNULL,
                        stderr=subprocess.PIPE, text=True)
     ok = r.returncode == want and (want == 0 or 'more than the limit' in r.stderr)

@@ -86,7 +86,7 @@ const char *unit_format(char *buf, size_t n, int64_t v, unit_t u);
 const char *unit_auto(char *buf, size_t n, int64_t v, const char *sample_unit);
 /* pprof's Percentage: "  100%", "%5.2f%%", or "%5.2g%%" under 1%. */
 const char *percent(char *buf, size_t n, int64_t v, int64_t total);
-/* Parses "512", "64k", "1MiB", "2GB" (binary multiples) into bytes; -1 if malformed. */
+/* libpalloc's size: "512", "64k", "1MiB", "2GiB" (Go's units, also K/M/G/T); -1 if not. */
 int64_t parse_bytes(const char *s);
 
 /* ---- tree.c: the call tree (root first) of flame and folded -------------------------- */
@@ -129,5 +129,6 @@ int cmd_diff(int argc, char **argv);
 int cmd_flame(int argc, char **argv);
 int cmd_folded(int argc, char **argv);
 int cmd_symbolize(int argc, char **argv);
+int cmd_options(int argc, char **argv);
 
 #endif

@@ -3,8 +3,8 @@
  * Sets LD_PRELOAD (libpalloc first, any existing preloads kept after it) and the PALLOC_*
  * variables for the options, forks, execs CMD, waits, and passes its exit status through (a
  * death by signal N becomes 128+N, as in shells). Then it says where the profile went: the
- * pid is only known after the fork, so "%p" in the path is expanded here the same way
- * libpalloc expands it.
+ * pid is only known after the fork, so "%p" in the path is expanded here, by libpalloc's own
+ * expander (proto/outpath.c).
  *
  * Finding libpalloc.so, first hit wins (documented in --help):
  *   1. $PALLOC_LIB (a file path), so that any build or install can be chosen explicitly;
@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "cli.h"
+#include "options.h"
 
 static const char help[] =
   "usage: palloc run [-o PROFILE] [--rate BYTES] [--interval S] [--trace] -- CMD ARGS...\n"
@@ -208,23 +209,6 @@ static const char *unreachable(const char *cmd) {
          "libpalloc.a: cc -static ... $(pkg-config --static --libs palloc))";
 }
 
-/* Expands %p to pid and %% to %, as libpalloc does for PALLOC_PROFILE. */
-static void expand(const char *pat, long pid, char *out, size_t n) {
-  size_t o = 0;
-  for (const char *s = pat; *s && o + 24 < n; s++) {
-    if (s[0] == '%' && s[1] == 'p') {
-      o += (size_t)snprintf(out + o, n - o, "%ld", pid);
-      s++;
-    } else if (s[0] == '%' && s[1] == '%') {
-      out[o++] = '%';
-      s++;
-    } else {
-      out[o++] = *s;
-    }
-  }
-  out[o] = 0;
-}
-
 int cmd_run(int argc, char **argv) {
   static const struct option opts[] = {
     {"output", required_argument, 0, 'o'}, {"rate", required_argument, 0, 'r'},
@@ -232,6 +216,7 @@ int cmd_run(int argc, char **argv) {
     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   const char *out = "palloc.%p.pb.gz", *rate = NULL, *interval = NULL;
   bool trace = false;
+  int64_t v;
   int c;
   optind = 0;
   opterr = 0;
@@ -243,17 +228,17 @@ int cmd_run(int argc, char **argv) {
       out = optarg;
       break;
     case 'r':
-      if (parse_bytes(optarg) < 0)
-        return usage_error("run", "--rate needs a size in bytes (512k, 1MiB, 1), not '%s'", optarg);
+      /* libpalloc's own rule for PALLOC_SAMPLE_RATE (alloc/options.c): refused here, not in
+       * the child where it would be one palloc: line and the default rate */
+      if (palloc_option_parse(PALLOC_OPT_SAMPLE_RATE, optarg, &v) != PALLOC_OPT_OK)
+        return usage_error("run", "--rate needs a size in bytes (512K, 1MiB, 1), not '%s'", optarg);
       rate = optarg;
       break;
-    case 's': {
-      char *end;
-      long s = strtol(optarg, &end, 10);
-      if (*end || s <= 0) return usage_error("run", "--interval needs whole seconds > 0, not '%s'", optarg);
+    case 's':
+      if (palloc_option_parse(PALLOC_OPT_PROFILE_INTERVAL, optarg, &v) != PALLOC_OPT_OK)
+        return usage_error("run", "--interval needs whole seconds > 0, not '%s'", optarg);
       interval = optarg;
       break;
-    }
     case 't': trace = true; break;
     case 'h': fputs(help, stdout); return 0;
     default: return usage_error("run", "unknown option '%s'", argv[optind - 1]);
@@ -302,7 +287,8 @@ int cmd_run(int argc, char **argv) {
   }
   char path[PATH_MAX];
   struct stat pst;
-  expand(out, (long)pid, path, sizeof path);
+  if (!palloc_proto_expand_pid(out, (long)pid, path, sizeof path))
+    snprintf(path, sizeof path, "%s", out); /* libpalloc refused it as too long, and said so */
   if (stat(path, &pst) == 0 && (S_ISFIFO(pst.st_mode) || S_ISCHR(pst.st_mode)))
     ; /* written to a reader or a device, as it is: libpalloc said so if that failed */
   else if (is_file(path))

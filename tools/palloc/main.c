@@ -19,6 +19,7 @@ static const struct {
   {"flame", cmd_flame, "an interactive SVG flame graph"},
   {"folded", cmd_folded, "collapsed stacks (\"a;b;c bytes\") for other flame graph tools"},
   {"symbolize", cmd_symbolize, "fill in function names, files and lines with libdw"},
+  {"options", cmd_options, "the PALLOC_* variables, and what libpalloc makes of them here"},
 };
 
 static void usage(FILE *out) {
@@ -33,7 +34,7 @@ static void usage(FILE *out) {
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fprintf(stderr, "palloc: missing command: run, top, diff, flame, folded or symbolize "
+    fprintf(stderr, "palloc: missing command: run, top, diff, flame, folded, symbolize or options "
                     "(see 'palloc --help')\n");
     return EXIT_USAGE;
   }

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 #include "cli.h"
+#include "options.h"
 
 static const unit_t mem_units[] = {
   {1.0, "B"}, {1024.0, "kB"}, {1048576.0, "MB"}, {1073741824.0, "GB"},
@@ -76,18 +77,5 @@ const char *percent(char *buf, size_t n, int64_t v, int64_t total) {
   return buf;
 }
 
-int64_t parse_bytes(const char *s) {
-  char *end;
-  if (s == NULL || *s < '0' || *s > '9') return -1;
-  unsigned long long v = strtoull(s, &end, 10);
-  static const struct { const char *suffix; int shift; } sfx[] = {
-    {"", 0}, {"b", 0}, {"k", 10}, {"kb", 10}, {"kib", 10}, {"m", 20}, {"mb", 20}, {"mib", 20},
-    {"g", 30}, {"gb", 30}, {"gib", 30},
-  };
-  for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++)
-    if (strcasecmp(end, sfx[i].suffix) == 0) {
-      if (v > ((unsigned long long)INT64_MAX >> sfx[i].shift)) return -1;
-      return (int64_t)(v << sfx[i].shift);
-    }
-  return -1;
-}
+/* libpalloc's size parser (alloc/options.c), so that a size means the same everywhere. */
+int64_t parse_bytes(const char *s) { return palloc_parse_size(s); }
