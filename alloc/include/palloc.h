@@ -2,12 +2,8 @@
  *
  * Linking -lpalloc (or LD_PRELOAD=libpalloc.so) replaces malloc, free, calloc, realloc,
  * reallocarray, posix_memalign, aligned_alloc, memalign, valloc, pvalloc and malloc_usable_size.
- * No code change is needed: configure with the environment (see README.md):
- *   PALLOC_SAMPLE_RATE  mean bytes between samples (KiB/MiB suffixes; 1 = all, 0 = off; 512KiB)
- *   PALLOC_PROFILE      write a heap profile here at exit (%p = pid)
- *   PALLOC_PROFILE_SIGNAL, PALLOC_PROFILE_INTERVAL   snapshots on a signal / every N seconds
- *   PALLOC_STACK_DEPTH, PALLOC_UNWIND (libunwind|fp), PALLOC_SYMBOLIZE (elf|none), PALLOC_SEED
- *   PALLOC_TCACHE       0/off: no thread cache (every free goes straight to mimalloc)
+ * No code change is needed: configure with the PALLOC_* environment variables, listed in
+ * README.md's table (generated from libpalloc's own table; `palloc options` prints it too).
  * This header adds what a program can ask for explicitly. Every function is thread-safe.
  */
 #ifndef PALLOC_H

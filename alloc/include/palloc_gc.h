@@ -20,12 +20,9 @@
  * marked heap. GOGC < 0 is "off". A GC CPU limiter caps collection at about 50% of the CPU: past
  * it the heap overshoots the goal. With GOGC on, an arena that has not collected for 2 minutes
  * collects at its next allocation slow path ("GC forced" line).
- * Environment (read at palloc_gc_create when the options say so, which is the default):
- *   PALLOC_GOGC       percent, or "off"                                      (default 100)
- *   PALLOC_MEMLIMIT   bytes with optional B/KiB/MiB/GiB/TiB suffix, or "off" (default off)
- *   PALLOC_TRACE      1: one GODEBUG=gctrace=1 line per cycle (Go 1.18+ shape); legacy: the
- *                     pre-1.18 shape (no stacks/globals fields)
- *   PALLOC_TRACE_FILE append the lines to this file instead of stderr (%p = pid)
+ * Environment: PALLOC_GOGC, PALLOC_MEMLIMIT, PALLOC_TRACE, PALLOC_TRACE_FILE (README.md's table),
+ * read once at libpalloc's start; an arena takes them when its options say PALLOC_GC_FROM_ENV,
+ * which is the default.
  *
  * Sampled objects (see palloc_sample_alloc in palloc.h) appear in the heap profile while they
  * are alive: the sweeper reports their death to the profiler.
@@ -48,7 +45,7 @@ extern "C" {
 
 typedef struct palloc_gc_s palloc_gc_t;
 
-#define PALLOC_GC_FROM_ENV (-2)   /* option value: read the environment variable */
+#define PALLOC_GC_FROM_ENV (-2)   /* option value: the environment variable, read at start-up */
 #define PALLOC_GC_OFF      (-1)   /* gogc: off */
 #define PALLOC_GC_NO_LIMIT INT64_MAX
 #define PALLOC_GC_PAUSES   256    /* size of the recent-pauses ring, as in Go's MemStats */
