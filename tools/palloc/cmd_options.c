@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "options.h"
-#include "palloc.h"
+#include "cli.h"
 
 static const char help[] =
   "usage: palloc options [--markdown]\n\n"
