@@ -20,6 +20,7 @@
 #ifndef PALLOC_ELFREAD_H
 #define PALLOC_ELFREAD_H
 #include <elf.h>
+#include <link.h>
 #include "profinternal.h"
 #pragma GCC visibility push(hidden)
 
@@ -99,4 +100,22 @@ static inline size_t palloc_symq_lower(const palloc_symq_t *w, size_t n, uint64_
   return lo;
 }
 #pragma GCC visibility pop
+/* The span [*lo, *hi) of a loaded object's executable segments (dl_iterate_phdr's view), and the
+ * first of them; *lo >= *hi (and NULL) if it has none. */
+static inline const ElfW(Phdr) *palloc_exec_span(const struct dl_phdr_info *info, uintptr_t *lo,
+                                                 uintptr_t *hi) {
+  const ElfW(Phdr) *first = NULL;
+  *lo = UINTPTR_MAX;
+  *hi = 0;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
+    uintptr_t a = info->dlpi_addr + ph->p_vaddr, b = a + ph->p_memsz;
+    if (a < *lo) *lo = a;
+    if (b > *hi) *hi = b;
+    if (first == NULL) first = ph;
+  }
+  return first;
+}
+
 #endif

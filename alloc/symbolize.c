@@ -136,14 +136,8 @@ static int each_object(struct dl_phdr_info *info, size_t size, void *arg) {
   (void)size;
   objs_ctx_t *c = arg;
   /* The object's executable segments; the sorted addresses inside them are its share. */
-  uintptr_t lo = UINTPTR_MAX, hi = 0;
-  for (int i = 0; i < info->dlpi_phnum; i++) {
-    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
-    uintptr_t a = info->dlpi_addr + ph->p_vaddr, b = a + ph->p_memsz;
-    if (a < lo) lo = a;
-    if (b > hi) hi = b;
-  }
+  uintptr_t lo, hi;
+  palloc_exec_span(info, &lo, &hi);
   if (lo >= hi) return 0;
   size_t i = 0;
   while (i < c->n && c->w[i].addr < lo) i++;

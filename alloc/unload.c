@@ -116,16 +116,8 @@ static int list_object(struct dl_phdr_info *info, size_t size, void *arg) {
   objs_t *c = arg;
   if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs)
     c->subs = info->dlpi_subs;
-  uintptr_t lo = UINTPTR_MAX, hi = 0;
-  const ElfW(Phdr) *first = NULL;
-  for (int i = 0; i < info->dlpi_phnum; i++) {
-    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
-    uintptr_t a = info->dlpi_addr + ph->p_vaddr, b = a + ph->p_memsz;
-    if (a < lo) lo = a;
-    if (b > hi) hi = b;
-    if (first == NULL) first = ph;
-  }
+  uintptr_t lo, hi;
+  const ElfW(Phdr) *first = palloc_exec_span(info, &lo, &hi);
   if (lo >= hi) return 0;
   const char *name = info->dlpi_name ? info->dlpi_name : "";
   if (c->marking) { /* after the dlclose: which of the listed objects are still there */

@@ -14,27 +14,20 @@
 #include <unistd.h>
 #include <zlib.h>
 #include "palloc_proto.h"
+#include "zalloc.h"
 
 static ProtobufCAllocator *or_system(ProtobufCAllocator *a) {
   return a ? a : &palloc_proto_system_allocator;
 }
 
-static voidpf z_alloc(voidpf opaque, uInt items, uInt size) {
-  ProtobufCAllocator *a = opaque;
-  return a->alloc(a->allocator_data, (size_t)items * size);
-}
-static void z_free(voidpf opaque, voidpf p) {
-  ProtobufCAllocator *a = opaque;
-  a->free(a->allocator_data, p);
-}
 
 /* Inflates a gzip stream into a buffer that grows as needed, up to PALLOC_PROTO_MAX_BYTES. */
 static uint8_t *gunzip(const uint8_t *in, size_t len, ProtobufCAllocator *a, size_t *out_len,
                        char *err) {
   z_stream z;
   memset(&z, 0, sizeof z);
-  z.zalloc = z_alloc;
-  z.zfree = z_free;
+  z.zalloc = palloc_z_alloc;
+  z.zfree = palloc_z_free;
   z.opaque = a;
   if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) {
     snprintf(err, PALLOC_PROTO_ERRLEN, "cannot start gzip decoder");

@@ -108,11 +108,12 @@ static int resolve(const char *path, char *out, size_t cap, char *err) {
   }
 }
 
-/* A FIFO or a character device, or a regular file that has no name to replace: opened as it is.
- * O_NONBLOCK makes a FIFO without reader fail (ENXIO) instead of waiting; it is cleared once the
- * file is open, so that writes wait for a slow reader instead of failing with EAGAIN. */
+/* A FIFO or a character device, or a regular file written in place (appended to, or one that has
+ * no name to replace): opened as it is, or created (flags O_CREAT) as a regular file. O_NONBLOCK
+ * makes a FIFO without reader fail (ENXIO) instead of waiting; it is cleared once the file is
+ * open, so that writes wait for a slow reader instead of failing with EAGAIN. */
 static int open_direct(palloc_out_t *o, const char *path, int flags, bool regular, char *err) {
-  int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC | flags);
+  int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC | flags, 0644);
   if (fd < 0) {
     snprintf(err, PALLOC_PROTO_ERRLEN, "%s", errno == ENXIO ? "a FIFO with no reader"
                                                             : strerror(errno));
@@ -159,23 +160,7 @@ int palloc_proto_out_open(palloc_out_t *o, const char *path, int how,
       return open_direct(o, path, how == PALLOC_OUT_APPEND ? O_APPEND : O_TRUNC, true, err);
     }
   }
-  if (how == PALLOC_OUT_APPEND) {
-    int fd = open(o->name, O_WRONLY | O_CREAT | O_APPEND | O_NONBLOCK | O_CLOEXEC, 0644);
-    if (fd < 0) {
-      snprintf(err, PALLOC_PROTO_ERRLEN, "%s", strerror(errno));
-      return -1;
-    }
-    struct stat fs;
-    if (fstat(fd, &fs) != 0 || !S_ISREG(fs.st_mode)) {
-      snprintf(err, PALLOC_PROTO_ERRLEN, "changed while being opened");
-      close(fd);
-      return -1;
-    }
-    int fl = fcntl(fd, F_GETFL);
-    if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
-    o->fd = fd;
-    return 0;
-  }
+  if (how == PALLOC_OUT_APPEND) return open_direct(o, o->name, O_CREAT | O_APPEND, true, err);
   if (snprintf(o->tmp, sizeof o->tmp, "%s.tmp.%ld", o->name, (long)getpid()) >=
       (int)sizeof o->tmp) {
     snprintf(err, PALLOC_PROTO_ERRLEN, "path too long");

@@ -30,6 +30,7 @@
 #include <unistd.h>
 #include <zlib.h>
 #include "palloc_proto.h"
+#include "zalloc.h"
 
 static void *sys_alloc(void *d, size_t n) { (void)d; return malloc(n); }
 static void sys_free(void *d, void *p) { (void)d; free(p); }
@@ -88,14 +89,6 @@ static bool zlib_ready(char err[PALLOC_PROTO_ERRLEN]) {
   return false;
 }
 
-static voidpf z_alloc(voidpf opaque, uInt items, uInt size) {
-  ProtobufCAllocator *a = opaque;
-  return a->alloc(a->allocator_data, (size_t)items * size);
-}
-static void z_free(voidpf opaque, voidpf p) {
-  ProtobufCAllocator *a = opaque;
-  a->free(a->allocator_data, p);
-}
 
 /* ---- writing --------------------------------------------------------------------------------- */
 long palloc_proto_write_fd(const palloc_pb_profile_t *p, int fd, ProtobufCAllocator *a,
@@ -109,8 +102,8 @@ long palloc_proto_write_fd(const palloc_pb_profile_t *p, int fd, ProtobufCAlloca
   long rc = -1, written = 0;
   z_stream z;
   memset(&z, 0, sizeof z);
-  z.zalloc = z_alloc;
-  z.zfree = z_free;
+  z.zalloc = palloc_z_alloc;
+  z.zfree = palloc_z_free;
   z.opaque = a;
   if (raw == NULL || out == NULL) {
     snprintf(err, PALLOC_PROTO_ERRLEN, "out of memory packing %zu bytes", len);
