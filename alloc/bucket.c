@@ -94,8 +94,10 @@ static bool same(const palloc_bucket_t *b, uint64_t h, const uintptr_t *stk, int
 }
 
 palloc_bucket_t *palloc_bucket_get(const uintptr_t *stk, int n, size_t request) {
+  palloc_assert(n >= 0 && n <= PALLOC_MAX_DEPTH);
   if (!palloc_once(&table_state, make_table)) return NULL;
   size_t size = palloc_size_class(request);
+  palloc_assert(size >= request);
   uint64_t h = palloc_bucket_hash(stk, n, size);
   palloc_bucket_t *_Atomic *slot = &table[palloc_bucket_chain(stk, n, size)];
   palloc_bucket_t *fresh = NULL;
@@ -139,6 +141,10 @@ void palloc_bucket_record_alloc(palloc_bucket_t *b, size_t size) {
 void palloc_bucket_record_free(palloc_bucket_t *b, size_t size) {
   atomic_fetch_add(&b->free_bytes, size);
   atomic_fetch_add(&b->frees, 1);
+  /* allocs >= frees, bytes likewise (the invariant at the top): the allocation of every free
+   * counted so far happened before it, so these later loads see it. */
+  palloc_assert(atomic_load(&b->frees) <= atomic_load(&b->allocs));
+  palloc_assert(atomic_load(&b->free_bytes) <= atomic_load(&b->alloc_bytes));
 }
 
 /* Frees are read first (see the invariant above). */
@@ -147,6 +153,7 @@ void palloc_bucket_read(const palloc_bucket_t *b, palloc_bucket_counts_t *c) {
   c->free_bytes = atomic_load(&b->free_bytes);
   c->allocs = atomic_load(&b->allocs);
   c->alloc_bytes = atomic_load(&b->alloc_bytes);
+  palloc_assert(c->frees <= c->allocs && c->free_bytes <= c->alloc_bytes);
   if (c->frees > c->allocs) c->frees = c->allocs;
   if (c->free_bytes > c->alloc_bytes) c->free_bytes = c->alloc_bytes;
 }

@@ -59,6 +59,7 @@ int64_t palloc_draw_interval(palloc_thread_t *t, int64_t rate) {
   double u = (double)((rng_next(t) >> 11) + 1) * (1.0 / 9007199254740992.0);
   double next = -palloc_log(u) * (double)rate;
   if (next > (double)(INT64_MAX / 2)) next = (double)(INT64_MAX / 2);
+  palloc_assert(next >= 0 && next <= (double)(INT64_MAX / 2));
   return (int64_t)next;
 }
 
@@ -74,6 +75,7 @@ void palloc_init(void) {
   if (atomic_load_explicit(&palloc_g.initialized, memory_order_acquire) == 2) return;
   if (!atomic_compare_exchange_strong(&palloc_g.initialized, &expected, 1)) return;
   palloc_thread_t *t = &palloc_thread;
+  uint32_t guard = t->guard;
   t->guard++;
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -89,10 +91,12 @@ void palloc_init(void) {
     atomic_store(&palloc_g.rate, 0);
   }
   t->guard--;
+  palloc_assert(t->guard == guard); /* every palloc_guard_enter above had its exit */
   atomic_store_explicit(&palloc_g.initialized, 2, memory_order_release);
 }
 
 void palloc_thread_start(palloc_thread_t *t) {
+  palloc_assert(t->state == PALLOC_T_NEW && t->guard > 0);
   uint64_t seq = atomic_fetch_add(&thread_seq, 1);
   uint64_t seed;
   if (palloc_g.seeded) {
@@ -119,9 +123,11 @@ extern void *__dso_handle;
 
 static void thread_exit(void *arg) {
   palloc_thread_t *t = arg;
+  palloc_assert(t == &palloc_thread && t->state == PALLOC_T_LIVE);
   t->state = PALLOC_T_DEAD;
   palloc_set_countdown(t, INT64_MAX / 2);
   palloc_tc_thread_exit(t);
+  palloc_assert(atomic_load_explicit(&palloc_g.threads, memory_order_relaxed) > 0); /* counted */
   atomic_fetch_sub_explicit(&palloc_g.threads, 1, memory_order_relaxed);
 }
 
@@ -141,10 +147,13 @@ bool palloc_countdown_expired(palloc_thread_t *t, size_t n, int64_t *next) {
     int64_t c = palloc_draw_interval(t, rate) - palloc_bytes(n);
     if (rate == 0 || c >= 0) {
       *next = rate == 0 ? PALLOC_OFF_RECHECK : c;
+      palloc_assert(*next >= 0);
       return false;
     }
   }
   *next = palloc_draw_interval(t, rate);
+  /* rate 1 gives -1 (every allocation sampled); any other rate a countdown >= 0 */
+  palloc_assert(*next >= 0 || (*next == -1 && rate == 1));
   return rate != 0;
 }
 
@@ -156,6 +165,7 @@ bool palloc_countdown_expired(palloc_thread_t *t, size_t n, int64_t *next) {
 void palloc_guard_enter(palloc_thread_t *t) {
   uint64_t budget = atomic_load_explicit(&t->budget, memory_order_relaxed);
   atomic_signal_fence(memory_order_seq_cst);
+  palloc_assert(t->guard < UINT32_MAX / 2); /* far deeper than palloc nests: unbalanced */
   if (t->guard++ == 0) t->saved_budget = budget;
   atomic_signal_fence(memory_order_seq_cst);
 }
@@ -163,6 +173,7 @@ void palloc_guard_enter(palloc_thread_t *t) {
 void palloc_guard_exit(palloc_thread_t *t) {
   uint64_t budget = t->saved_budget;
   atomic_signal_fence(memory_order_seq_cst);
+  palloc_assert(t->guard > 0); /* an exit without its enter */
   if (--t->guard == 0) atomic_store_explicit(&t->budget, budget, memory_order_relaxed);
   atomic_signal_fence(memory_order_seq_cst);
 }

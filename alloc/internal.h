@@ -37,6 +37,7 @@
 #include <stdint.h>
 #include <mimalloc.h>
 #include "palloc.h"
+#include "palloc_assert.h" /* palloc_assert: proto/palloc_assert.h */
 
 /* Everything declared here is internal to libpalloc: hidden symbols are reached directly, not
  * through the GOT, which matters on the malloc/free fast paths. */
@@ -125,7 +126,9 @@ static inline int64_t palloc_countdown(const palloc_thread_t *t) {
   return (int64_t)atomic_load_explicit(&t->budget, memory_order_relaxed) - 1;
 }
 static inline void palloc_set_countdown(palloc_thread_t *t, int64_t c) {
+  palloc_assert(c < INT64_MAX);
   atomic_store_explicit(&t->budget, c < 0 ? 0 : (uint64_t)c + 1, memory_order_relaxed);
+  palloc_assert(palloc_countdown(t) == (c < 0 ? -1 : c));
 }
 
 /* Charges n bytes to this thread's budget; true while no sample is due. This is the whole
@@ -265,11 +268,13 @@ size_t palloc_tc_held_max(void);
  * be handed the block the interrupted pop returns. A handler that arrives between the test of
  * tc_busy and its store finishes before the interrupted operation reads anything. */
 static inline __attribute__((always_inline)) void palloc_tc_enter(palloc_thread_t *t) {
+  palloc_assert(t->tc_busy == 0); /* every caller tested it: bin operations never nest */
   t->tc_busy = 1;
   atomic_signal_fence(memory_order_seq_cst);
 }
 static inline __attribute__((always_inline)) void palloc_tc_leave(palloc_thread_t *t) {
   atomic_signal_fence(memory_order_seq_cst);
+  palloc_assert(t->tc_busy == 1);
   t->tc_busy = 0;
 }
 
@@ -279,9 +284,11 @@ static inline __attribute__((always_inline)) bool palloc_tc_pop(size_t n, void *
   palloc_thread_t *t = &palloc_thread;
   if (n > PALLOC_TC_MAX || t->tc_busy) return false;
   unsigned c = atomic_load_explicit(&palloc_tc_class[(n + 7) >> 3], memory_order_relaxed);
+  palloc_assert(c < PALLOC_TC_CLASSES);
   palloc_tc_bin_t *b = &t->tc[c];
   palloc_tc_enter(t);
   uint32_t k = b->n;
+  palloc_assert(k <= b->cap);
   bool hit = k != 0;
   if (palloc_likely(hit)) {
     *p = b->slot[k - 1];
@@ -304,9 +311,11 @@ static inline __attribute__((always_inline)) bool palloc_tc_push(void *p) {
   palloc_thread_t *t = &palloc_thread;
   if (t->tc_busy) return false;
   unsigned c = atomic_load_explicit(&palloc_tc_exact[u >> 3], memory_order_relaxed);
+  palloc_assert(c < PALLOC_TC_CLASSES);
   palloc_tc_bin_t *b = &t->tc[c];
   palloc_tc_enter(t);
   uint32_t k = b->n;
+  palloc_assert(k <= b->cap);
   if (palloc_unlikely(k >= b->cap)) return palloc_tc_overflow(b, p); /* PALLOC_TC_NONE too */
   b->slot[k] = p;
   b->n = k + 1;
@@ -320,8 +329,10 @@ static inline __attribute__((always_inline)) bool palloc_tc_push_sized(void *p, 
   if (!atomic_load_explicit(&palloc_tc_on, memory_order_relaxed)) return false;
   if (p == NULL || n > PALLOC_TC_MAX) return false; /* NULL: the cache must never hold it */
   unsigned c = atomic_load_explicit(&palloc_tc_class[(n + 7) >> 3], memory_order_relaxed);
+  palloc_assert(c < PALLOC_TC_CLASSES);
   palloc_tc_bin_t *b = &palloc_thread.tc[c];
   uint32_t k = b->n;
+  palloc_assert(k <= b->cap);
   if (palloc_unlikely(k >= b->cap)) return palloc_tc_overflow(b, p);
   b->slot[k] = p;
   b->n = k + 1;
@@ -436,6 +447,7 @@ void palloc_trace_flush(palloc_thread_t *t);
 
 /* Adds this thread's allocated/freed bytes; publishes them to gcsim in batches. */
 static inline void palloc_trace_account(palloc_thread_t *t, int64_t alloc, int64_t freed) {
+  palloc_assert(alloc >= 0 && freed >= 0);
   t->trace_alloc += alloc;
   t->trace_free += freed;
   if (palloc_unlikely(t->trace_alloc + t->trace_free >= PALLOC_TRACE_BATCH)) palloc_trace_flush(t);

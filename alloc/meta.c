@@ -46,6 +46,8 @@ void *palloc_meta_alloc(size_t size) {
   }
   void *p = meta_cur;
   meta_cur += size;
+  /* the bump stays within its chunk, and blocks stay 16-aligned */
+  palloc_assert(meta_cur <= meta_end && ((uintptr_t)p & 15) == 0);
   pthread_mutex_unlock(&meta_lock);
   return p;
 }
@@ -95,6 +97,7 @@ void *palloc_scratch_alloc(void *scratch, size_t size) {
   char *p = s->cur;
   *(size_t *)p = need;
   s->cur += need;
+  palloc_assert(s->cur <= s->end && ((uintptr_t)p & 15) == 0);
   return p + 16;
 }
 
@@ -102,6 +105,7 @@ void palloc_scratch_free(void *scratch, void *p) {
   palloc_scratch_t *s = scratch;
   if (p == NULL) return;
   char *blk = (char *)p - 16;
+  palloc_assert(*(size_t *)blk >= 16 && (*(size_t *)blk & 15) == 0); /* a scratch block's size */
   if (blk + *(size_t *)blk == s->cur) s->cur = blk; /* the last block: give it back */
 }
 

@@ -46,6 +46,7 @@ static bool idmap_init(idmap_t *m, size_t n, palloc_scratch_t *s) {
 /* Returns the slot for key; *found tells whether it held the key already. */
 static size_t idmap_slot(idmap_t *m, uint64_t key, bool *found) {
   size_t i = (size_t)((key * 0x9e3779b97f4a7c15ull) >> 17) & (m->cap - 1);
+  palloc_assert((m->cap & (m->cap - 1)) == 0);
   while (m->vals[i] != 0 && m->keys[i] != key) i = (i + 1) & (m->cap - 1);
   *found = m->vals[i] != 0;
   return i;
@@ -114,6 +115,8 @@ static bool collect_buckets(build_t *B) {
   for (palloc_bucket_t *b = palloc_bucket_list(); b && B->ne < nb; b = b->allnext) {
     entry_t *e = &B->e[B->ne];
     palloc_bucket_read(b, &e->c);
+    palloc_assert(e->c.frees <= e->c.allocs && e->c.free_bytes <= e->c.alloc_bytes);
+    palloc_assert(b->nstk <= PALLOC_MAX_DEPTH);
     if (e->c.allocs == 0) continue;
     e->b = b;
     e->gone = atomic_load_explicit(&b->gone, memory_order_acquire);
@@ -156,6 +159,8 @@ static bool collect_frames(build_t *B) {
       B->nlive += g == NULL;
     }
   }
+  /* a frame per distinct address: no more than the stacks' frames, which sized the arrays */
+  palloc_assert(B->nlive <= B->naddr && B->naddr <= B->nframes);
   return true;
 }
 
@@ -216,6 +221,7 @@ static bool add_locations(build_t *B) {
     l->address = B->addrs[i];
     long mi = B->gfs[i] ? (long)(B->nlive_maps + B->gfs[i]->map)
                         : palloc_maps_find(B->maps, B->nlive_maps, B->addrs[i]);
+    palloc_assert(mi < (long)B->nmaps); /* a mapping id names a Mapping of this profile */
     l->mapping_id = mi >= 0 ? (uint64_t)mi + 1 : 0;
     B->loc[i] = l;
     if (sym->func == NULL) continue;
@@ -234,6 +240,7 @@ static bool add_locations(build_t *B) {
       funcs.keys[j] = key;
       funcs.vals[j] = (uint32_t)B->nfn;
     }
+    palloc_assert(funcs.vals[j] >= 1 && funcs.vals[j] <= B->nfn && B->nfn <= n);
     ZERO(&line[i]);
     line[i].function_id = funcs.vals[j];
     line[i].line = sym->line;
@@ -281,6 +288,7 @@ static bool add_mappings(build_t *B) {
 /* A bucket's values: its raw counts unsampled at the rate (Go's scaleHeapSample), allocated and
  * in use (allocated - freed). */
 static void scale_counts(const palloc_bucket_counts_t *c, int64_t rate, int64_t v[NVALUES]) {
+  palloc_assert(c->frees <= c->allocs && c->free_bytes <= c->alloc_bytes); /* in use >= 0 */
   palloc_proto_scale_heap((int64_t)c->allocs, (int64_t)c->alloc_bytes, rate,
                           &v[V_ALLOC_OBJECTS], &v[V_ALLOC_SPACE]);
   palloc_proto_scale_heap((int64_t)(c->allocs - c->frees),
@@ -312,6 +320,8 @@ static bool add_samples(build_t *B) {
       idmap_t *m = frame_key(B, e, k, &key, &g);
       bool found;
       *ids++ = m->vals[idmap_slot(m, key, &found)];
+      /* collect_frames numbered every frame of every stack: ids 1..naddr */
+      palloc_assert(found && ids[-1] >= 1 && ids[-1] <= B->naddr);
     }
     scale_counts(&e->c, B->rate, &vals[i * NVALUES]);
     x->value = &vals[i * NVALUES];

@@ -92,6 +92,7 @@ static inline uint64_t addr_hash(uintptr_t a) {
 static inline stripe_t *stripe_of(uint64_t h) { return &stripes[h >> 58]; }
 
 bool palloc_registry_init(bool trace) {
+  palloc_assert(!map_ready); /* once, by palloc_init: the map never changes */
   for (int i = 0; i < STRIPES; i++) pthread_mutex_init(&stripes[i].lock, NULL);
   for (size_t bytes = MAP_MAX_BYTES; bytes >= MAP_MIN_BYTES && !map_ready; bytes /= 2) {
     void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
@@ -115,12 +116,27 @@ static inline _Atomic uint16_t *count_of(uintptr_t a) {
   return &map[(a >> 12) & mask];
 }
 
+/* Probe-run check (O(cap)): every entry lies in the run of its home slot, with no empty slot
+ * between (what lookups and backward-shift deletion rely on), and used counts the entries. */
+static bool __attribute__((unused)) stripe_valid(const stripe_t *s) {
+  size_t n = 0, mask = s->cap - 1;
+  for (size_t i = 0; i < s->cap; i++) {
+    if (s->slots[i].addr == 0) continue;
+    n++;
+    for (size_t j = (size_t)addr_hash(s->slots[i].addr) & mask; j != i; j = (j + 1) & mask)
+      if (s->slots[j].addr == 0) return false;
+  }
+  return n == s->used;
+}
+
 /* Inserts without growth checks (the caller made room). */
 static void slot_put(stripe_t *s, uint64_t h, const slot_t *v) {
+  palloc_assert(v->addr != 0 && s->used < s->cap); /* room: the probe below ends */
   size_t i = (size_t)h & (s->cap - 1);
   while (s->slots[i].addr != 0) i = (i + 1) & (s->cap - 1);
   s->slots[i] = *v;
   s->used++;
+  palloc_assert(s->used * 4 <= s->cap * 3); /* stripes double at 3/4 load */
 }
 
 static bool grow(stripe_t *s) {
@@ -140,6 +156,7 @@ static bool grow(stripe_t *s) {
   s->used = 0;
   for (size_t i = 0; i < oldcap; i++)
     if (old[i].addr != 0) slot_put(s, addr_hash(old[i].addr), &old[i]);
+  palloc_assert_expensive(stripe_valid(s));
   if (oldcap > SLOTS_FIRST) {
     munmap(old, oldcap * sizeof(slot_t));
     atomic_fetch_sub(&table_bytes, oldcap * sizeof(slot_t));
@@ -151,10 +168,12 @@ static bool grow(stripe_t *s) {
 /* in_registry is 1 from just before a stripe lock is taken until just after it is released:
  * the whole stretch in which a handler's registry call could wait for this thread. */
 static inline void flag_on(palloc_thread_t *t) {
+  palloc_assert(t->in_registry == 0 && t->guard > 0); /* never nested; under the guard */
   t->in_registry = 1;
   atomic_signal_fence(memory_order_seq_cst);
 }
 static inline void flag_off(palloc_thread_t *t) {
+  palloc_assert(t->in_registry == 1);
   atomic_signal_fence(memory_order_seq_cst);
   t->in_registry = 0;
   atomic_signal_fence(memory_order_seq_cst);
@@ -166,6 +185,7 @@ static bool take(palloc_thread_t *t, uintptr_t a, palloc_bucket_t **bucket, size
  * guard with the flag down; a handler that interrupts one of its own take() calls defers onto
  * the list again, and the loop picks that up. */
 static void drain(palloc_thread_t *t) {
+  palloc_assert(t->in_registry == 0 && t->guard > 0);
   void *p;
   while ((p = atomic_exchange_explicit(&t->deferred, NULL, memory_order_relaxed)) != NULL) {
     while (p != NULL) {
@@ -190,6 +210,7 @@ static inline void leave(palloc_thread_t *t) {
 }
 
 void palloc_registry_defer_free(palloc_thread_t *t, void *p) {
+  palloc_assert(t->in_registry == 1 && p != NULL);
   void *head = atomic_load_explicit(&t->deferred, memory_order_relaxed);
   do {
     *(void **)p = head;
@@ -212,6 +233,9 @@ bool palloc_registry_add(const void *p, palloc_bucket_t *bucket, size_t size) {
   if (ok) {
     slot_t v = {a, bucket, size};
     slot_put(s, h, &v);
+    palloc_assert_expensive(stripe_valid(s));
+    /* below 0xffff: no count wraps to 0, which would hide its blocks from free() */
+    palloc_assert(atomic_load_explicit(count, memory_order_relaxed) < 0xffff);
     atomic_fetch_add_explicit(count, 1, memory_order_relaxed);
   }
   pthread_mutex_unlock(&s->lock);
@@ -256,7 +280,11 @@ static bool take(palloc_thread_t *t, uintptr_t a, palloc_bucket_t **bucket, size
         }
       }
       s->slots[hole].addr = 0;
+      palloc_assert(s->used > 0);
       s->used--;
+      palloc_assert_expensive(stripe_valid(s));
+      /* never negative: a's registration raised it, and only a's removal lowers it for a */
+      palloc_assert(atomic_load_explicit(count_of(a), memory_order_relaxed) > 0);
       atomic_fetch_sub_explicit(count_of(a), 1, memory_order_relaxed);
       break;
     }

@@ -26,9 +26,12 @@ static inline void *plain_alloc(size_t n, size_t align, bool zero) {
  * p != NULL, the live block p is entered in the registry first (so it is counted only if its
  * free can be seen). NULL if the sample was dropped (out of memory). */
 static PALLOC_TEXT palloc_bucket_t *take_sample(palloc_thread_t *t, void *p, size_t n) {
+  /* sampling happens only outside palloc's own code, and outside the registry */
+  palloc_assert(t->guard == 0 && t->in_registry == 0 && t->state == PALLOC_T_LIVE);
   palloc_guard_enter(t);
   uintptr_t stk[PALLOC_MAX_DEPTH];
   int ns = palloc_stack_capture(stk, palloc_g.depth);
+  palloc_assert(ns >= 0 && ns <= palloc_g.depth && palloc_g.depth <= PALLOC_MAX_DEPTH);
   palloc_bucket_t *b = palloc_bucket_get(stk, ns, n);
   if (b != NULL && (p == NULL || palloc_registry_add(p, b, n))) {
     palloc_bucket_record_alloc(b, n);
@@ -37,6 +40,7 @@ static PALLOC_TEXT palloc_bucket_t *take_sample(palloc_thread_t *t, void *p, siz
     atomic_fetch_add(&palloc_g.samples_dropped, 1);
   }
   palloc_guard_exit(t);
+  palloc_assert(t->guard == 0); /* balanced */
   return b;
 }
 
@@ -59,12 +63,14 @@ static bool thread_ready(palloc_thread_t *t, int64_t *first) {
   *first = palloc_countdown(t);
   palloc_thread_watch_exit(t); /* allocates: served unsampled under the guard */
   palloc_guard_exit(t);        /* restores the budget of guard entry: the caller sets it */
+  palloc_assert(t->guard == 0 && t->state == PALLOC_T_LIVE);
   return true;
 }
 
 /* Trace mode keeps the budget at 0 so that every allocation comes here; sampling then runs on
  * trace_left instead, with the same decision. */
 static inline bool trace_sample_due(palloc_thread_t *t, size_t n) {
+  palloc_assert(palloc_g.trace && t->guard == 0);
   palloc_set_countdown(t, -1);
   t->trace_left -= palloc_bytes(n);
   return t->trace_left < 0 && palloc_countdown_expired(t, n, &t->trace_left);
@@ -93,6 +99,7 @@ PALLOC_TEXT bool palloc_sample_due(palloc_thread_t *t, size_t n) {
   if (palloc_g.trace) return trace_sample_due(t, n);
   int64_t next;
   bool sample = palloc_countdown_expired(t, n, &next);
+  palloc_assert(next >= -1 && (next >= 0 || sample)); /* -1: the next allocation is sampled */
   palloc_set_countdown(t, next);
   return sample;
 }
@@ -126,6 +133,7 @@ PALLOC_TEXT void palloc_free_slow(void *p) {
   palloc_bucket_t *b;
   size_t size;
   if (palloc_registry_take(p, &b, &size)) palloc_bucket_record_free(b, size);
+  palloc_assert(t->in_registry == 0);
   mi_free(p);
 }
 

@@ -71,6 +71,7 @@ static uint32_t cap_for(size_t size) {
   size_t cap = PALLOC_TC_BIN_BYTES / size;
   if (cap < PALLOC_TC_MIN) cap = PALLOC_TC_MIN;
   if (cap > PALLOC_TC_MAX_COUNT) cap = PALLOC_TC_MAX_COUNT;
+  palloc_assert(cap >= 2); /* a flush of cap / 2 makes room */
   return (uint32_t)cap & ~1u; /* even: a flush returns exactly half */
 }
 
@@ -93,11 +94,14 @@ void palloc_tc_init(bool enabled) {
   }
   cls[0] = cls[1]; /* malloc(0) is served as malloc(1) */
   class_count = c + 1;
+  palloc_assert(class_count <= PALLOC_TC_NONE); /* the NONE bin is no class: its cap stays 0 */
   for (unsigned i = 0; i < class_count; i++) {
     class_cap[i] = cap_for(class_size[i]);
     slots_per_thread += class_cap[i];
   }
   for (size_t w = 0; w <= PALLOC_TC_MAX / 8; w++) {
+    /* the class of a request serves it: a cached block of class c is large enough */
+    palloc_assert(cls[w] < class_count && class_size[cls[w]] >= (w ? w * 8 : 1));
     atomic_store_explicit(&palloc_tc_class[w], cls[w], memory_order_relaxed);
     uint8_t exact = w > 0 && class_size[cls[w]] == w * 8 ? cls[w] : PALLOC_TC_NONE;
     atomic_store_explicit(&palloc_tc_exact[w], exact, memory_order_relaxed);
@@ -123,7 +127,9 @@ void palloc_tc_thread_start(palloc_thread_t *t) {
   if (area == NULL) area = palloc_meta_alloc(slots_per_thread * sizeof(void *));
   if (area == NULL) return;
   palloc_tc_enter(t);
+  palloc_assert(t->tc[PALLOC_TC_NONE].cap == 0);
   for (unsigned i = 0; i < class_count; i++) {
+    palloc_assert(t->tc[i].n == 0 && t->tc[i].cap == 0); /* a new thread's, or exited */
     t->tc[i].slot = area;
     t->tc[i].n = 0;
     t->tc[i].cap = class_cap[i];
@@ -133,6 +139,7 @@ void palloc_tc_thread_start(palloc_thread_t *t) {
 }
 
 static void flush_bin(palloc_tc_bin_t *b, uint32_t count) {
+  palloc_assert(count <= b->n && b->n <= b->cap && palloc_thread.tc_busy);
   if (count == 0) return;
   for (uint32_t i = 0; i < count; i++) mi_free(b->slot[i]);
   memmove(b->slot, b->slot + count, (b->n - count) * sizeof(void *));
@@ -144,10 +151,13 @@ static void flush_bin(palloc_tc_bin_t *b, uint32_t count) {
  * the cache. */
 bool palloc_tc_overflow(palloc_tc_bin_t *b, void *p) {
   palloc_thread_t *t = &palloc_thread;
+  palloc_assert(t->tc_busy == 1 && b >= t->tc && b < t->tc + PALLOC_TC_CLASSES);
+  palloc_assert(b->n == b->cap); /* full, or a bin that caches nothing */
   bool kept = b->cap != 0;
   if (kept) {
     flush_bin(b, b->cap / 2);
     b->slot[b->n++] = p;
+    palloc_assert(b->n == b->cap / 2 + 1);
   }
   palloc_tc_leave(t);
   return kept;
@@ -164,6 +174,7 @@ void palloc_tc_thread_exit(palloc_thread_t *t) {
   palloc_tc_enter(t);
   flush_all(t);
   for (unsigned i = 0; i < class_count; i++) t->tc[i] = (palloc_tc_bin_t){0};
+  palloc_assert(t->tc[0].slot == NULL && t->tc[0].cap == 0);
   palloc_tc_leave(t);
   pthread_mutex_lock(&area_lock);
   area[0] = (void *)free_areas;

@@ -115,6 +115,7 @@ void palloc_gc_cycle(palloc_gc_t *a, bool forced) {
   a->heap_marked = a->marked_bytes;
   a->heap_live = a->marked_bytes;
   set_goal(a);
+  palloc_assert(a->heap_marked <= heap0 && a->goal >= a->heap_live && a->trigger == a->goal);
   uint64_t t3 = palloc_gc_now_ns(), c3 = palloc_gc_thread_cpu_ns();
 
   uint64_t pause = t3 - t0, cpu = c3 - c0;
@@ -232,6 +233,7 @@ void *palloc_gc_malloc_atomic(palloc_gc_t *a, size_t size) { return gc_alloc(a, 
 
 int palloc_gc_add_root(palloc_gc_t *a, void *start, size_t len) {
   if (a->nroots == GC_MAX_ROOTS || start == NULL) return -1;
+  palloc_assert(a->nroots >= 0 && a->nroots < GC_MAX_ROOTS);
   a->roots[a->nroots].lo = (uintptr_t)start;
   a->roots[a->nroots].hi = (uintptr_t)start + len;
   a->nroots++;

@@ -20,6 +20,7 @@
 #include "palloc.h"
 #include "palloc_gc.h"
 #include "pacer.h"
+#include "palloc_assert.h" /* palloc_assert: proto/palloc_assert.h */
 
 #define GC_PAGE_SHIFT 13
 #define GC_PAGE ((size_t)1 << GC_PAGE_SHIFT)
@@ -144,6 +145,8 @@ static inline void *palloc_gc_cache_take(gc_cache_t *c) {
   }
   gc_span_t *s = c->span;
   uint32_t idx = c->wi * 64 + (uint32_t)__builtin_ctzll(c->bits);
+  /* tail bits past nobjs are set in alloc: no slot beyond the span is handed out, nor one twice */
+  palloc_assert(idx < s->nobjs && (s->alloc[idx >> 6] & ((uint64_t)1 << (idx & 63))) == 0);
   c->bits &= c->bits - 1;
   s->alloc[idx >> 6] |= (uint64_t)1 << (idx & 63);
   return (void *)(s->start + (uintptr_t)idx * s->size);

@@ -37,12 +37,14 @@ static void classes_build(void) {
       if (n >= 4 && (span - n * s) * 8 <= span && n <= GC_MAX_OBJS) break;
     }
     while (np * GC_PAGE / s > GC_MAX_OBJS) np--;
+    palloc_assert(np >= 1 && np * GC_PAGE / s >= 1 && np * GC_PAGE / s <= GC_MAX_OBJS);
     palloc_gc_class_pages[c] = (uint8_t)np;
   }
   c = 1;
   for (size_t i = 0; i <= GC_MAX_SMALL / 16; i++) {
     while (palloc_gc_class_size[c] < i * 16) c++;
     palloc_gc_class_of[i] = (uint8_t)c;
+    palloc_assert(c < GC_NCLASSES && palloc_gc_class_size[c] >= i * 16);
   }
 }
 
@@ -146,6 +148,7 @@ static bool pages_get(palloc_gc_t *a, size_t npages, uintptr_t *start, bool *nee
   *start = a->bump;
   *needzero = false;
   a->bump += bytes;
+  palloc_assert(a->base < a->bump && a->bump <= a->committed && a->committed <= a->limit_addr);
   return true;
 }
 
@@ -180,6 +183,8 @@ gc_span_t *palloc_gc_span_alloc(palloc_gc_t *a, int cls, size_t npages, bool nos
     if (s->nobjs >= first + 64) tail = 0;
     s->alloc[w] = s->mark[w] = tail;
   }
+  palloc_assert(s->nobjs >= 1 && s->nobjs <= GC_MAX_OBJS);
+  palloc_assert(start >= a->base + GC_PAGE && start + npages * GC_PAGE <= a->bump);
   s->next = a->inuse;
   s->prev = NULL;
   if (a->inuse) a->inuse->prev = s;
@@ -189,6 +194,7 @@ gc_span_t *palloc_gc_span_alloc(palloc_gc_t *a, int cls, size_t npages, bool nos
 }
 
 void palloc_gc_span_free(palloc_gc_t *a, gc_span_t *s) {
+  palloc_assert(a->pagemap[(s->start - a->base) >> GC_PAGE_SHIFT] == s && s->sampled == NULL);
   if (s->prev) s->prev->next = s->next;
   else a->inuse = s->next;
   if (s->next) s->next->prev = s->prev;

@@ -51,6 +51,7 @@ static inline void push(palloc_gc_t *a, uintptr_t lo, uintptr_t hi) {
     a->overflowed = true;
     return;
   }
+  palloc_assert(a->stack_len < a->stack_cap && lo < hi);
   a->stack[a->stack_len].lo = lo;
   a->stack[a->stack_len].hi = hi;
   a->stack_len++;
@@ -65,6 +66,7 @@ static inline void mark_word(palloc_gc_t *a, uintptr_t w) {
   uint32_t wi = idx >> 6;
   if ((s->alloc[wi] & bit) == 0 || (s->mark[wi] & bit) != 0) return;
   s->mark[wi] |= bit;
+  palloc_assert(a->marked_objs < a->mallocs - a->frees); /* allocated objects only, once */
   a->marked_bytes += s->size;
   a->marked_objs++;
   if (!s->noscan) {

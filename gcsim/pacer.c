@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "pacer.h"
+#include "palloc_assert.h"
 
 uint64_t palloc_pacer_goal(int gogc, int64_t limit, uint64_t live, uint64_t stacks,
                            uint64_t globals, uint64_t nonheap) {
@@ -32,6 +33,10 @@ uint64_t palloc_pacer_goal(int gogc, int64_t limit, uint64_t live, uint64_t stac
     if (lgoal < goal) goal = lgoal;
   }
   if (goal < live) goal = live;
+  /* never below the live heap; with no memory limit, never below the heap minimum */
+  palloc_assert(goal >= live);
+  palloc_assert(gogc < 0 || (limit >= 0 && limit != INT64_MAX) ||
+                goal >= PALLOC_GC_HEAP_MINIMUM * (uint64_t)gogc / 100);
   return goal;
 }
 
@@ -54,6 +59,7 @@ void palloc_limiter_init(palloc_limiter_t *l, int procs) {
 void palloc_limiter_account(palloc_limiter_t *l, int64_t gc_ns, int64_t mutator_ns) {
   int64_t f = l->fill + gc_ns - mutator_ns;
   l->fill = f < 0 ? 0 : f;
+  palloc_assert(gc_ns >= 0 && mutator_ns >= 0 && l->fill >= 0);
 }
 
 bool palloc_limiter_full(const palloc_limiter_t *l) { return l->fill >= l->capacity; }

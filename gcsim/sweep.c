@@ -51,6 +51,7 @@ void palloc_gc_sweep(palloc_gc_t *a) {
       s->mark[w] = tail;
     }
     freed += dead;
+    palloc_assert(live <= s->nobjs);
     if (live == 0) {
       palloc_gc_span_free(a, s);
       continue;
@@ -62,6 +63,7 @@ void palloc_gc_sweep(palloc_gc_t *a) {
     }
   }
   a->frees += freed;
+  palloc_assert(a->frees <= a->mallocs); /* every object freed was allocated */
 }
 
 void palloc_gc_release_all_samples(palloc_gc_t *a) {

@@ -188,6 +188,7 @@ static void cycle(bool periodic) {
   };
   W.heap = (int64_t)marked;
   W.goal = W.trigger = palloc_pacer_goal(W.gogc, W.limit, marked, 0, 0, 0);
+  palloc_assert(W.heap == W.live && W.goal >= marked);
   W.last_cycle_wall = wall;
   char buf[256];
   size_t n = palloc_gctrace_format(buf, &c, W.mode == PALLOC_TRACE_LEGACY);
@@ -204,6 +205,8 @@ void palloc_whatif_publish(int64_t allocated, int64_t freed) {
   W.heap += allocated;
   if (W.live > W.peak_live) W.peak_live = W.live;
   if (W.heap > W.peak_heap) W.peak_heap = W.heap;
+  /* the simulated heap holds every live byte: it grows by all allocated, shrinks to live */
+  palloc_assert(allocated >= 0 && freed >= 0 && W.live >= 0 && W.heap >= W.live);
   if ((uint64_t)W.heap >= W.trigger)
     cycle(false);
   else if (W.gogc >= 0 && (W.batches & 15) == 0 && /* the clock: every ~1 MiB */

@@ -17,6 +17,7 @@
  */
 #include <string.h>
 #include "palloc_proto.h"
+#include "palloc_assert.h"
 
 typedef struct {
   uint8_t *out;  /* NULL: only count */
@@ -65,7 +66,9 @@ static void put_packed(enc_t *e, unsigned field, const uint64_t *v, size_t n) {
   for (size_t i = 0; i < n; i++) len += varint_len(v[i]);
   put_key(e, field, WT_LEN);
   put_varint(e, len);
+  size_t start = e->n;
   for (size_t i = 0; i < n; i++) put_varint(e, v[i]);
+  palloc_assert(e->n - start == len); /* the length prefix is what follows it */
 }
 
 static void put_unknown(enc_t *e, const ProtobufCMessage *m) {
@@ -84,7 +87,9 @@ static void put_message(enc_t *e, unsigned field, encode_fn fn, const void *msg)
   fn(&c, msg);
   put_key(e, field, WT_LEN);
   put_varint(e, c.n);
+  size_t start = e->n;
   fn(e, msg);
+  palloc_assert(e->n - start == c.n); /* the counting pass and the writing pass agree */
 }
 
 static void enc_value_type(enc_t *e, const void *msg) {
@@ -189,5 +194,6 @@ size_t palloc_proto_encoded_size(const palloc_pb_profile_t *p) {
 size_t palloc_proto_encode(const palloc_pb_profile_t *p, uint8_t *out) {
   enc_t e = {out, 0};
   enc_profile(&e, p);
+  palloc_assert_expensive(e.n == palloc_proto_encoded_size(p)); /* the buffer was sized so */
   return e.n;
 }

@@ -8,6 +8,7 @@
  */
 #include <string.h>
 #include "palloc_proto.h"
+#include "palloc_assert.h"
 
 static uint64_t fnv1a(const char *s) {
   uint64_t h = 1469598103934665603ull;
@@ -71,6 +72,8 @@ int64_t palloc_strtab_intern(palloc_strtab_t *t, const char *s) {
   memcpy(copy, s, len);
   t->strs[t->n] = copy;
   t->slots[j] = (uint32_t)(t->n + 1);
+  /* load <= 1/2, and n within the strings' array */
+  palloc_assert((t->n + 1) * 2 <= t->nslots && t->n < t->cap);
   return (int64_t)t->n++;
 }
 
