@@ -328,14 +328,18 @@ static inline __attribute__((always_inline)) bool palloc_tc_push(void *p) {
 static inline __attribute__((always_inline)) bool palloc_tc_push_sized(void *p, size_t n) {
   if (!atomic_load_explicit(&palloc_tc_on, memory_order_relaxed)) return false;
   if (p == NULL || n > PALLOC_TC_MAX) return false; /* NULL: the cache must never hold it */
+  palloc_thread_t *t = &palloc_thread;
+  if (t->tc_busy) return false;
   unsigned c = atomic_load_explicit(&palloc_tc_class[(n + 7) >> 3], memory_order_relaxed);
   palloc_assert(c < PALLOC_TC_CLASSES);
-  palloc_tc_bin_t *b = &palloc_thread.tc[c];
+  palloc_tc_bin_t *b = &t->tc[c];
+  palloc_tc_enter(t);
   uint32_t k = b->n;
   palloc_assert(k <= b->cap);
   if (palloc_unlikely(k >= b->cap)) return palloc_tc_overflow(b, p);
   b->slot[k] = p;
   b->n = k + 1;
+  palloc_tc_leave(t);
   return true;
 }
 

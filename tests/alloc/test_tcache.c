@@ -121,6 +121,33 @@ static void test_sized(void) {
         (unsigned long long)(s1.sampled_frees - s0.sampled_frees));
 }
 
+/* A sized free from a signal handler that interrupted one of this thread's bin operations
+ * (tc_busy set, as palloc_tc_enter leaves it) must not touch the bins, whether the bin has room
+ * or is full (a full bin's flush would also clear the interrupted operation's tc_busy). */
+static void test_sized_busy(void) {
+  palloc_thread_cache_flush();
+  unsigned c = req_class(16);
+  uint32_t cap = palloc_thread.tc[c].cap;
+  void *keep[PALLOC_TC_MAX_COUNT];
+  int touched = 0, cleared = 0;
+  for (int full = 0; full <= 1; full++) {
+    uint32_t n = full ? cap : 0;
+    void *p = palloc_malloc(16);
+    for (uint32_t i = 0; i < n; i++) keep[i] = palloc_malloc(16);
+    for (uint32_t i = 0; i < n; i++) palloc_free_sized(keep[i], 16);
+    uint32_t before = palloc_thread.tc[c].n;
+    palloc_thread.tc_busy = 1; /* the interrupted bin operation */
+    palloc_free_sized(p, 16);  /* the handler's: to mimalloc directly */
+    cleared += palloc_thread.tc_busy != 1;
+    palloc_thread.tc_busy = 0;
+    touched += palloc_thread.tc[c].n != before;
+    palloc_thread_cache_flush();
+  }
+  CHECK(touched == 0 && cleared == 0,
+        "a sized free with tc_busy set changed a bin (%d) or cleared tc_busy (%d)", touched,
+        cleared);
+}
+
 /* Over-aligned blocks: mimalloc may hand out the inside of a larger block, whose usable size
  * runs to the block's end and need not be a class size. memalign's happen to land on class
  * sizes with mimalloc 2.0; mi_malloc_aligned_at (aligned at an offset) makes the other kind,
@@ -350,6 +377,7 @@ int main(int argc, char **argv) {
   test_bounds();
   test_sampled();
   test_sized();
+  test_sized_busy();
   test_thread_exit();
   test_stress();
   /* Not under TSan: palloc's fork handler holds the registry's 64 stripe locks at once, more
