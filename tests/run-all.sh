@@ -2,7 +2,9 @@
 # Runs every test suite and prints one closing line "N passed, N failed".
 #  1. the plain build: every suite;
 #  2. an ASan+UBSan build: the suites that do not interpose malloc (unit, proto, ...);
-#  3. a TSan build: the thread stress suite through palloc_malloc/palloc_free.
+#  3. a TSan build: the thread stress suite through palloc_malloc/palloc_free;
+#  4. an assertion build (-O0, -Dassertions=expensive: palloc_assert and mimalloc's MI_DEBUG=1):
+#     every test of the plain build but bench-quick, which only measures, plus assert-fires.
 # A sanitizer runtime owns malloc itself, so libpalloc's malloc override cannot run under it;
 # those suites test the same code through the palloc_* entry points instead.
 set -uo pipefail
@@ -35,7 +37,13 @@ else
   echo "tsan build failed"; status=1
 fi
 
-python3 - "$status" build build-asan build-tsan <<'PY'
+if prepare build-debug -Dbuildtype=debug -Dassertions=expensive; then
+  run_suite build-debug debug+assertions --no-suite bench
+else
+  echo "debug build failed"; status=1
+fi
+
+python3 - "$status" build build-asan build-tsan build-debug <<'PY'
 import json, os, sys
 status = int(sys.argv[1])
 passed = failed = skipped = 0
