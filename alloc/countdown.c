@@ -84,7 +84,7 @@ void palloc_init(void) {
   palloc_config_load();
   palloc_trace_configure();
   palloc_tc_init(palloc_g.tcache);
-  if (palloc_registry_init(palloc_g.trace)) {
+  if (palloc_registry_init(palloc_g.stream)) {
     pthread_atfork(palloc_registry_lock, palloc_registry_unlock, palloc_registry_unlock);
   } else {
     palloc_warn("cannot map the sampled-block registry; heap profiling is off");
@@ -115,7 +115,7 @@ void palloc_thread_start(palloc_thread_t *t) {
   t->rate_epoch = atomic_load_explicit(&palloc_g.rate_epoch, memory_order_relaxed);
   int64_t first = palloc_draw_interval(t, rate);
   palloc_set_countdown(t, first);
-  t->trace_left = first;
+  t->stream_left = first;
 }
 
 extern int __cxa_thread_atexit_impl(void (*fn)(void *), void *obj, void *dso);

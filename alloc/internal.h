@@ -108,8 +108,8 @@ typedef struct palloc_thread_s {
   uint64_t saved_budget; /* budget at guard entry, restored at exit */
   uint64_t rng;          /* xorshift64* state */
   uintptr_t stack_lo, stack_hi; /* bounds for the frame-pointer walk */
-  int64_t trace_left;    /* trace mode: bytes to next sample (budget 0 forces the slow path) */
-  int64_t trace_alloc, trace_free; /* trace mode: unpublished bytes */
+  int64_t stream_left;    /* stream mode: bytes to next sample (budget 0 forces the slow path) */
+  int64_t stream_alloc, stream_free; /* stream mode: unpublished bytes */
 } palloc_thread_t;
 
 extern __thread palloc_thread_t palloc_thread __attribute__((tls_model("initial-exec")));
@@ -170,7 +170,7 @@ typedef struct palloc_global_s {
   _Atomic int64_t rate;          /* mean sampling interval; 0 = off */
   _Atomic uint32_t rate_epoch;   /* bumped by palloc_set_sample_rate */
   _Atomic int initialized;       /* 0 no, 1 in progress, 2 done */
-  bool trace;                    /* what-if GC trace mode (gcsim) */
+  bool stream;                   /* an observer takes the allocation stream (observer.h) */
   bool seeded;
   uint64_t seed;
   int depth;                     /* stack depth */
@@ -191,7 +191,7 @@ void palloc_guard_enter(palloc_thread_t *t);
 void palloc_guard_exit(palloc_thread_t *t);
 /* Decides whether an allocation of n bytes that drove its countdown negative is sampled, and
  * gives the countdown's next value in *next (the caller stores it in whichever countdown it
- * runs: t->countdown, or t->trace_left in trace mode). Returns true if it is to be sampled. */
+ * runs: t->countdown, or t->stream_left in stream mode). Returns true if it is to be sampled. */
 bool palloc_countdown_expired(palloc_thread_t *t, size_t n, int64_t *next);
 
 /* ---- config.c --------------------------------------------------------------------------- */
@@ -206,9 +206,9 @@ typedef struct {
   _Atomic uintptr_t mask;
 } __attribute__((aligned(64))) palloc_page_map_t;
 extern palloc_page_map_t palloc_page_map;
-/* Sets up the page map (before the first sample; trace mode pins every free to the slow path).
+/* Sets up the page map (before the first sample; stream mode pins every free to the slow path).
  * False if no memory could be had for it: sampling must then stay off. */
-bool palloc_registry_init(bool trace);
+bool palloc_registry_init(bool stream);
 /* Enters a sampled block; false (the block stays unsampled) if the registry is out of memory. */
 bool palloc_registry_add(const void *p, palloc_bucket_t *bucket, size_t size);
 /* Removes p if it is registered and gives its bucket and size; false if p was not sampled. */
@@ -445,16 +445,16 @@ struct palloc_scratch_s;
 long palloc_profile_emit(const char *path, int fd, char *err, size_t errlen);
 
 /* ---- trace.c: the what-if GC trace (PALLOC_TRACE, implemented in gcsim/) ----------------- */
-/* Publishes this thread's accumulated bytes to gcsim (called every PALLOC_TRACE_BATCH). */
-void palloc_trace_flush(palloc_thread_t *t);
-#define PALLOC_TRACE_BATCH ((int64_t)64 << 10)
+/* Publishes this thread's accumulated bytes to gcsim (called every PALLOC_STREAM_BATCH). */
+void palloc_stream_flush(palloc_thread_t *t);
+#define PALLOC_STREAM_BATCH ((int64_t)64 << 10)
 
 /* Adds this thread's allocated/freed bytes; publishes them to gcsim in batches. */
-static inline void palloc_trace_account(palloc_thread_t *t, int64_t alloc, int64_t freed) {
+static inline void palloc_stream_account(palloc_thread_t *t, int64_t alloc, int64_t freed) {
   palloc_assert(alloc >= 0 && freed >= 0);
-  t->trace_alloc += alloc;
-  t->trace_free += freed;
-  if (palloc_unlikely(t->trace_alloc + t->trace_free >= PALLOC_TRACE_BATCH)) palloc_trace_flush(t);
+  t->stream_alloc += alloc;
+  t->stream_free += freed;
+  if (palloc_unlikely(t->stream_alloc + t->stream_free >= PALLOC_STREAM_BATCH)) palloc_stream_flush(t);
 }
 void palloc_trace_configure(void);  /* at init: asks gcsim whether trace mode is wanted */
 extern uint64_t palloc_start_ns;   /* monotonic time of palloc's start (writer.c) */

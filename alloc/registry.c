@@ -26,9 +26,10 @@
  * increment for p or a later value of the same count, which includes p until p itself is
  * unregistered. Relaxed atomics suffice: each count is one memory location.
  *
- * Trace mode (PALLOC_TRACE) needs every free on the slow path: free()'s view of the map is then a
- * single entry pinned at 1 (index mask 0). The registry keeps its own view, the real counts, and
- * checks it before taking a lock, so a traced free of an unsampled block still costs no lock.
+ * Stream mode (an observer takes every malloc and free, observer.h) needs every free on the slow
+ * path: free()'s view of the map is then a single entry pinned at 1 (index mask 0). The registry
+ * keeps its own view, the real counts, and checks it before taking a lock, so a streamed free of
+ * an unsampled block still costs no lock.
  *
  * The map and mask are set once, before the first sample (palloc_init), and never change: a block
  * registered under one mask and freed under another would be missed.
@@ -60,9 +61,9 @@
 #define SLOTS_FIRST 16     /* per stripe, in .bss: 24 KiB for all stripes, touched as used */
 
 static _Atomic uint16_t zero_map[1];                 /* before init: every count is 0 */
-static _Atomic uint16_t pinned_map[1] = {1};          /* trace mode: every free is slow */
+static _Atomic uint16_t pinned_map[1] = {1};          /* stream mode: every free is slow */
 /* free()'s view (map and mask share a cache line: free() reads both), and the registry's own:
- * the same map, except in trace mode. */
+ * the same map, except in stream mode. */
 palloc_page_map_t palloc_page_map = {.counts = zero_map, .mask = 0};
 static palloc_page_map_t counts_map = {.counts = zero_map, .mask = 0};
 
@@ -91,7 +92,7 @@ static inline uint64_t addr_hash(uintptr_t a) {
 }
 static inline stripe_t *stripe_of(uint64_t h) { return &stripes[h >> 58]; }
 
-bool palloc_registry_init(bool trace) {
+bool palloc_registry_init(bool stream) {
   palloc_assert(!map_ready); /* once, by palloc_init: the map never changes */
   for (int i = 0; i < STRIPES; i++) pthread_mutex_init(&stripes[i].lock, NULL);
   for (size_t bytes = MAP_MAX_BYTES; bytes >= MAP_MIN_BYTES && !map_ready; bytes /= 2) {
@@ -102,10 +103,10 @@ bool palloc_registry_init(bool trace) {
     atomic_store(&counts_map.counts, (_Atomic uint16_t *)m);
     map_ready = true;
   }
-  /* free()'s view. Trace mode pins it even without a map: its free accounting needs the slow
+  /* free()'s view. Stream mode pins it even without a map: its free accounting needs the slow
    * path whether or not anything can be sampled. */
-  _Atomic uint16_t *view = trace ? pinned_map : atomic_load(&counts_map.counts);
-  atomic_store(&palloc_page_map.mask, trace ? 0 : atomic_load(&counts_map.mask));
+  _Atomic uint16_t *view = stream ? pinned_map : atomic_load(&counts_map.counts);
+  atomic_store(&palloc_page_map.mask, stream ? 0 : atomic_load(&counts_map.mask));
   atomic_store(&palloc_page_map.counts, view);
   return map_ready;
 }

@@ -1,4 +1,4 @@
-/* slowpath.c - the slow paths: sampled allocation, sampled free, thread start, trace mode.
+/* slowpath.c - the slow paths: sampled allocation, sampled free, thread start, stream mode.
  *
  * A sampled block is an ordinary mimalloc block of the requested size and alignment: what makes
  * it sampled is its entry in the registry (registry.c), which holds its bucket and requested
@@ -67,13 +67,13 @@ static bool thread_ready(palloc_thread_t *t, int64_t *first) {
   return true;
 }
 
-/* Trace mode keeps the budget at 0 so that every allocation comes here; sampling then runs on
- * trace_left instead, with the same decision. */
-static inline bool trace_sample_due(palloc_thread_t *t, size_t n) {
-  palloc_assert(palloc_g.trace && t->guard == 0);
+/* Stream mode keeps the budget at 0 so that every allocation comes here; sampling then runs on
+ * stream_left instead, with the same decision. */
+static inline bool stream_sample_due(palloc_thread_t *t, size_t n) {
+  palloc_assert(palloc_g.stream && t->guard == 0);
   palloc_set_countdown(t, -1);
-  t->trace_left -= palloc_bytes(n);
-  return t->trace_left < 0 && palloc_countdown_expired(t, n, &t->trace_left);
+  t->stream_left -= palloc_bytes(n);
+  return t->stream_left < 0 && palloc_countdown_expired(t, n, &t->stream_left);
 }
 
 /* Decides the fate of an allocation of n bytes whose charge used up the budget. Under the
@@ -89,14 +89,14 @@ PALLOC_TEXT bool palloc_sample_due(palloc_thread_t *t, size_t n) {
       return false;
     }
     /* This allocation is charged against the freshly drawn interval. */
-    if (palloc_g.trace) {
-      t->trace_left = first;
+    if (palloc_g.stream) {
+      t->stream_left = first;
     } else if (first - palloc_bytes(n) >= 0) {
       palloc_set_countdown(t, first - palloc_bytes(n));
       return false;
     }
   }
-  if (palloc_g.trace) return trace_sample_due(t, n);
+  if (palloc_g.stream) return stream_sample_due(t, n);
   int64_t next;
   bool sample = palloc_countdown_expired(t, n, &next);
   palloc_assert(next >= -1 && (next >= 0 || sample)); /* -1: the next allocation is sampled */
@@ -106,16 +106,16 @@ PALLOC_TEXT bool palloc_sample_due(palloc_thread_t *t, size_t n) {
 
 PALLOC_TEXT void *palloc_alloc_slow(size_t n, size_t align, bool zero) {
   palloc_thread_t *t = &palloc_thread;
-  if (palloc_g.trace && palloc_likely(t->state == PALLOC_T_LIVE && t->guard == 0)) {
-    /* Trace mode's steady state: every allocation is here, so keep it short. */
-    void *p = trace_sample_due(t, n) ? alloc_sampled(t, n, align, zero)
+  if (palloc_g.stream && palloc_likely(t->state == PALLOC_T_LIVE && t->guard == 0)) {
+    /* Stream mode's steady state: every allocation is here, so keep it short. */
+    void *p = stream_sample_due(t, n) ? alloc_sampled(t, n, align, zero)
                                  : plain_alloc(n, align, zero);
-    if (p != NULL) palloc_trace_account(t, (int64_t)mi_usable_size(p), 0);
+    if (p != NULL) palloc_stream_account(t, (int64_t)mi_usable_size(p), 0);
     return p;
   }
   void *p = palloc_sample_due(t, n) ? alloc_sampled(t, n, align, zero)
                                      : plain_alloc(n, align, zero);
-  if (palloc_g.trace && p != NULL && t->guard == 0) palloc_trace_account(t, (int64_t)mi_usable_size(p), 0);
+  if (palloc_g.stream && p != NULL && t->guard == 0) palloc_stream_account(t, (int64_t)mi_usable_size(p), 0);
   return p;
 }
 
@@ -127,7 +127,7 @@ PALLOC_TEXT void palloc_free_slow(void *p) {
     palloc_registry_defer_free(t, p);
     return;
   }
-  if (palloc_g.trace && t->guard == 0) palloc_trace_account(t, 0, (int64_t)mi_usable_size(p));
+  if (palloc_g.stream && t->guard == 0) palloc_stream_account(t, 0, (int64_t)mi_usable_size(p));
   /* Counted before the block is released: once mi_free returns, the same address may be handed
    * out and sampled again by another thread. */
   palloc_bucket_t *b;
@@ -153,8 +153,8 @@ PALLOC_TEXT void *palloc_realloc_slow(void *p, size_t n, bool due) {
     return q;
   }
   bool sample = due && palloc_sample_due(t, n);
-  bool tracing = palloc_g.trace && t->guard == 0;
-  size_t old_usable = tracing ? mi_usable_size(p) : 0;
+  bool streaming = palloc_g.stream && t->guard == 0;
+  size_t old_usable = streaming ? mi_usable_size(p) : 0;
   palloc_bucket_t *ob = NULL;
   size_t osize = 0;
   bool was_sampled = palloc_registry_take(p, &ob, &osize); /* checks p's page count first */
@@ -166,7 +166,7 @@ PALLOC_TEXT void *palloc_realloc_slow(void *p, size_t n, bool due) {
   }
   if (was_sampled) palloc_bucket_record_free(ob, osize);
   if (sample) take_sample(t, q, n);
-  if (tracing) palloc_trace_account(t, (int64_t)mi_usable_size(q), (int64_t)old_usable);
+  if (streaming) palloc_stream_account(t, (int64_t)mi_usable_size(q), (int64_t)old_usable);
   return q;
 }
 

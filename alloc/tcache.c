@@ -30,7 +30,7 @@
  * after the flush, frees straight into mimalloc. Every cached block is unsampled: free() asks
  * the cache only after the page map said "not sampled", and malloc() pops only on the unsampled
  * path, so a sampled block never enters the cache and the profile never sees a cached one.
- * Trace mode sends every malloc and free to the slow paths, so it never meets the cache either.
+ * Stream mode sends every malloc and free to the slow paths, so it never meets the cache either.
  *
  * The class tables are written once, by palloc_init, before any thread's bins get a cap (a
  * thread sets up only after palloc_init's release store). A free on a thread with cap 0 can
