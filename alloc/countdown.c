@@ -82,7 +82,7 @@ void palloc_init(void) {
   palloc_start_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
   mi_register_error(on_mimalloc_error, NULL);
   palloc_config_load();
-  palloc_trace_configure();
+  palloc_observers_init();
   palloc_tc_init(palloc_g.tcache);
   if (palloc_registry_init(palloc_g.stream)) {
     pthread_atfork(palloc_registry_lock, palloc_registry_unlock, palloc_registry_unlock);

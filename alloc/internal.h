@@ -444,19 +444,21 @@ struct palloc_scratch_s;
  * palloc_proto_write_path) or, if path is NULL, to fd. Returns compressed size or -1 with err. */
 long palloc_profile_emit(const char *path, int fd, char *err, size_t errlen);
 
-/* ---- trace.c: the what-if GC trace (PALLOC_TRACE, implemented in gcsim/) ----------------- */
-/* Publishes this thread's accumulated bytes to gcsim (called every PALLOC_STREAM_BATCH). */
+/* ---- observer.c: the allocation stream, to the observers that want it (observer.h) ------- */
+#include "observer.h"
+/* At init: asks every observer whether it wants the stream; sets palloc_g.stream. */
+void palloc_observers_init(void);
+/* Publishes this thread's accumulated bytes to the observers (every PALLOC_STREAM_BATCH). */
 void palloc_stream_flush(palloc_thread_t *t);
-#define PALLOC_STREAM_BATCH ((int64_t)64 << 10)
 
-/* Adds this thread's allocated/freed bytes; publishes them to gcsim in batches. */
+/* Adds this thread's allocated/freed bytes; publishes them in batches. */
 static inline void palloc_stream_account(palloc_thread_t *t, int64_t alloc, int64_t freed) {
   palloc_assert(alloc >= 0 && freed >= 0);
   t->stream_alloc += alloc;
   t->stream_free += freed;
-  if (palloc_unlikely(t->stream_alloc + t->stream_free >= PALLOC_STREAM_BATCH)) palloc_stream_flush(t);
+  if (palloc_unlikely(t->stream_alloc + t->stream_free >= PALLOC_STREAM_BATCH))
+    palloc_stream_flush(t);
 }
-void palloc_trace_configure(void);  /* at init: asks gcsim whether trace mode is wanted */
 extern uint64_t palloc_start_ns;   /* monotonic time of palloc's start (writer.c) */
 
 #pragma GCC visibility pop

@@ -1,8 +1,8 @@
 /* whatif.c - PALLOC_TRACE=1 for malloc/free programs: the gctrace a Go-style collector would print.
  *
- * alloc/trace.c accounts every malloc and free of the program (usable bytes) per thread and
- * publishes batches of ~64 KiB here, as Go's per-P heapLive updates do; nothing is shared per
- * malloc. We replay that stream against the arena's pacer (pacer.c), for a stop-the-world
+ * An observer of alloc's allocation stream (alloc/observer.h): alloc accounts every malloc and
+ * free of the program (usable bytes) per thread and publishes batches of ~64 KiB here, as Go's
+ * per-P heapLive updates do; nothing is shared per malloc. We replay that stream against the arena's pacer (pacer.c), for a stop-the-world
  * collector that triggers at its goal:
  *   - the simulated heap grows by every byte allocated; frees do not shrink it (a collected heap
  *     only shrinks when a cycle runs);
@@ -44,8 +44,8 @@
 #include <sys/mman.h>
 #include <time.h>
 #include "gcinternal.h"
+#include "observer.h"
 #include "options.h"
-#include "whatif.h"
 
 static struct {
   bool on;
@@ -67,8 +67,10 @@ static struct {
 } W;
 static pthread_mutex_t W_mu = PTHREAD_MUTEX_INITIALIZER;
 
-/* At palloc's start, after alloc/options.c has read (and checked) every variable. */
-bool palloc_whatif_wanted(void) {
+/* The observer's `wanted`: at palloc's initialization, possibly inside the process's first
+ * malloc, after alloc/options.c has read (and checked) every variable: no allocation, no stdio.
+ * True when PALLOC_TRACE is 1 or legacy. */
+static bool whatif_wanted(void) {
   W.mode = (int)palloc_option_int(PALLOC_OPT_TRACE);
   W.gogc = (int)palloc_option_int(PALLOC_OPT_GOGC);
   W.limit = palloc_option_int(PALLOC_OPT_MEMLIMIT);
@@ -196,7 +198,9 @@ static void cycle(bool periodic) {
   emit(buf, n);
 }
 
-void palloc_whatif_publish(int64_t allocated, int64_t freed) {
+/* The observer's `publish`: a batch of one thread's usable bytes; any thread, with palloc's
+ * reentrancy guard held. */
+static void whatif_publish(int64_t allocated, int64_t freed) {
   if (!W.on) return;
   pthread_mutex_lock(&W_mu);
   W.batches++;
@@ -242,3 +246,10 @@ __attribute__((destructor)) static void whatif_summary(void) {
   pthread_mutex_unlock(&W_mu);
   if (n > 0) palloc_gctrace_write(palloc_gctrace_fd(), line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
+
+static const palloc_observer_t whatif_observer = {
+  .name = "gcsim what-if trace",
+  .wanted = whatif_wanted,
+  .publish = whatif_publish,
+};
+PALLOC_OBSERVER(whatif_observer);
