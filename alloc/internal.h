@@ -431,7 +431,9 @@ bool palloc_sample_due(palloc_thread_t *t, size_t n);
 /* ---- writer.c --------------------------------------------------------------------------- */
 extern _Atomic uint64_t palloc_profiles_written, palloc_profile_errors;
 extern _Atomic uint64_t palloc_last_write_ns, palloc_last_write_bytes;
-void palloc_writer_start(void);                /* constructor: signal, interval thread */
+void palloc_writer_start(void);      /* at palloc's start: snapshot signal, writer thread */
+void palloc_writer_fork_child(void); /* restarts the writer thread in a fork child */
+void palloc_writer_stop(void);       /* at exit: snapshots stop, the exit profile is written */
 void palloc_fork_prepare(void);
 void palloc_fork_parent(void);
 void palloc_fork_child(void);

@@ -15,8 +15,8 @@
  * while a thread writes, its guard is held, so whatever zlib or libc allocate is unsampled.
  * A failure prints one "palloc:" line and the program goes on.
  *
- * Fork: the prepare handler takes the writer lock and the metadata lock so that the child never
- * inherits them held by a thread that does not exist there; the child restarts the writer thread.
+ * Fork: the writer lock is among the locks palloc's fork handler takes; the child restarts the
+ * writer thread (palloc_writer_fork_child).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -178,44 +178,9 @@ static void start_writer_thread(void) {
   pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
-/* ---- fork ----------------------------------------------------------------------------------- */
-/* The locks are taken in this order, outermost first: the profile writer's (it may make buckets:
- * meta), palloc's memory (meta), the unwinder's (a thread unwinding takes no palloc lock), the
- * thread caches' slot arrays (a leaf). The registry's stripes follow, in their own handler.
- * The forking thread holds them under its guard, so that a signal handler's allocations there
- * are unsampled and wait for none of them (internal.h). */
-void palloc_fork_prepare(void) {
-  palloc_guard_enter(&palloc_thread);
-  pthread_mutex_lock(&write_lock);
-  palloc_meta_lock();
-  palloc_stack_fork_prepare();
-  palloc_tc_lock();
-}
-void palloc_fork_parent(void) {
-  palloc_tc_unlock();
-  palloc_stack_fork_parent();
-  palloc_meta_unlock();
-  pthread_mutex_unlock(&write_lock);
-  palloc_guard_exit(&palloc_thread);
-}
-void palloc_fork_child(void) {
-  palloc_tc_unlock();
-  palloc_stack_fork_child();
-  palloc_meta_unlock();
-  pthread_mutex_unlock(&write_lock);
-  palloc_guard_exit(&palloc_thread);
-  if (writer_wanted) {
-    sem_init(&snap_sem, 0, 0);
-    snap_seq = 0;
-    start_writer_thread();
-  }
-}
-
-/* ---- process start and exit ----------------------------------------------------------------- */
-__attribute__((constructor(101))) static void palloc_start(void) {
-  palloc_init();
-  palloc_thread_t *t = &palloc_thread;
-  palloc_guard_enter(t);
+/* ---- process start, fork and exit (lifecycle.c calls these) --------------------------------- */
+/* At palloc's start: the snapshot signal and the writer thread, if wanted. */
+void palloc_writer_start(void) {
   /* options.c checked them at initialization (a path that does not fit exit_path is refused) */
   const char *s = palloc_option_str(PALLOC_OPT_PROFILE);
   if (s) strcpy(exit_path, s);
@@ -237,13 +202,64 @@ __attribute__((constructor(101))) static void palloc_start(void) {
     }
     start_writer_thread();
   }
+}
+
+/* The fork child, once palloc's locks are released: the writer thread did not survive the fork. */
+void palloc_writer_fork_child(void) {
+  if (writer_wanted) {
+    sem_init(&snap_sem, 0, 0);
+    snap_seq = 0;
+    start_writer_thread();
+  }
+}
+
+/* At exit: no snapshot from here on, and the exit profile. */
+void palloc_writer_stop(void) {
+  pthread_mutex_lock(&write_lock); /* waits for a snapshot in progress */
+  atomic_store(&exiting, true);
+  pthread_mutex_unlock(&write_lock);
+  if (exit_path[0]) write_profile(exit_path, -1, false);
+}
+
+/* ---- fork ----------------------------------------------------------------------------------- */
+/* The locks are taken in this order, outermost first: the profile writer's (it may make buckets:
+ * meta), palloc's memory (meta), the unwinder's (a thread unwinding takes no palloc lock), the
+ * thread caches' slot arrays (a leaf). The registry's stripes follow, in their own handler.
+ * The forking thread holds them under its guard, so that a signal handler's allocations there
+ * are unsampled and wait for none of them (internal.h). */
+void palloc_fork_prepare(void) {
+  palloc_guard_enter(&palloc_thread);
+  palloc_writer_lock();
+  palloc_meta_lock();
+  palloc_stack_fork_prepare();
+  palloc_tc_lock();
+}
+void palloc_fork_parent(void) {
+  palloc_tc_unlock();
+  palloc_stack_fork_parent();
+  palloc_meta_unlock();
+  palloc_writer_unlock();
+  palloc_guard_exit(&palloc_thread);
+}
+void palloc_fork_child(void) {
+  palloc_tc_unlock();
+  palloc_stack_fork_child();
+  palloc_meta_unlock();
+  palloc_writer_unlock();
+  palloc_guard_exit(&palloc_thread);
+  palloc_writer_fork_child();
+}
+
+/* ---- process start and exit ----------------------------------------------------------------- */
+__attribute__((constructor(101))) static void palloc_start(void) {
+  palloc_init();
+  palloc_thread_t *t = &palloc_thread;
+  palloc_guard_enter(t);
+  palloc_writer_start();
   pthread_atfork(palloc_fork_prepare, palloc_fork_parent, palloc_fork_child);
   palloc_guard_exit(t);
 }
 
 __attribute__((destructor(101))) static void palloc_stop(void) {
-  pthread_mutex_lock(&write_lock); /* waits for a snapshot in progress */
-  atomic_store(&exiting, true);
-  pthread_mutex_unlock(&write_lock);
-  if (exit_path[0]) write_profile(exit_path, -1, false);
+  palloc_writer_stop();
 }
