@@ -10,10 +10,6 @@
  * when sampling is off, an "off" thread still visits the slow path every PALLOC_OFF_RECHECK
  * bytes (one cheap call per 4 MiB allocated).
  *
- * Thread exit: a thread stops sampling once its exit has begun. A C++-style thread_local
- * destructor (__cxa_thread_atexit_impl) runs before glibc's pthread-key destructors, which tear
- * down libunwind's per-thread state; allocations made after that point are served unsampled.
- *
  * Random numbers: xorshift64* per thread, seeded from PALLOC_SEED and a per-thread sequence
  * number (reproducible for a single-threaded program) or from time, tid and address.
  */
@@ -63,38 +59,6 @@ int64_t palloc_draw_interval(palloc_thread_t *t, int64_t rate) {
   return (int64_t)next;
 }
 
-/* mimalloc reports a failed allocation through its error handler but leaves errno alone;
- * POSIX requires ENOMEM. The handler runs only on failure, so the fast path stays untouched. */
-static void on_mimalloc_error(int err, void *arg) {
-  (void)arg;
-  if (err == ENOMEM || err == EOVERFLOW) errno = ENOMEM;
-}
-
-void palloc_init(void) {
-  int expected = 0;
-  if (atomic_load_explicit(&palloc_g.initialized, memory_order_acquire) == 2) return;
-  if (!atomic_compare_exchange_strong(&palloc_g.initialized, &expected, 1)) return;
-  palloc_thread_t *t = &palloc_thread;
-  uint32_t guard = t->guard;
-  t->guard++;
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  palloc_start_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-  mi_register_error(on_mimalloc_error, NULL);
-  palloc_config_load();
-  palloc_observers_init();
-  palloc_tc_init(palloc_g.tcache);
-  if (palloc_registry_init(palloc_g.stream)) {
-    pthread_atfork(palloc_registry_lock, palloc_registry_unlock, palloc_registry_unlock);
-  } else {
-    palloc_warn("cannot map the sampled-block registry; heap profiling is off");
-    atomic_store(&palloc_g.rate, 0);
-  }
-  t->guard--;
-  palloc_assert(t->guard == guard); /* every palloc_guard_enter above had its exit */
-  atomic_store_explicit(&palloc_g.initialized, 2, memory_order_release);
-}
-
 void palloc_thread_start(palloc_thread_t *t) {
   palloc_assert(t->state == PALLOC_T_NEW && t->guard > 0);
   uint64_t seq = atomic_fetch_add(&thread_seq, 1);
@@ -116,25 +80,6 @@ void palloc_thread_start(palloc_thread_t *t) {
   int64_t first = palloc_draw_interval(t, rate);
   palloc_set_countdown(t, first);
   t->stream_left = first;
-}
-
-extern int __cxa_thread_atexit_impl(void (*fn)(void *), void *obj, void *dso);
-extern void *__dso_handle;
-
-static void thread_exit(void *arg) {
-  palloc_thread_t *t = arg;
-  palloc_assert(t == &palloc_thread && t->state == PALLOC_T_LIVE);
-  t->state = PALLOC_T_DEAD;
-  palloc_set_countdown(t, INT64_MAX / 2);
-  palloc_tc_thread_exit(t);
-  palloc_assert(atomic_load_explicit(&palloc_g.threads, memory_order_relaxed) > 0); /* counted */
-  atomic_fetch_sub_explicit(&palloc_g.threads, 1, memory_order_relaxed);
-}
-
-/* Called at a thread's first slow-path visit (guard held: the registration allocates). The main
- * thread is not watched: it samples to the end. */
-void palloc_thread_watch_exit(palloc_thread_t *t) {
-  if (!t->is_main) __cxa_thread_atexit_impl(thread_exit, t, &__dso_handle);
 }
 
 bool palloc_countdown_expired(palloc_thread_t *t, size_t n, int64_t *next) {

@@ -183,8 +183,19 @@ typedef struct palloc_global_s {
 
 extern palloc_global_t palloc_g;
 
-/* ---- countdown.c: the sampling countdown, its intervals and the rate --------------------- */
+/* ---- lifecycle.c: process start, thread start and exit, fork, exit ---------------------- */
 void palloc_init(void);                        /* idempotent, safe from inside malloc */
+/* A thread's first slow-path visit, or a visit before palloc is initialized: sets the thread up
+ * and gives its first interval in *first; false if it cannot sample (initialization in progress
+ * on another thread, or the thread is exiting). */
+bool palloc_thread_ready(palloc_thread_t *t, int64_t *first);
+void palloc_thread_watch_exit(palloc_thread_t *t);
+void palloc_fork_prepare(void);
+void palloc_fork_parent(void);
+void palloc_fork_child(void);
+extern uint64_t palloc_start_ns;   /* monotonic time of palloc's start */
+
+/* ---- countdown.c: the sampling countdown, its intervals and the rate --------------------- */
 int64_t palloc_draw_interval(palloc_thread_t *t, int64_t rate);
 void palloc_thread_start(palloc_thread_t *t);  /* first slow-path visit of a thread */
 void palloc_guard_enter(palloc_thread_t *t);
@@ -255,7 +266,7 @@ extern _Atomic bool palloc_tc_on; /* set once by palloc_tc_init, if the cache is
 void palloc_tc_init(bool enabled);                /* by palloc_init, before any thread set-up */
 void palloc_tc_thread_start(palloc_thread_t *t);  /* gives the thread's bins their slots */
 void palloc_tc_thread_exit(palloc_thread_t *t);   /* returns every block; caches no more */
-void palloc_tc_lock(void);                       /* fork handlers (writer.c) */
+void palloc_tc_lock(void);                       /* fork handlers (lifecycle.c) */
 void palloc_tc_unlock(void);
 /* A free into a full bin (or one with cap 0); called with tc_busy set, and clears it. */
 bool palloc_tc_overflow(palloc_tc_bin_t *b, void *p);
@@ -351,16 +362,13 @@ void *palloc_new_nothrow(size_t n);
 void *palloc_new_aligned(size_t n, size_t align);
 void *palloc_new_aligned_nothrow(size_t n, size_t align);
 
-/* ---- threads (countdown.c) --------------------------------------------------------------- */
-void palloc_thread_watch_exit(palloc_thread_t *t);
-
 /* ---- stack.c ---------------------------------------------------------------------------- */
 /* Fills pcs with the caller's return addresses, palloc's own frames removed. */
 int palloc_stack_capture(uintptr_t *pcs, int max);
 /* The frame-pointer walk from the frame at fp: at most max return addresses into buf, reading
  * only inside [lo, hi), whatever the frame pointers hold (any value of fp, lo and hi is safe). */
 int palloc_fp_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi, uintptr_t *buf, int max);
-void palloc_stack_fork_prepare(void); /* fork handlers (writer.c): nobody in libunwind */
+void palloc_stack_fork_prepare(void); /* fork handlers (lifecycle.c): nobody in libunwind */
 void palloc_stack_fork_parent(void);
 void palloc_stack_fork_child(void);
 
@@ -434,9 +442,6 @@ extern _Atomic uint64_t palloc_last_write_ns, palloc_last_write_bytes;
 void palloc_writer_start(void);      /* at palloc's start: snapshot signal, writer thread */
 void palloc_writer_fork_child(void); /* restarts the writer thread in a fork child */
 void palloc_writer_stop(void);       /* at exit: snapshots stop, the exit profile is written */
-void palloc_fork_prepare(void);
-void palloc_fork_parent(void);
-void palloc_fork_child(void);
 void palloc_writer_lock(void);   /* the lock every profile write holds (unload.c) */
 void palloc_writer_unlock(void);
 
@@ -461,7 +466,6 @@ static inline void palloc_stream_account(palloc_thread_t *t, int64_t alloc, int6
   if (palloc_unlikely(t->stream_alloc + t->stream_free >= PALLOC_STREAM_BATCH))
     palloc_stream_flush(t);
 }
-extern uint64_t palloc_start_ns;   /* monotonic time of palloc's start (writer.c) */
 
 #pragma GCC visibility pop
 #endif

@@ -50,23 +50,6 @@ static PALLOC_TEXT void *alloc_sampled(palloc_thread_t *t, size_t n, size_t alig
   return p;
 }
 
-/* The first slow-path visit of a thread, or a visit before palloc is initialized. Gives the
- * thread's first interval in *first; false if the thread cannot sample (initialization in
- * progress on another thread, or the thread is exiting). */
-static bool thread_ready(palloc_thread_t *t, int64_t *first) {
-  if (t->state == PALLOC_T_DEAD) return false;
-  palloc_init();
-  if (atomic_load_explicit(&palloc_g.initialized, memory_order_acquire) != 2) return false;
-  palloc_guard_enter(t);
-  palloc_thread_start(t);
-  palloc_tc_thread_start(t);
-  *first = palloc_countdown(t);
-  palloc_thread_watch_exit(t); /* allocates: served unsampled under the guard */
-  palloc_guard_exit(t);        /* restores the budget of guard entry: the caller sets it */
-  palloc_assert(t->guard == 0 && t->state == PALLOC_T_LIVE);
-  return true;
-}
-
 /* Stream mode keeps the budget at 0 so that every allocation comes here; sampling then runs on
  * stream_left instead, with the same decision. */
 static inline bool stream_sample_due(palloc_thread_t *t, size_t n) {
@@ -83,7 +66,7 @@ PALLOC_TEXT bool palloc_sample_due(palloc_thread_t *t, size_t n) {
   if (t->guard) return false;
   if (palloc_unlikely(t->state != PALLOC_T_LIVE)) {
     int64_t first;
-    if (!thread_ready(t, &first)) {
+    if (!palloc_thread_ready(t, &first)) {
       /* An exiting thread allocates unsampled to its end; otherwise retry at the next call. */
       palloc_set_countdown(t, t->state == PALLOC_T_DEAD ? INT64_MAX / 2 : -1);
       return false;

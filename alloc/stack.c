@@ -50,7 +50,7 @@
  * Fork: libunwind guards its caches with mutexes of its own and has no fork handlers, so a fork
  * while another thread is inside unw_backtrace left the child with a lock nobody would release,
  * and the child's first sample hung (seen in test_process: 1 child in ~1,200). Every
- * unw_backtrace runs under the read side of unwind_lock, and palloc's fork handler (writer.c)
+ * unw_backtrace runs under the read side of unwind_lock, and palloc's fork handler (lifecycle.c)
  * takes the write side: no thread is inside libunwind when the process forks. The lock prefers writers,
  * so a stream of samples cannot hold a fork off; nothing takes another palloc lock inside it.
  * Both sides are taken under the thread's guard, so a signal handler that allocates on the same

@@ -40,7 +40,7 @@
  *
  * Slot arrays come from palloc's own memory (meta.c) and go to a free list when a thread exits,
  * so creating threads costs no mmap after the first few; its lock is a leaf, taken at fork by
- * palloc's fork handler (writer.c) like palloc's other locks. Fork: the child keeps the forking
+ * palloc's fork handler (lifecycle.c) like palloc's other locks. Fork: the child keeps the forking
  * thread's cache; blocks cached by the parent's other threads stay allocated in the child
  * (at most palloc_tc_held_max() per thread), as the rest of those threads' memory does.
  * Signal handlers: a handler that allocates or frees on a thread interrupted inside one of its

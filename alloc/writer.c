@@ -1,4 +1,4 @@
-/* writer.c - when and where heap profiles are written; process start, exit and fork.
+/* writer.c - when and where heap profiles are written; its part of start, exit and fork.
  *
  *  - PALLOC_PROFILE=path: written at exit (library destructor, after the program's atexit
  *    handlers). "%p" in any path is replaced by the pid at the time of writing, so a forked child
@@ -32,8 +32,6 @@
 #include <unistd.h>
 #include "internal.h"
 #include "palloc_proto.h"
-
-uint64_t palloc_start_ns;
 
 _Atomic uint64_t palloc_profiles_written, palloc_profile_errors;
 _Atomic uint64_t palloc_last_write_ns, palloc_last_write_bytes;
@@ -219,47 +217,4 @@ void palloc_writer_stop(void) {
   atomic_store(&exiting, true);
   pthread_mutex_unlock(&write_lock);
   if (exit_path[0]) write_profile(exit_path, -1, false);
-}
-
-/* ---- fork ----------------------------------------------------------------------------------- */
-/* The locks are taken in this order, outermost first: the profile writer's (it may make buckets:
- * meta), palloc's memory (meta), the unwinder's (a thread unwinding takes no palloc lock), the
- * thread caches' slot arrays (a leaf). The registry's stripes follow, in their own handler.
- * The forking thread holds them under its guard, so that a signal handler's allocations there
- * are unsampled and wait for none of them (internal.h). */
-void palloc_fork_prepare(void) {
-  palloc_guard_enter(&palloc_thread);
-  palloc_writer_lock();
-  palloc_meta_lock();
-  palloc_stack_fork_prepare();
-  palloc_tc_lock();
-}
-void palloc_fork_parent(void) {
-  palloc_tc_unlock();
-  palloc_stack_fork_parent();
-  palloc_meta_unlock();
-  palloc_writer_unlock();
-  palloc_guard_exit(&palloc_thread);
-}
-void palloc_fork_child(void) {
-  palloc_tc_unlock();
-  palloc_stack_fork_child();
-  palloc_meta_unlock();
-  palloc_writer_unlock();
-  palloc_guard_exit(&palloc_thread);
-  palloc_writer_fork_child();
-}
-
-/* ---- process start and exit ----------------------------------------------------------------- */
-__attribute__((constructor(101))) static void palloc_start(void) {
-  palloc_init();
-  palloc_thread_t *t = &palloc_thread;
-  palloc_guard_enter(t);
-  palloc_writer_start();
-  pthread_atfork(palloc_fork_prepare, palloc_fork_parent, palloc_fork_child);
-  palloc_guard_exit(t);
-}
-
-__attribute__((destructor(101))) static void palloc_stop(void) {
-  palloc_writer_stop();
 }
