@@ -455,6 +455,12 @@ long palloc_profile_emit(const char *path, int fd, char *err, size_t errlen);
 #include "observer.h"
 /* At init: asks every observer whether it wants the stream; sets palloc_g.stream. */
 void palloc_observers_init(void);
+/* Every observer's lifecycle hooks (observer.h says when each runs). */
+void palloc_observers_start(void);
+void palloc_observers_fork_prepare(void);
+void palloc_observers_fork_parent(void);
+void palloc_observers_fork_child(void);
+void palloc_observers_exit(void);
 /* Publishes this thread's accumulated bytes to the observers (every PALLOC_STREAM_BATCH). */
 void palloc_stream_flush(palloc_thread_t *t);
 

@@ -1,5 +1,18 @@
-/* lifecycle.c - the process's and the threads' lifecycle: start, thread start and exit, fork,
- * exit. (The steps of each module stay in its file; this file is their order.)
+/* lifecycle.c - the process's and the threads' lifecycle, in one place (as mimalloc's init.c):
+ *
+ *  - process start: palloc_init, inside the process's first malloc (before any constructor; no
+ *    allocation through a path that could come back here), then palloc_start, a constructor of
+ *    priority 101, for what may allocate and start threads (the profile writer) and for the
+ *    observers' start hooks;
+ *  - thread start: a thread's first slow-path visit (palloc_thread_ready): its countdown, its
+ *    cache's bins, its exit watch;
+ *  - thread exit: a thread_local-style destructor (thread_exit);
+ *  - fork: one set of pthread_atfork handlers, registered once by palloc_init, which take every
+ *    lock of palloc's in one order (below);
+ *  - process exit: palloc_stop, a destructor of priority 101: the observers' exit hooks, then the
+ *    exit profile.
+ * The steps of each module stay in its own file; this file is their order. Other parts of
+ * libpalloc (gcsim) take part through their observer tables (observer.h), not through here.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -30,12 +43,13 @@ void palloc_init(void) {
   palloc_config_load();
   palloc_observers_init();
   palloc_tc_init(palloc_g.tcache);
-  if (palloc_registry_init(palloc_g.stream)) {
-    pthread_atfork(palloc_registry_lock, palloc_registry_unlock, palloc_registry_unlock);
-  } else {
+  if (!palloc_registry_init(palloc_g.stream)) {
     palloc_warn("cannot map the sampled-block registry; heap profiling is off");
     atomic_store(&palloc_g.rate, 0);
   }
+  /* Here and not in the constructor: a fork before constructors run (another library's) finds
+   * the handlers too. The stripe locks exist whether or not the registry got its map. */
+  pthread_atfork(palloc_fork_prepare, palloc_fork_parent, palloc_fork_child);
   t->guard--;
   palloc_assert(t->guard == guard); /* every palloc_guard_enter above had its exit */
   atomic_store_explicit(&palloc_g.initialized, 2, memory_order_release);
@@ -82,30 +96,45 @@ void palloc_thread_watch_exit(palloc_thread_t *t) {
 }
 
 /* ---- fork ----------------------------------------------------------------------------------- */
-/* The locks are taken in this order, outermost first: the profile writer's (it may make buckets:
- * meta), palloc's memory (meta), the unwinder's (a thread unwinding takes no palloc lock), the
- * thread caches' slot arrays (a leaf). The registry's stripes follow, in their own handler.
- * The forking thread holds them under its guard, so that a signal handler's allocations there
- * are unsampled and wait for none of them (internal.h). */
+/* The prepare handler takes every lock of palloc's, so that the child never inherits one held
+ * by a thread that does not exist there. The order, outermost first, is the order in which a
+ * thread may hold them, so that taking them all cannot deadlock against any thread:
+ *  1. the observers' locks (observer.h): an observer's hook may allocate, and so sample, and
+ *     so take any lock below, while no lock below is held when an observer is called;
+ *  2. the profile writer's (a write may make buckets: meta);
+ *  3. palloc's memory (meta);
+ *  4. the unwinder's (a thread unwinding takes no palloc lock);
+ *  5. the thread caches' slot arrays (a leaf);
+ *  6. the registry's stripes (a leaf: the registry calls nothing that locks), with their own
+ *     in_registry and guard brackets (registry.c).
+ * Parent and child release them in the reverse order. The forking thread holds them under its
+ * guard, so that a signal handler's allocations there are unsampled and wait for none of them
+ * (internal.h). The child then restarts the writer thread, which did not survive the fork. */
 void palloc_fork_prepare(void) {
   palloc_guard_enter(&palloc_thread);
+  palloc_observers_fork_prepare();
   palloc_writer_lock();
   palloc_meta_lock();
   palloc_stack_fork_prepare();
   palloc_tc_lock();
+  palloc_registry_lock();
 }
 void palloc_fork_parent(void) {
+  palloc_registry_unlock();
   palloc_tc_unlock();
   palloc_stack_fork_parent();
   palloc_meta_unlock();
   palloc_writer_unlock();
+  palloc_observers_fork_parent();
   palloc_guard_exit(&palloc_thread);
 }
 void palloc_fork_child(void) {
+  palloc_registry_unlock();
   palloc_tc_unlock();
   palloc_stack_fork_child();
   palloc_meta_unlock();
   palloc_writer_unlock();
+  palloc_observers_fork_child();
   palloc_guard_exit(&palloc_thread);
   palloc_writer_fork_child();
 }
@@ -116,10 +145,11 @@ __attribute__((constructor(101))) static void palloc_start(void) {
   palloc_thread_t *t = &palloc_thread;
   palloc_guard_enter(t);
   palloc_writer_start();
-  pthread_atfork(palloc_fork_prepare, palloc_fork_parent, palloc_fork_child);
+  palloc_observers_start();
   palloc_guard_exit(t);
 }
 
 __attribute__((destructor(101))) static void palloc_stop(void) {
+  palloc_observers_exit();
   palloc_writer_stop();
 }

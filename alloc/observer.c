@@ -14,6 +14,13 @@
 extern const palloc_observer_t *const __start_palloc_observers[] __attribute__((weak));
 extern const palloc_observer_t *const __stop_palloc_observers[] __attribute__((weak));
 
+/* The tables, as an array of n (0 when the section is absent and both bounds are NULL). */
+static const palloc_observer_t *const *tables(size_t *n) {
+  *n = ((uintptr_t)__stop_palloc_observers - (uintptr_t)__start_palloc_observers) /
+       sizeof(const palloc_observer_t *);
+  return __start_palloc_observers;
+}
+
 /* The observers that take the stream, set once by palloc_observers_init (before the first
  * allocation is streamed: palloc_init's release store publishes them). */
 #define STREAMED_MAX 8
@@ -21,17 +28,36 @@ static const palloc_observer_t *streamed[STREAMED_MAX];
 static int nstreamed;
 
 void palloc_observers_init(void) {
-  for (const palloc_observer_t *const *o = __start_palloc_observers; o < __stop_palloc_observers;
-       o++) {
-    if ((*o)->wanted == NULL || (*o)->publish == NULL || !(*o)->wanted()) continue;
+  size_t n;
+  const palloc_observer_t *const *o = tables(&n);
+  for (size_t i = 0; i < n; i++) {
+    if (o[i]->wanted == NULL || o[i]->publish == NULL || !o[i]->wanted()) continue;
     if (nstreamed == STREAMED_MAX) {
-      palloc_warn("too many observers of the allocation stream: %s left out", (*o)->name);
+      palloc_warn("too many observers of the allocation stream: %s left out", o[i]->name);
       continue;
     }
-    streamed[nstreamed++] = *o;
+    streamed[nstreamed++] = o[i];
   }
   palloc_g.stream = nstreamed > 0;
 }
+
+/* The lifecycle hooks of every observer (lifecycle.c calls these): in table order, but parent
+ * and child in reverse, as pthread_atfork orders its handlers. */
+#define EACH(hook)                                                                               \
+  size_t n;                                                                                      \
+  const palloc_observer_t *const *o = tables(&n);                                                \
+  for (size_t i = 0; i < n; i++)                                                                 \
+    if (o[i]->hook) o[i]->hook()
+#define EACH_REVERSED(hook)                                                                      \
+  size_t n;                                                                                      \
+  const palloc_observer_t *const *o = tables(&n);                                                \
+  for (size_t i = n; i-- > 0;)                                                                   \
+    if (o[i]->hook) o[i]->hook()
+void palloc_observers_start(void) { EACH(start); }
+void palloc_observers_fork_prepare(void) { EACH(fork_prepare); }
+void palloc_observers_fork_parent(void) { EACH_REVERSED(fork_parent); }
+void palloc_observers_fork_child(void) { EACH_REVERSED(fork_child); }
+void palloc_observers_exit(void) { EACH(exit); }
 
 void palloc_stream_flush(palloc_thread_t *t) {
   int64_t a = t->stream_alloc, f = t->stream_free;

@@ -1,7 +1,8 @@
 /* observer.h - how the rest of libpalloc observes the allocator (internal, not installed).
  *
- * alloc offers other parts of libpalloc the allocation stream: the usable bytes of every malloc
- * and free, in per-thread batches. An observer is a table of hooks, palloc_observer_t, that its
+ * alloc offers other parts of libpalloc the allocation stream (the usable bytes of every malloc
+ * and free, in per-thread batches) and the process's lifecycle (start, fork, exit: lifecycle.c).
+ * An observer is a table of hooks, palloc_observer_t, that its
  * own file defines and enters with PALLOC_OBSERVER (PALLOC_TRACE's what-if GC trace is one).
  * alloc finds every table through the linker and names none of them, so the dependency runs one
  * way, observer -> alloc, as with SQLite's sqlite3_mem_methods or mimalloc's mi_register_*
@@ -20,13 +21,20 @@
  * Cost: with no observer wanting the stream, none; the fast paths never look at observers.
  * With one, every malloc and free takes the slow path (slowpath.c, registry.c).
  *
- * Every hook may be NULL. Both run with palloc's reentrancy guard held on the calling thread:
- * what they allocate is served unsampled and is not streamed.
+ * Every hook may be NULL. All but exit run with palloc's reentrancy guard held on the calling
+ * thread: what they allocate is served unsampled and is not streamed.
  *  - wanted: in palloc_init, possibly inside the process's first malloc, after options.c has
  *    read the environment (palloc_option_*): no allocation, no stdio, no lock. True if the
  *    observer takes the allocation stream.
  *  - publish: a batch (about PALLOC_STREAM_BATCH bytes) of usable bytes allocated and freed by
  *    one thread; any thread, concurrently. Only for an observer whose wanted() said true.
+ *  - start: palloc's constructor (priority 101, before the program's own), after palloc_init.
+ *  - fork_prepare, fork_parent, fork_child: palloc's one set of fork handlers. Prepare runs
+ *    before alloc takes its own locks, parent and child after alloc has released them: an
+ *    observer's locks come before all of alloc's in the lock order, and an observer's hook may
+ *    allocate. Prepare in table order, parent and child in the reverse order.
+ *  - exit: palloc's destructor (priority 101, after the program's), before the exit profile.
+ * The lifecycle hooks run for every observer, whether or not it wanted the stream.
  */
 #ifndef PALLOC_OBSERVER_H
 #define PALLOC_OBSERVER_H
@@ -37,6 +45,11 @@ typedef struct palloc_observer_s {
   const char *name;
   bool (*wanted)(void);
   void (*publish)(int64_t allocated, int64_t freed);
+  void (*start)(void);
+  void (*fork_prepare)(void);
+  void (*fork_parent)(void);
+  void (*fork_child)(void);
+  void (*exit)(void);
 } palloc_observer_t;
 
 /* Enters the table `table` (a static const palloc_observer_t) among alloc's observers. */

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "observer.h"
 #include "options.h"
 #include "pacer.h"
 #include "palloc_proto.h"
@@ -134,8 +135,14 @@ uint64_t palloc_gc_since_start(void) {
 }
 
 /* The program start is the earliest of: palloc's initialization asking for the what-if mode,
- * this constructor, the first arena. High priority so it runs before the program's own. */
-__attribute__((constructor(101))) static void gctrace_start(void) { (void)palloc_gc_since_start(); }
+ * palloc's start (an observer's start hook: a constructor that runs before the program's own),
+ * the first arena. */
+static void gctrace_start(void) { (void)palloc_gc_since_start(); }
+static const palloc_observer_t gctrace_observer = {
+  .name = "gcsim clock",
+  .start = gctrace_start,
+};
+PALLOC_OBSERVER(gctrace_observer);
 
 static _Atomic int trace_fd = -1;
 

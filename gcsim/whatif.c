@@ -224,7 +224,8 @@ static void fmt_limit(char *b, size_t n, int64_t v) {
   else snprintf(b, n, "%.1f MiB", (double)v / 1048576.0);
 }
 
-__attribute__((destructor)) static void whatif_summary(void) {
+/* The observer's `exit`: palloc's destructor, after the program's. */
+static void whatif_summary(void) {
   if (!W.on || W.batches == 0) return; /* nothing published: no malloc stream to speak of */
   pthread_mutex_lock(&W_mu);
   char gogc[16], lim[32], line[512];
@@ -247,9 +248,20 @@ __attribute__((destructor)) static void whatif_summary(void) {
   if (n > 0) palloc_gctrace_write(palloc_gctrace_fd(), line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
+/* Fork: a child must not inherit W_mu held by a thread that does not exist there (its first
+ * batch would wait forever). palloc's fork handlers call these before taking alloc's locks and
+ * after releasing them; a thread that holds W_mu takes no lock of alloc's (it runs under the
+ * guard), so the order holds. */
+static void whatif_fork_prepare(void) { pthread_mutex_lock(&W_mu); }
+static void whatif_fork_release(void) { pthread_mutex_unlock(&W_mu); }
+
 static const palloc_observer_t whatif_observer = {
   .name = "gcsim what-if trace",
   .wanted = whatif_wanted,
   .publish = whatif_publish,
+  .fork_prepare = whatif_fork_prepare,
+  .fork_parent = whatif_fork_release,
+  .fork_child = whatif_fork_release,
+  .exit = whatif_summary,
 };
 PALLOC_OBSERVER(whatif_observer);
