@@ -26,9 +26,9 @@ static const palloc_option_word_t unwind_words[] = {
  * accepted, as the same thing as 'elf', so that existing setups keep working silently. */
 static const palloc_option_word_t symbolize_words[] = {
   {"elf", 1, false}, {"none", 0, false}, {"libdw", 1, true}, {NULL, 0, false}};
-/* gcsim's PALLOC_TRACE_OFF, _ON, _LEGACY (gcsim/pacer.h) */
 static const palloc_option_word_t trace_words[] = {
-  {"0", 0, false}, {"off", 0, true}, {"1", 1, false}, {"legacy", 2, false}, {NULL, 0, false}};
+  {"0", PALLOC_TRACE_OFF, false}, {"off", PALLOC_TRACE_OFF, true}, {"1", PALLOC_TRACE_ON, false},
+  {"legacy", PALLOC_TRACE_LEGACY, false}, {NULL, 0, false}};
 
 /* Order: the README's table (palloc_option_t's order). Help strings are markdown. */
 const palloc_option_desc_t palloc_options[PALLOC_OPT_COUNT] = {

@@ -37,6 +37,10 @@ typedef enum palloc_option_e {
   PALLOC_OPT_COUNT
 } palloc_option_t;
 
+/* PALLOC_TRACE's values (palloc_option_int(PALLOC_OPT_TRACE)), declared with the table that
+ * parses them; gcsim reads them. */
+enum { PALLOC_TRACE_OFF = 0, PALLOC_TRACE_ON = 1, PALLOC_TRACE_LEGACY = 2 };
+
 /* PALLOC_PROFILE's longest value, with its NUL (writer.c's path buffers) */
 #define PALLOC_PROFILE_PATH_MAX 1024
 

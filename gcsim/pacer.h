@@ -37,8 +37,6 @@ typedef struct palloc_gctrace_cycle_s {
   bool forced;
 } palloc_gctrace_cycle_t;
 
-enum { PALLOC_TRACE_OFF = 0, PALLOC_TRACE_ON = 1, PALLOC_TRACE_LEGACY = 2 };
-
 /* Go's fmtNSAsMS into buf (>= 24 bytes); returns the length. */
 size_t palloc_fmt_ns_as_ms(char *buf, uint64_t ns);
 /* One line, newline included; legacy = pre-1.18 shape. Returns the length (buf >= 256). */

@@ -74,9 +74,9 @@ static void test_kinds(void) {
         "symbolize, and its old name");
   CHECK(OK(PALLOC_OPT_TCACHE, "ON") && v == 1 && OK(PALLOC_OPT_TCACHE, "0") && v == 0 &&
         !OK(PALLOC_OPT_TCACHE, "2") && !OK(PALLOC_OPT_TCACHE, "sometimes"), "tcache");
-  /* gcsim's PALLOC_TRACE_OFF, _ON, _LEGACY are 0, 1, 2 (gcsim/pacer.h) */
-  CHECK(OK(PALLOC_OPT_TRACE, "legacy") && v == 2 && OK(PALLOC_OPT_TRACE, "1") && v == 1 &&
-        OK(PALLOC_OPT_TRACE, "off") && v == 0 && !OK(PALLOC_OPT_TRACE, "7"), "trace");
+  CHECK(OK(PALLOC_OPT_TRACE, "legacy") && v == PALLOC_TRACE_LEGACY &&
+        OK(PALLOC_OPT_TRACE, "1") && v == PALLOC_TRACE_ON && OK(PALLOC_OPT_TRACE, "off") &&
+        v == PALLOC_TRACE_OFF && !OK(PALLOC_OPT_TRACE, "7"), "trace");
   CHECK(OK(PALLOC_OPT_GOGC, "-5") && v == -1 && OK(PALLOC_OPT_GOGC, "0") && v == 0 &&
         !OK(PALLOC_OPT_GOGC, "100000001") && !OK(PALLOC_OPT_GOGC, "+5"), "gogc");
   CHECK(OK(PALLOC_OPT_PROFILE_SIGNAL, "usr2") && v == SIGUSR2 &&

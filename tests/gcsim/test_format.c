@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include "../check.h"
 #include "gcinternal.h"
+#include "options.h"
 #include "trace_parse.h"
 
 static void test_ns_as_ms(void) {
