@@ -2,8 +2,8 @@
  *
  * An observer of alloc's allocation stream (alloc/observer.h): alloc accounts every malloc and
  * free of the program (usable bytes) per thread and publishes batches of ~64 KiB here, as Go's
- * per-P heapLive updates do; nothing is shared per malloc. We replay that stream against the arena's pacer (pacer.c), for a stop-the-world
- * collector that triggers at its goal:
+ * per-P heapLive updates do; nothing is shared per malloc. We replay that stream against the
+ * arena's pacer (pacer.c), for a stop-the-world collector that triggers at its goal:
  *   - the simulated heap grows by every byte allocated; frees do not shrink it (a collected heap
  *     only shrinks when a cycle runs);
  *   - when it reaches the goal a cycle "runs": the marked heap is the bytes allocated and not
