@@ -102,7 +102,6 @@ typedef struct palloc_thread_s {
   uint8_t in_registry;   /* 1 while this thread may hold a registry stripe lock (registry.c) */
   void *_Atomic deferred; /* frees deferred by signal handlers, linked through their blocks */
   uint32_t guard;        /* > 0 while palloc's own code runs on this thread */
-  uint32_t walks;        /* libunwind walks by unw_step so far, up to a bound (stack.c) */
   uint8_t state;         /* PALLOC_T_* */
   uint8_t is_main;
   uint32_t rate_epoch;   /* palloc_g.rate_epoch when the countdown was drawn */
