@@ -1,9 +1,8 @@
 /* stack.c - capturing the return addresses of a sampled allocation.
  *
  * Two unwinders:
- *  - libunwind (default): local-only; unw_step while samples are rare, unw_backtrace with its
- *    per-thread cache at high rates (unwind(), below). Correct for code without frame pointers
- *    (it reads .eh_frame), at a cost per frame.
+ *  - libunwind (default): unw_backtrace, local-only, with libunwind's per-thread cache. Correct
+ *    for code without frame pointers (it reads .eh_frame), at a cost per frame.
  *  - PALLOC_UNWIND=fp: a frame-pointer walk, several times faster, for programs built with
  *    -fno-omit-frame-pointer. Every frame pointer is checked against the thread's stack bounds,
  *    alignment and monotonic growth before it is read, so a frame without a frame pointer ends
@@ -57,8 +56,6 @@
  * thread meanwhile is not sampled and never asks for it again (internal.h).
  */
 #include <dlfcn.h>
-#define UNW_LOCAL_ONLY
-#include <libunwind.h> /* types and names only: libunwind is not linked */
 #include <elf.h>
 #include <link.h>
 #include <pthread.h>
@@ -92,43 +89,9 @@ void palloc_stack_fork_child(void) {
   atomic_compare_exchange_strong(&unw_state, &loading, UNW_UNLOADED);
 }
 
-/* libunwind's two ways to walk a stack. unw_backtrace keeps a per-thread cache of frame recipes:
- * the first walk of every thread maps and fills 256 KiB for it (1 MiB once it grows), which the
- * thread keeps until it exits - 10% of the peak RSS of a program with a 2 MB heap, 128 MB for 512
- * threads that each sampled once. unw_step, from unw_init_local, uses only the address space's
- * shared recipe cache, and costs about twice as much per walk (callgrind at a 4 KiB rate, churn
- * 2.40 G instructions against 1.13 G, deep 593 M against 294 M). So walks take unw_step while
- * samples are rare, at rates of UNWIND_STEP_RATE and more (the default, 512 KiB, among them:
- * there the difference is under 1% of the program's instructions), and unw_backtrace at higher
- * rates, where its cache pays for itself. A rate change switches at the next sample. */
-#define UNWIND_STEP_RATE ((int64_t)64 << 10)
-static struct {
-  int (*getcontext)(unw_context_t *);
-  int (*init_local)(unw_cursor_t *, unw_context_t *);
-  int (*step)(unw_cursor_t *);
-  int (*get_reg)(unw_cursor_t *, int, unw_word_t *);
-} unw_step_api; /* all set, or none, before unw_state = UNW_READY */
-
-static int step_backtrace(void **buf, int max) {
-  unw_context_t ctx;
-  unw_cursor_t cur;
-  if (unw_step_api.getcontext(&ctx) < 0 || unw_step_api.init_local(&cur, &ctx) < 0) return 0;
-  int n = 0;
-  while (n < max && unw_step_api.step(&cur) > 0) {
-    unw_word_t ip;
-    if (unw_step_api.get_reg(&cur, UNW_REG_IP, &ip) < 0 || ip == 0) break;
-    buf[n++] = (void *)(uintptr_t)ip;
-  }
-  return n;
-}
-
 static int unwind(uintptr_t *buf, int max) {
-  int (*walk)(void **, int) = unw_backtrace_fn;
-  if (unw_step_api.step != NULL &&
-      atomic_load_explicit(&palloc_g.rate, memory_order_relaxed) >= UNWIND_STEP_RATE)
-    walk = step_backtrace;
   pthread_rwlock_rdlock(&unwind_lock);
-  int n = walk((void **)buf, max);
+  int n = unw_backtrace_fn((void **)buf, max);
   pthread_rwlock_unlock(&unwind_lock);
   return n;
 }
@@ -256,20 +219,6 @@ static bool gcc_unwinder_ready(void) {
   return _Unwind_Find_FDE((char *)(uintptr_t)_Unwind_Backtrace + 1, bases) != NULL;
 }
 
-/* libunwind's unw_step functions (UNW_LOCAL_ONLY's names, which are architecture-specific: the
- * header's macros give them); where one is missing, every walk is unw_backtrace's. */
-#define UNW_NAME_(x) #x
-#define UNW_NAME(x) UNW_NAME_(x)
-static void load_step_api(void *h) {
-  void *g = dlsym(h, UNW_NAME(unw_tdep_getcontext)), *i = dlsym(h, UNW_NAME(unw_init_local)),
-       *s = dlsym(h, UNW_NAME(unw_step)), *r = dlsym(h, UNW_NAME(unw_get_reg));
-  if (g == NULL || i == NULL || s == NULL || r == NULL) return;
-  unw_step_api.getcontext = (int (*)(unw_context_t *))g;
-  unw_step_api.init_local = (int (*)(unw_cursor_t *, unw_context_t *))i;
-  unw_step_api.get_reg = (int (*)(unw_cursor_t *, int, unw_word_t *))r;
-  unw_step_api.step = (int (*)(unw_cursor_t *))s;
-}
-
 /* UNW_READY (unw_backtrace_fn is set), UNW_FAILED, or UNW_UNLOADED: not yet, try again. */
 static int load_libunwind(void) {
   if (unw_backtrace != NULL) { /* linked */
@@ -295,7 +244,6 @@ static int load_libunwind(void) {
     return UNW_FAILED;
   }
   unw_backtrace_fn = (int (*)(void **, int))f;
-  load_step_api(h);
   return UNW_READY;
 }
 
