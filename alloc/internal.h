@@ -309,19 +309,10 @@ static inline __attribute__((always_inline)) bool palloc_tc_pop(size_t n, void *
   return hit;
 }
 
-/* Keeps the unsampled block p in this thread's cache; false if it is not cacheable (NULL, too
- * large, not of a class size, or the thread caches nothing): the caller frees it to mimalloc. */
-static inline __attribute__((always_inline)) bool palloc_tc_push(void *p) {
-  /* With the cache off (PALLOC_TCACHE=0, or before palloc_init) free skips the size lookup:
-   * mimalloc's free alone, not a lookup and then a free that looks the size up again. */
-  if (!atomic_load_explicit(&palloc_tc_on, memory_order_relaxed)) return false;
-  size_t u = mi_usable_size(p);
-  if (u - 1 >= PALLOC_TC_MAX) return false; /* u == 0: p is NULL */
-  /* mimalloc's usable sizes are multiples of 8; were one not, u >> 3 rounds down, to a class
-   * no larger than the block. */
-  palloc_thread_t *t = &palloc_thread;
-  if (t->tc_busy) return false;
-  unsigned c = atomic_load_explicit(&palloc_tc_exact[u >> 3], memory_order_relaxed);
+/* Pushes p onto this thread's bin of class c (tc_busy known clear); a full bin, or one with cap
+ * 0, goes to palloc_tc_overflow, which clears tc_busy. */
+static inline __attribute__((always_inline)) bool palloc_tc_push_class(palloc_thread_t *t,
+                                                                       unsigned c, void *p) {
   palloc_assert(c < PALLOC_TC_CLASSES);
   palloc_tc_bin_t *b = &t->tc[c];
   palloc_tc_enter(t);
@@ -334,6 +325,21 @@ static inline __attribute__((always_inline)) bool palloc_tc_push(void *p) {
   return true;
 }
 
+/* Keeps the unsampled block p in this thread's cache; false if it is not cacheable (NULL, too
+ * large, not of a class size, or the thread caches nothing): the caller frees it to mimalloc. */
+static inline __attribute__((always_inline)) bool palloc_tc_push(void *p) {
+  /* With the cache off (PALLOC_TCACHE=0, or before palloc_init) free skips the size lookup:
+   * mimalloc's free alone, not a lookup and then a free that looks the size up again. */
+  if (!atomic_load_explicit(&palloc_tc_on, memory_order_relaxed)) return false;
+  size_t u = mi_usable_size(p);
+  if (u - 1 >= PALLOC_TC_MAX) return false; /* u == 0: p is NULL */
+  /* mimalloc's usable sizes are multiples of 8; were one not, u >> 3 rounds down, to a class
+   * no larger than the block. */
+  palloc_thread_t *t = &palloc_thread;
+  if (t->tc_busy) return false;
+  return palloc_tc_push_class(t, atomic_load_explicit(&palloc_tc_exact[u >> 3], memory_order_relaxed), p);
+}
+
 /* palloc_tc_push for a block of operator new(n): cached under the class malloc(n) is served
  * from, without the size lookup (palloc_free_sized, entry.c, states why that is safe). */
 static inline __attribute__((always_inline)) bool palloc_tc_push_sized(void *p, size_t n) {
@@ -341,17 +347,7 @@ static inline __attribute__((always_inline)) bool palloc_tc_push_sized(void *p, 
   if (p == NULL || n > PALLOC_TC_MAX) return false; /* NULL: the cache must never hold it */
   palloc_thread_t *t = &palloc_thread;
   if (t->tc_busy) return false;
-  unsigned c = atomic_load_explicit(&palloc_tc_class[(n + 7) >> 3], memory_order_relaxed);
-  palloc_assert(c < PALLOC_TC_CLASSES);
-  palloc_tc_bin_t *b = &t->tc[c];
-  palloc_tc_enter(t);
-  uint32_t k = b->n;
-  palloc_assert(k <= b->cap);
-  if (palloc_unlikely(k >= b->cap)) return palloc_tc_overflow(b, p);
-  b->slot[k] = p;
-  b->n = k + 1;
-  palloc_tc_leave(t);
-  return true;
+  return palloc_tc_push_class(t, atomic_load_explicit(&palloc_tc_class[(n + 7) >> 3], memory_order_relaxed), p);
 }
 
 /* ---- entry.c, cxxops.c: sized free and the C++ operators (libpalloc exports them as
