@@ -69,16 +69,10 @@ static __attribute__((noreturn)) void throw_bad_alloc(size_t n) {
   abort();
 }
 
-/* One try of an allocation of n bytes aligned to align (0: malloc's alignment): palloc_malloc's
- * and palloc's aligned path, inline. NULL if out of memory. */
+/* One try of an allocation of n bytes aligned to align (0: malloc's alignment): entry.c's
+ * malloc and aligned paths. NULL if out of memory. */
 static inline __attribute__((always_inline)) void *try_alloc(size_t n, size_t align) {
-  void *p;
-  if (align == 0) {
-    if (palloc_charge(n)) return palloc_tc_pop(n, &p) ? p : mi_malloc(n);
-    return palloc_alloc_slow(n, 0, false);
-  }
-  if (palloc_charge(n)) return align <= 8 ? mi_malloc(n) : mi_malloc_aligned(n, align);
-  return palloc_alloc_slow(n, align, false);
+  return align == 0 ? palloc_malloc_hidden(n) : palloc_aligned(align, n);
 }
 
 /* The throwing new after a failed first try: the new_handler loop. */

@@ -72,6 +72,9 @@ PALLOC_TEXT __attribute__((optimize("omit-frame-pointer"))) void palloc_free_siz
   palloc_free_slow(p);
 }
 
+/* palloc_malloc for palloc's own callers (cxxops.c): hidden, so they reach it directly. */
+void *palloc_malloc_hidden(size_t n) __attribute__((alias("palloc_malloc"), visibility("hidden")));
+
 PALLOC_TEXT void *palloc_calloc(size_t count, size_t size) {
   size_t n;
   if (__builtin_mul_overflow(count, size, &n)) {
@@ -105,6 +108,8 @@ PALLOC_TEXT void *palloc_reallocarray(void *p, size_t count, size_t size) {
 
 static inline bool pow2(size_t a) { return a != 0 && (a & (a - 1)) == 0; }
 
+/* An allocation of n bytes aligned to align, a power of two: the aligned entry points' common
+ * path (inline), and C++'s aligned operator new's (palloc_aligned, for cxxops.c). */
 static inline void *aligned(size_t align, size_t n) {
   if (palloc_charge(n)) return align <= 8 ? mi_malloc(n) : mi_malloc_aligned(n, align);
   return palloc_alloc_slow(n, align, false);
@@ -134,6 +139,8 @@ PALLOC_TEXT void *palloc_memalign(size_t align, size_t n) {
   if (!pow2(align)) align = align <= 1 ? 1 : (size_t)1 << (64 - __builtin_clzl(align - 1));
   return aligned(align, n);
 }
+
+PALLOC_TEXT void *palloc_aligned(size_t align, size_t n) { return aligned(align, n); }
 
 PALLOC_TEXT void *palloc_valloc(size_t n) { return aligned((size_t)getpagesize(), n); }
 

@@ -353,6 +353,8 @@ static inline __attribute__((always_inline)) bool palloc_tc_push_sized(void *p, 
 /* ---- entry.c, cxxops.c: sized free and the C++ operators (libpalloc exports them as
  * operator new and delete) ----------------------------------------------------------------- */
 void palloc_free_sized(void *p, size_t n);
+void *palloc_malloc_hidden(size_t n);                /* palloc_malloc, reached directly */
+void *palloc_aligned(size_t align, size_t n);        /* align a power of two */
 void *palloc_new(size_t n);
 void *palloc_new_nothrow(size_t n);
 void *palloc_new_aligned(size_t n, size_t align);
