@@ -7,6 +7,8 @@
  *            name), C++ names with spaces and brackets, values from bytes to gigabytes, samples
  *            whose selected value is 0. Random but reproducible from SEED.
  *   default  the same, with default_sample_type = alloc_space
+ *   cxx      the same with mangled C++ names (templates, lambdas, clones, operator new),
+ *            a versioned symbol and allocation wrappers
  *   grown    the heap profile of the same seed with some stacks grown (for diff tests)
  *   allocs   a heap profile with alloc_objects and alloc_space only (no inuse_*)
  *   cpu      a CPU profile (samples/count, cpu/nanoseconds): valid, but not a heap profile
@@ -57,7 +59,19 @@ static const char *fnames[] = {
   "ns::Pool<int>::allocate(unsigned long)", "operator new(unsigned long)", "log_printf",
   "compress_block", "inline_helper", "deep_inline", "", "zz_last",
 };
+/* cxx: the same structure with the names a C++ program's symbol table has (mangled, clones,
+ * a lambda, templates, an anonymous namespace, a versioned libc symbol, allocation wrappers) */
+static const char *cxx_names[] = {
+  "main", "_ZN3srv6Server4loopEv", "_ZN3srv7Handler6handleERKSt6vectorIiSaIiEE",
+  "_ZN4json6Parser5parseEPKcm", "_ZN4json4NodeC2Ev", "strdup@@GLIBC_2.2.5",
+  "_ZN3tpl6RenderIiE3runEv", "xmalloc", "_ZN3foo5CacheIiE6insertEv", "_ZN3foo3barEv.constprop.0",
+  "_ZN12_GLOBAL__N_14workEv", "_ZZ4mainENKUlvE_clEv", "_ZN2ns4PoolIiE8allocateEm", "_Znwm",
+  "g_malloc", "_ZNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEE9_M_createERmm",
+  "_ZN9__gnu_cxx13new_allocatorIcE8allocateEmPKv", "_ZNK3foo5Cache3getEi", "", "zz_last",
+};
+static const char **names = fnames;
 #define NF (sizeof fnames / sizeof fnames[0])
+_Static_assert(sizeof cxx_names == sizeof fnames, "cxx_names replaces fnames one for one");
 #define NLOC 60
 
 static Profile *heap(int nsamples, bool cpu, bool grown, bool allocs) {
@@ -100,7 +114,7 @@ static Profile *heap(int nsamples, bool cpu, bool grown, bool allocs) {
     Perftools__Profiles__Function *f = p->function[i] = zalloc(sizeof *f);
     perftools__profiles__function__init(f);
     f->id = i * 7 + 3; /* sparse ids: readers must not index by id */
-    f->name = f->system_name = palloc_strtab_intern(&st, fnames[i]);
+    f->name = f->system_name = palloc_strtab_intern(&st, names[i]);
     f->filename = palloc_strtab_intern(&st, i % 2 ? "src/a.c" : "src/b.c");
   }
   p->n_location = NLOC;
@@ -165,6 +179,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   const char *kind = argv[1];
+  if (strcmp(kind, "cxx") == 0) names = cxx_names;
   int n = argc > 3 ? atoi(argv[3]) : 500;
   if (argc > 4) rng ^= strtoull(argv[4], NULL, 0) * 0x9e3779b97f4a7c15ull;
   if (rng == 0) rng = 1;

@@ -22,8 +22,20 @@
 #define EXIT_CHECK 1
 #define EXIT_USAGE 2
 
+/* How a profile is read: pprof's granularities and name filters, and palloc's naming. */
+enum { VIEW_FUNCTIONS, VIEW_FILES, VIEW_LINES, VIEW_ADDRESSES };
+typedef struct {
+  const char *sample_index;   /* NULL = pprof's default */
+  int gran;                   /* VIEW_FUNCTIONS (default) ... */
+  bool no_demangle;           /* names as the profile has them (still unversioned) */
+  bool group_unnamed;         /* unnamed frames as "[lib.so]" (pprof) instead of lib.so+0x... */
+  bool trim_wrappers;         /* --hide view_wrappers_re too */
+  const char *focus, *ignore, *hide, *show; /* POSIX extended regular expressions */
+} view_opts_t;
+
 typedef struct {
   const char *path;
+  view_opts_t opts;
   palloc_pb_profile_t *p;
   int vi;                 /* selected sample_type index */
   const char *type, *unit;
@@ -38,7 +50,48 @@ typedef struct {
   uint32_t *lvals;
   size_t lcap;
   size_t maxdepth;        /* upper bound of nodes in one sample's stack */
+  /* per function index: display name (demangled, unversioned) and cleaned file name */
+  char **fnames, **ffiles;
+  /* per frame (same index as frames): function index (UINT32_MAX: none) and line number */
+  uint32_t *ffunc;
+  int64_t *fline;
+  size_t nframes;
+  size_t nsample_all;     /* p->n_sample before filtering (0: not filtered) */
+  /* sampling error: the objects and bytes values of the selected type's pair (alloc_* or
+   * inuse_*), -1 if the profile has no such pair or is exact; rate = the sampling period */
+  int err_cvi, err_bvi;
+  double rate;
 } view_t;
+
+/* --trim-wrappers: the allocation wrappers hidden (a --hide expression, also valid for pprof). */
+extern const char view_wrappers_re[];
+int view_open_opts(view_t *v, const char *path, const view_opts_t *o);
+int view_from_opts(view_t *v, palloc_pb_profile_t *p, const char *path, const view_opts_t *o);
+/* The options every report shares, for getopt_long tables, and their handler: returns -1 if c is
+ * not one of them, else 0 or the usage exit status. */
+enum { VOPT_FIRST = 0x1000, VOPT_FUNCTIONS = VOPT_FIRST, VOPT_FILES, VOPT_LINES, VOPT_ADDRESSES,
+       VOPT_FOCUS, VOPT_IGNORE, VOPT_HIDE, VOPT_SHOW, VOPT_NO_DEMANGLE, VOPT_GROUP_UNNAMED,
+       VOPT_TRIM_WRAPPERS, VOPT_LAST };
+#define VIEW_LONG_OPTIONS \
+  {"functions", no_argument, 0, VOPT_FUNCTIONS}, {"files", no_argument, 0, VOPT_FILES}, \
+  {"lines", no_argument, 0, VOPT_LINES}, {"addresses", no_argument, 0, VOPT_ADDRESSES}, \
+  {"focus", required_argument, 0, VOPT_FOCUS}, {"ignore", required_argument, 0, VOPT_IGNORE}, \
+  {"hide", required_argument, 0, VOPT_HIDE}, {"show", required_argument, 0, VOPT_SHOW}, \
+  {"no-demangle", no_argument, 0, VOPT_NO_DEMANGLE}, \
+  {"group-unnamed", no_argument, 0, VOPT_GROUP_UNNAMED}, \
+  {"trim-wrappers", no_argument, 0, VOPT_TRIM_WRAPPERS}
+int view_option(view_opts_t *o, const char *cmd, int c, const char *arg);
+/* The help text of those options. */
+extern const char view_options_help[];
+/* Prints a command's help, with view_options_help in place of "@VIEW@". */
+void print_help(const char *help);
+/* How many samples were actually taken behind sample s (the scaled objects count times the
+ * probability 1 - exp(-avg/rate) that an object of the average size is sampled; profiling.md
+ * section 3 inverted). The standard error of a row's value v is v/sqrt(sum of these): a Poisson
+ * count. Only when v->err_cvi >= 0. */
+double view_raw_samples(const view_t *v, const Perftools__Profiles__Sample *s);
+/* "Active filters:" lines, as pprof prints them in its header. */
+void view_print_filters(const view_t *v, FILE *out);
 
 /* Loads path, checks that it is a heap profile and selects sample_index (NULL = pprof's default:
  * default_sample_type, else the last type). On failure prints the one-line error and returns the

@@ -7,17 +7,22 @@
  * of a trimmed table stays below 100%.
  */
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
 
 static const char help[] =
-  "usage: palloc top [-n N] [--sample-index TYPE] [--cum] [--all] [--unit U] PROFILE\n"
+  "usage: palloc top [-n N] [--sample-index TYPE] [--cum] [--all] [--unit U] [VIEW OPTIONS]\n"
+  "                  PROFILE\n"
   "\n"
   "Prints the functions that allocated the most (pprof -top): flat is what a function\n"
   "allocated itself, cum what it and its callees allocated. Values are in B, kB, MB, GB\n"
-  "(binary multiples), percentages of the profile's total.\n"
+  "(binary multiples), percentages of the profile's total. In a sampled profile, the ±\n"
+  "column is flat's standard error (flat/sqrt(samples behind the row), a Poisson count):\n"
+  "two rows whose flat differ by less than about twice that are not told apart by the\n"
+  "profile. An exact profile (PALLOC_SAMPLE_RATE=1) has no such column.\n"
   "\n"
   "  -n, --nodes N          show the first N rows only\n"
   "  -i, --sample-index T   alloc_objects, alloc_space, inuse_objects or inuse_space\n"
@@ -26,6 +31,7 @@ static const char help[] =
   "  -a, --all              keep rows under 0.5% of the total (pprof -nodefraction=0)\n"
   "  -u, --unit U           print bytes in unit U (B, kB, MB, GB, TB) instead of choosing one\n"
   "  -h, --help             this help\n"
+  "@VIEW@"
   "\n"
   "PROFILE is a pprof profile.proto file, gzip-compressed or not (palloc's or any heap\n"
   "profile). Exit status: 0 ok, 1 unreadable or not a heap profile, 2 usage error.\n";
@@ -108,6 +114,30 @@ static void inline_labels(const view_t *v, const bool *kept, uint8_t *label) {
   free(inl);
 }
 
+/* Per node, the number of samples actually taken behind its flat value (view_raw_samples). */
+static double *flat_samples(const view_t *v) {
+  double *n = xcalloc(v->nnodes + 1, sizeof *n);
+  uint32_t *stack = xmalloc(v->maxdepth * sizeof *stack);
+  for (size_t i = 0; i < v->p->n_sample; i++) {
+    const Perftools__Profiles__Sample *s = v->p->sample[i];
+    if (s->value[v->vi] == 0 || view_stack(v, s, stack, NULL) == 0) continue;
+    n[stack[0]] += view_raw_samples(v, s);
+  }
+  free(stack);
+  return n;
+}
+
+/* "±12.5kB": value/sqrt(samples), in the table's unit; "±?" for a value without samples. */
+static const char *error_format(char *buf, size_t len, int64_t value, double samples, unit_t u) {
+  if (value == 0) return snprintf(buf, len, "-"), buf;
+  if (samples <= 0) return snprintf(buf, len, "\u00b1?"), buf;
+  double e = (double)(value < 0 ? -value : value) / sqrt(samples);
+  char tmp[48];
+  unit_format(tmp, sizeof tmp, (int64_t)(e + 0.5), u);
+  snprintf(buf, len, "\u00b1%s", tmp);
+  return buf;
+}
+
 bool parse_sample_index(const char *cmd, const char *s) {
   static const char *ok[] = {"alloc_objects", "alloc_space", "inuse_objects", "inuse_space"};
   for (size_t i = 0; i < 4; i++)
@@ -121,7 +151,8 @@ int cmd_top(int argc, char **argv) {
   static const struct option opts[] = {
     {"nodes", required_argument, 0, 'n'}, {"sample-index", required_argument, 0, 'i'},
     {"cum", no_argument, 0, 'c'}, {"all", no_argument, 0, 'a'}, {"unit", required_argument, 0, 'u'}, {"help", no_argument, 0, 'h'},
-    {0, 0, 0, 0}};
+    VIEW_LONG_OPTIONS, {0, 0, 0, 0}};
+  view_opts_t vo = {0};
   long limit = 0;
   const char *si = NULL;
   bool cum_sort = false, all = false;
@@ -149,17 +180,25 @@ int cmd_top(int argc, char **argv) {
         return usage_error("top", "unknown unit '%s' (B, kB, MB, GB, TB, PB)", optarg);
       has_unit = true;
       break;
-    case 'h': fputs(help, stdout); return 0;
-    default: return usage_error("top", "unknown option '%s'", argv[optind - 1]);
+    case 'h': print_help(help); return 0;
+    default: {
+      int r = view_option(&vo, "top", c, optarg);
+      if (r < 0) return usage_error("top", "unknown option '%s'", argv[optind - 1]);
+      if (r > 0) return r;
+    }
     }
   }
   view_t v;
-  int rc = view_open_operand(&v, "top", argc, argv, si);
+  vo.sample_index = si;
+  if (argc - optind != 1)
+    return usage_error("top", argc == optind ? "missing PROFILE" : "one PROFILE expected");
+  int rc = view_open_opts(&v, argv[optind], &vo);
   if (rc) return rc;
 
   int64_t *flat = xmalloc((v.nnodes + 1) * sizeof *flat);
   int64_t *cum = xmalloc((v.nnodes + 1) * sizeof *cum);
   view_flat_cum(&v, flat, cum);
+  double *nraw = v.err_cvi >= 0 ? flat_samples(&v) : NULL;
   int64_t cutoff = all ? 0 : abs64((int64_t)((double)v.total * 0.005));
   uint32_t *rows = xmalloc((v.nnodes + 1) * sizeof *rows);
   size_t n = 0, nonzero = 0;
@@ -188,6 +227,7 @@ int cmd_top(int argc, char **argv) {
   unit_t u = has_unit && unit_is_bytes(v.unit) ? forced : unit_select(v.unit, minv, v.total);
   char a[64], b[64], d[64], e[64], f[64];
   view_print_header(&v, stdout);
+  view_print_filters(&v, stdout);
   percent(b, sizeof b, shown, v.total);
   printf("Showing nodes accounting for %s, %s of %s total\n", unit_format(a, sizeof a, shown, u),
          b + strspn(b, " "), unit_format(d, sizeof d, v.total, u));
@@ -195,16 +235,20 @@ int cmd_top(int argc, char **argv) {
     printf("Dropped %zu node%s (cum <= %s)\n", dropped, dropped == 1 ? "" : "s",
            unit_format(a, sizeof a, cutoff, u));
   if (n > 0 && n < orig) printf("Showing top %zu nodes out of %zu\n", n, orig);
-  printf("%10s %5s%% %5s%% %10s %5s%%\n", "flat", "flat", "sum", "cum", "cum");
+  if (nraw) printf("%10s %11s %5s%% %5s%% %10s %5s%%\n", "flat", "\u00b1flat", "flat", "sum", "cum", "cum");
+  else printf("%10s %5s%% %5s%% %10s %5s%%\n", "flat", "flat", "sum", "cum", "cum");
   int64_t sum = 0;
   for (size_t k = 0; k < n; k++) {
     uint32_t i = rows[k];
     sum += flat[i];
-    printf("%10s %s %s %10s %s  %s%s\n", unit_format(a, sizeof a, flat[i], u),
+    printf("%10s ", unit_format(a, sizeof a, flat[i], u));
+    if (nraw) printf("%11s ", error_format(a, sizeof a, flat[i], nraw[i], u));
+    printf("%s %s %10s %s  %s%s\n",
            percent(b, sizeof b, flat[i], v.total), percent(d, sizeof d, sum, v.total),
            unit_format(e, sizeof e, cum[i], u), percent(f, sizeof f, cum[i], v.total), v.names[i],
            label[i] == 1 ? " (inline)" : label[i] == 3 ? " (partial-inline)" : "");
   }
+  free(nraw);
   free(kept);
   free(label);
   free(rows);
