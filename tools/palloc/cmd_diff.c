@@ -8,6 +8,7 @@
  * check: exit 1 when the total grew by more than the limit.
  */
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,12 +16,15 @@
 
 static const char help[] =
   "usage: palloc diff [-n N] [--sample-index TYPE] [--cum] [--fail-over BYTES] [--unit U]\n"
-  "                   BASE NEW\n"
+  "                   [VIEW OPTIONS] BASE NEW\n"
   "\n"
   "Shows what grew from profile BASE to profile NEW (e.g. two snapshots of one process taken\n"
   "with PALLOC_PROFILE_INTERVAL or PALLOC_PROFILE_SIGNAL), per function, largest growth\n"
   "first: flat+ is the change of what the function allocated itself, cum+ of what it and its\n"
-  "callees allocated; then the NEW and BASE flat values.\n"
+  "callees allocated; then the NEW and BASE flat values. When either profile is sampled,\n"
+  "\"noise\" is twice the standard error of flat+ (each side's flat/sqrt(samples behind it),\n"
+  "Poisson counts) and a '*' before the function marks a change larger than that: one that\n"
+  "sampling alone would produce less than 5% of the time.\n"
   "\n"
   "  -n, --nodes N          show the first N rows only\n"
   "  -i, --sample-index T   alloc_objects, alloc_space, inuse_objects or inuse_space\n"
@@ -29,12 +33,14 @@ static const char help[] =
   "  -f, --fail-over B      exit 1 if the total grew by more than B (512, 64k, 10MiB ...)\n"
   "  -u, --unit U           print bytes in unit U (B, kB, MB, GB, TB) instead of choosing one\n"
   "  -h, --help             this help\n"
+  "@VIEW@"
   "\n"
   "Exit status: 0 ok, 1 unreadable profile or growth over the --fail-over limit, 2 usage.\n";
 
 typedef struct {
   const char *name;
   int64_t bflat, bcum, nflat, ncum;
+  double bvar, nvar;  /* variance of bflat and nflat (flat^2 / samples), 0 if exact */
 } row_t;
 
 static bool by_cum;
@@ -59,16 +65,37 @@ static row_t *rows_of(const view_t *v, bool is_new) {
   int64_t *flat = xmalloc((v->nnodes + 1) * sizeof *flat);
   int64_t *cum = xmalloc((v->nnodes + 1) * sizeof *cum);
   view_flat_cum(v, flat, cum);
+  double *nraw = xcalloc(v->nnodes + 1, sizeof *nraw);
+  if (v->err_cvi >= 0) {
+    uint32_t *stack = xmalloc(v->maxdepth * sizeof *stack);
+    for (size_t i = 0; i < v->p->n_sample; i++) {
+      const Perftools__Profiles__Sample *s = v->p->sample[i];
+      if (s->value[v->vi] != 0 && view_stack(v, s, stack, NULL) > 0)
+        nraw[stack[0]] += view_raw_samples(v, s);
+    }
+    free(stack);
+  }
   row_t *r = xcalloc(v->nnodes + 1, sizeof *r);
   for (uint32_t i = 0; i < v->nnodes; i++) {
     r[i].name = v->names[i];
-    if (is_new) r[i].nflat = flat[i], r[i].ncum = cum[i];
-    else r[i].bflat = flat[i], r[i].bcum = cum[i];
+    /* a row without samples behind a nonzero value (cannot happen in palloc's profiles) counts
+     * as one sample: its whole value is noise */
+    double var = v->err_cvi < 0 || flat[i] == 0 ? 0.0
+                 : (double)flat[i] * (double)flat[i] / (nraw[i] > 1.0 ? nraw[i] : 1.0);
+    if (is_new) r[i].nflat = flat[i], r[i].ncum = cum[i], r[i].nvar = var;
+    else r[i].bflat = flat[i], r[i].bcum = cum[i], r[i].bvar = var;
   }
+  free(nraw);
   qsort(r, v->nnodes, sizeof *r, by_name);
   free(flat);
   free(cum);
   return r;
+}
+
+/* A change beyond twice its standard error (exact profiles: any change). */
+static bool significant(const row_t *r) {
+  double d = (double)(r->nflat - r->bflat);
+  return d * d > 4.0 * (r->bvar + r->nvar);
 }
 
 static const char *signed_fmt(char *buf, size_t n, int64_t v, unit_t u) {
@@ -82,7 +109,9 @@ int cmd_diff(int argc, char **argv) {
   static const struct option opts[] = {
     {"nodes", required_argument, 0, 'n'}, {"sample-index", required_argument, 0, 'i'},
     {"cum", no_argument, 0, 'c'}, {"fail-over", required_argument, 0, 'f'},
-    {"unit", required_argument, 0, 'u'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    {"unit", required_argument, 0, 'u'}, {"help", no_argument, 0, 'h'}, VIEW_LONG_OPTIONS,
+    {0, 0, 0, 0}};
+  view_opts_t vo = {0};
   long limit = 0;
   int64_t fail_over = -1;
   const char *si = "inuse_space";
@@ -114,15 +143,20 @@ int cmd_diff(int argc, char **argv) {
         return usage_error("diff", "unknown unit '%s' (B, kB, MB, GB, TB, PB)", optarg);
       has_unit = true;
       break;
-    case 'h': fputs(help, stdout); return 0;
-    default: return usage_error("diff", "unknown option '%s'", argv[optind - 1]);
+    case 'h': print_help(help); return 0;
+    default: {
+      int r = view_option(&vo, "diff", c, optarg);
+      if (r < 0) return usage_error("diff", "unknown option '%s'", argv[optind - 1]);
+      if (r > 0) return r;
+    }
     }
   }
   if (argc - optind != 2) return usage_error("diff", "two profiles expected: BASE NEW");
   view_t base, cur;
-  int rc = view_open(&base, argv[optind], si);
+  vo.sample_index = si;
+  int rc = view_open_opts(&base, argv[optind], &vo);
   if (rc) return rc;
-  if ((rc = view_open(&cur, argv[optind + 1], si)) != 0) {
+  if ((rc = view_open_opts(&cur, argv[optind + 1], &vo)) != 0) {
     view_close(&base);
     return rc;
   }
@@ -139,7 +173,7 @@ int cmd_diff(int argc, char **argv) {
   while (i < nb || j < nn) {
     int cmp = i == nb ? 1 : j == nn ? -1 : strcmp(b[i].name, n[j].name);
     row_t r = cmp < 0 ? b[i] : n[j];
-    if (cmp == 0) r.bflat = b[i].bflat, r.bcum = b[i].bcum;
+    if (cmp == 0) r.bflat = b[i].bflat, r.bcum = b[i].bcum, r.bvar = b[i].bvar;
     if (cmp <= 0) i++;
     if (cmp >= 0) j++;
     if (r.nflat != r.bflat || r.ncum != r.bcum) all[k++] = r;
@@ -162,12 +196,30 @@ int cmd_diff(int argc, char **argv) {
   printf("Growth: %s%s (%s)\n", growth > 0 ? "+" : "", unit_auto(s1, sizeof s1, growth, cur.unit), p);
   printf("%zu function%s changed%s, sorted by %s growth\n", k, k == 1 ? "" : "s",
          shown < k ? (snprintf(s4, sizeof s4, ", showing %zu", shown), s4) : "", by_cum ? "cum" : "flat");
-  printf("%10s %10s %10s %10s  %s\n", "flat+", "cum+", "new flat", "base flat", "function");
-  for (size_t r = 0; r < shown; r++)
-    printf("%10s %10s %10s %10s  %s\n", signed_fmt(s1, sizeof s1, all[r].nflat - all[r].bflat, u),
+  bool sampled = base.err_cvi >= 0 || cur.err_cvi >= 0;
+  if (sampled) {
+    size_t sig = 0;
+    for (size_t r = 0; r < k; r++) sig += significant(&all[r]);
+    printf("%zu of them by more than their noise (*)\n", sig);
+    printf("%10s %10s %10s %10s %10s  %s\n", "flat+", "cum+", "new flat", "base flat", "noise",
+           "function");
+  } else {
+    printf("%10s %10s %10s %10s  %s\n", "flat+", "cum+", "new flat", "base flat", "function");
+  }
+  for (size_t r = 0; r < shown; r++) {
+    printf("%10s %10s %10s %10s ", signed_fmt(s1, sizeof s1, all[r].nflat - all[r].bflat, u),
            signed_fmt(s2, sizeof s2, all[r].ncum - all[r].bcum, u),
-           unit_format(s3, sizeof s3, all[r].nflat, u), unit_format(s4, sizeof s4, all[r].bflat, u),
-           all[r].name);
+           unit_format(s3, sizeof s3, all[r].nflat, u), unit_format(s4, sizeof s4, all[r].bflat, u));
+    if (sampled) {
+      double noise = 2.0 * sqrt(all[r].bvar + all[r].nvar);
+      char t[48];
+      snprintf(s1, sizeof s1, "\u00b1%s", unit_format(t, sizeof t, (int64_t)(noise + 0.5), u));
+      printf("%11s %c ", s1, significant(&all[r]) ? '*' : ' ');
+    } else {
+      printf(" ");
+    }
+    printf("%s\n", all[r].name);
+  }
   free(all);
   free(b);
   free(n);

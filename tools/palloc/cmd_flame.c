@@ -34,6 +34,7 @@ static const char help[] =
   "                         (default: the profile's default type, else inuse_space)\n"
   "  -t, --title TEXT       the title line (default: the profile's file name and type)\n"
   "  -h, --help             this help\n"
+  "@VIEW@"
   "\n"
   "Exit status: 0 ok, 1 unreadable or not a heap profile, 2 usage error.\n";
 
@@ -123,7 +124,8 @@ static void walk(flame_t *F, bool emit, double height) {
 int cmd_flame(int argc, char **argv) {
   static const struct option opts[] = {
     {"sample-index", required_argument, 0, 'i'}, {"title", required_argument, 0, 't'},
-    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    {"help", no_argument, 0, 'h'}, VIEW_LONG_OPTIONS, {0, 0, 0, 0}};
+  view_opts_t vo = {0};
   const char *si = NULL, *title = NULL;
   int c;
   optind = 0;
@@ -135,12 +137,19 @@ int cmd_flame(int argc, char **argv) {
       si = optarg;
       break;
     case 't': title = optarg; break;
-    case 'h': fputs(help, stdout); return 0;
-    default: return usage_error("flame", "unknown option '%s'", argv[optind - 1]);
+    case 'h': print_help(help); return 0;
+    default: {
+      int r = view_option(&vo, "flame", c, optarg);
+      if (r < 0) return usage_error("flame", "unknown option '%s'", argv[optind - 1]);
+      if (r > 0) return r;
+    }
     }
   }
   view_t v;
-  int rc = view_open_operand(&v, "flame", argc, argv, si);
+  vo.sample_index = si;
+  if (argc - optind != 1)
+    return usage_error("flame", argc == optind ? "missing PROFILE" : "one PROFILE expected");
+  int rc = view_open_opts(&v, argv[optind], &vo);
   if (rc) return rc;
   tree_t t;
   tree_build(&t, &v);

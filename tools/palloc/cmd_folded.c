@@ -23,6 +23,7 @@ static const char help[] =
   "  -i, --sample-index T   alloc_objects, alloc_space, inuse_objects or inuse_space\n"
   "                         (default: the profile's default type, else inuse_space)\n"
   "  -h, --help             this help\n"
+  "@VIEW@"
   "\n"
   "Exit status: 0 ok, 1 unreadable or not a heap profile, 2 usage error.\n";
 
@@ -32,7 +33,9 @@ static void put_name(const char *s, FILE *out) {
 
 int cmd_folded(int argc, char **argv) {
   static const struct option opts[] = {
-    {"sample-index", required_argument, 0, 'i'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    {"sample-index", required_argument, 0, 'i'}, {"help", no_argument, 0, 'h'},
+    VIEW_LONG_OPTIONS, {0, 0, 0, 0}};
+  view_opts_t vo = {0};
   const char *si = NULL;
   int c;
   optind = 0;
@@ -43,12 +46,19 @@ int cmd_folded(int argc, char **argv) {
       if (!parse_sample_index("folded", optarg)) return EXIT_USAGE;
       si = optarg;
       break;
-    case 'h': fputs(help, stdout); return 0;
-    default: return usage_error("folded", "unknown option '%s'", argv[optind - 1]);
+    case 'h': print_help(help); return 0;
+    default: {
+      int r = view_option(&vo, "folded", c, optarg);
+      if (r < 0) return usage_error("folded", "unknown option '%s'", argv[optind - 1]);
+      if (r > 0) return r;
+    }
     }
   }
   view_t v;
-  int rc = view_open_operand(&v, "folded", argc, argv, si);
+  vo.sample_index = si;
+  if (argc - optind != 1)
+    return usage_error("folded", argc == optind ? "missing PROFILE" : "one PROFILE expected");
+  int rc = view_open_opts(&v, argv[optind], &vo);
   if (rc) return rc;
   tree_t t;
   tree_build(&t, &v);

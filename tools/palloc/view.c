@@ -665,8 +665,9 @@ void view_print_filters(const view_t *v, FILE *out) {
   fprintf(out, "Active filters:\n");
   if (o->focus) fprintf(out, "   focus=%s\n", o->focus);
   if (o->ignore) fprintf(out, "   ignore=%s\n", o->ignore);
-  if (o->hide) fprintf(out, "   hide=%s\n", o->hide);
-  if (o->trim_wrappers) fprintf(out, "   hide=(allocation wrappers: --trim-wrappers)\n");
+  /* --trim-wrappers shows as the --hide expression it stands for (also valid for pprof) */
+  if (o->hide && o->trim_wrappers) fprintf(out, "   hide=(%s)|%s\n", o->hide, view_wrappers_re);
+  else if (o->hide || o->trim_wrappers) fprintf(out, "   hide=%s\n", o->hide ? o->hide : view_wrappers_re);
   if (o->show) fprintf(out, "   show=%s\n", o->show);
 }
 
