@@ -25,7 +25,9 @@ tmp = tempfile.mkdtemp(prefix='palloc-vs-pprof.')
 failures = 0
 rows_compared = 0
 inline_rows = 0
-ROW = re.compile(r'^\s*(\S+)\s+(\S+%)\s+(\S+%)\s+(\S+)\s+(\S+%)\s+(.*)$')
+# palloc's ±flat column (sampling error, which pprof does not have) is skipped
+ROW = re.compile(r'^\s*(\S+)\s+(?:(?:±\S+|-)\s+)?(\S+%)\s+(\S+%)\s+(\S+)\s+(\S+%)\s+(.*)$')
+VERSION = re.compile(r'@@?[A-Za-z_][A-Za-z0-9_.]*(?= |$)')
 
 
 def run(cmd, env=None):
@@ -40,7 +42,7 @@ def table(text):
     lines = text.splitlines()
     start = next(i for i, l in enumerate(lines) if l.startswith('Showing nodes'))
     summary = [l for l in lines[start:] if l.startswith(('Showing', 'Dropped'))]
-    head = next(i for i, l in enumerate(lines) if l.strip().startswith('flat  flat%'))
+    head = next(i for i, l in enumerate(lines) if re.match(r'\s*flat\s+(±flat\s+)?flat%', l))
     rows = []
     for l in lines[head + 1:]:
         m = ROW.match(l)
@@ -50,11 +52,16 @@ def table(text):
     return summary, rows
 
 
-def compare_top(profile, popts, gopts):
+def compare_top(profile, popts, gopts, symbolize='none', unversion=False):
+    """palloc top POPTS vs pprof -top GOPTS. palloc shows unnamed frames one per address where
+    pprof merges them per binary: --group-unnamed asks for pprof's rows (checked separately
+    below). unversion: palloc drops "@@GLIBC_2.2.5" from names, pprof does not."""
     global failures, rows_compared, inline_rows
-    mine = run([palloc, 'top'] + popts + [profile])
-    theirs = run([pprof, '-top', '-symbolize=none'] + gopts + [profile])
+    mine = run([palloc, 'top', '--group-unnamed'] + popts + [profile])
+    theirs = run([pprof, '-top', '-symbolize=' + symbolize] + gopts + [profile])
     (ms, mr), (ts, tr) = table(mine), table(theirs)
+    if unversion:
+        tr = [r[:5] + (VERSION.sub('', r[5]),) for r in tr]
     what = '%s %s' % (os.path.basename(profile), ' '.join(popts) or '(defaults)')
     if ms != ts:
         print('MISMATCH %s summary:\n  palloc: %s\n  pprof:  %s' % (what, ms, ts))
@@ -104,18 +111,108 @@ for prof in profiles:
     for si in INDEXES:
         compare_top(prof, ['--sample-index', si], ['-sample_index=' + si])
 
+# Granularities and filters, on the synthetic profiles (names, files, lines, inlined frames,
+# nameless frames): every option against its pprof counterpart.
+GRAN = [(['--files'], ['-files']), (['--lines'], ['-lines']), (['--addresses'], ['-addresses']),
+        (['--functions', '--cum'], ['-functions', '-cum'])]
+FILTERS = [(['--focus', 'parse|render'], ['-focus=parse|render']),
+           (['--ignore', 'hash'], ['-ignore=hash']),
+           (['--hide', 'inline|strdup'], ['-hide=inline|strdup']),
+           (['--show', 'main|visit|walk'], ['-show=main|visit|walk']),
+           (['--focus', 'json', '--ignore', 'cache', '--hide', '^main$'],
+            ['-focus=json', '-ignore=cache', '-hide=^main$']),
+           (['--focus', 'libfoo'], ['-focus=libfoo']),   # a mapping's file name matches
+           (['--hide', 'src/a'], ['-hide=src/a']),        # a source file name matches
+           (['--lines', '--focus', 'visit', '--cum'], ['-lines', '-focus=visit', '-cum'])]
+for prof in profiles[:3]:
+    for popts, gopts in GRAN + FILTERS:
+        compare_top(prof, popts, gopts)
+
+# C++ names: demangled as pprof's demangle=full does them (parameters kept, clones merged),
+# versions dropped; --no-demangle shows the symbols; --trim-wrappers is the --hide expression
+# palloc prints under "Active filters".
+cxx = os.path.join(tmp, 'cxx.pb.gz')
+run([mkprofile, 'cxx', cxx, '1500', '11'])
+for popts, gopts in VARIANTS + GRAN[1:] + [(['--focus', 'foo::'], ['-focus=foo::']),
+                                            (['--hide', r'operator new\('], [r'-hide=operator new\('])]:
+    compare_top(cxx, popts, gopts, symbolize='demangle=full', unversion=True)
+compare_top(cxx, ['--no-demangle'], [], unversion=True)
+out = run([palloc, 'top', '--all', cxx])
+for want in ('foo::Cache::get(int) const', 'main::{lambda()#1}::operator()() const',
+             'operator new(unsigned long)', '(anonymous namespace)::work()', '  strdup ',
+             'std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> >'):
+    if want not in out.replace('\n', ' \n'):
+        print('FAIL: no %r in palloc top of the C++ profile' % want)
+        failures += 1
+wrappers = next(l for l in run([palloc, 'top', '--trim-wrappers', cxx]).splitlines()
+                if l.startswith('   hide='))[len('   hide='):]
+for popts, gopts in ((['--trim-wrappers'], ['-hide=' + wrappers]),
+                     (['--trim-wrappers', '--cum'], ['-hide=' + wrappers, '-cum'])):
+    compare_top(cxx, popts, gopts, symbolize='demangle=full', unversion=True)
+trimmed = table(run([palloc, 'top', '--all', '--trim-wrappers', cxx]))[1]
+trimmed = '\n'.join(r[5] for r in trimmed)
+for gone in ('xmalloc', 'g_malloc', 'operator new(unsigned long)', 'new_allocator'):
+    if gone in trimmed:
+        print('FAIL: --trim-wrappers left %s' % gone)
+        failures += 1
+
+# Unnamed frames: palloc shows one row per address (lib.so+0xOFFSET, the file offset) where
+# pprof's functions view merges them into [lib.so]. pprof's -addresses view of an unsymbolized
+# profile has one row per address too: the rows must be the same, with pprof's address turned
+# into binary+offset through the profile's mappings (from pprof -raw).
+def mappings(profile):
+    maps = []
+    for l in run([pprof, '-raw', '-symbolize=none', profile]).splitlines():
+        m = re.match(r'^\s*\d+: 0x([0-9a-f]+)/0x([0-9a-f]+)/0x([0-9a-f]+) (\S+)', l)
+        if m:
+            maps.append((int(m.group(1), 16), int(m.group(2), 16), int(m.group(3), 16), m.group(4)))
+    return maps
+
+
+if demo:
+    unsym = os.path.join(tmp, 'demo-unsymbolized.pb.gz')
+    maps = mappings(unsym)
+
+    def per_address(name):
+        m = re.match(r'^([0-9a-f]{16}) \[(.*)\]$', name)
+        if not m:
+            return name
+        a = int(m.group(1), 16)
+        for start, limit, off, f in maps:
+            if start <= a < limit and os.path.basename(f) == m.group(2):
+                return '%s+0x%x' % (m.group(2), a - start + off)
+        return name
+    for popts, gopts in (([], []), (['--cum'], ['-cum']), (['--all'], ['-nodefraction=0'])):
+        (ms, mr) = table(run([palloc, 'top'] + popts + [unsym]))
+        (ts, tr) = table(run([pprof, '-top', '-symbolize=none', '-addresses'] + gopts + [unsym]))
+        tr = [r[:5] + (per_address(r[5]),) for r in tr]
+        key = lambda r: (r[5], r[0], r[1], r[3], r[4])  # sum% depends on the order of ties
+        ok = ms == ts and sorted(map(key, mr)) == sorted(map(key, tr)) and len(mr) > 3
+        ok = ok and all(re.match(r'^\S+\+0x[0-9a-f]+$', r[5]) for r in mr)
+        rows_compared += len(mr)
+        failures += not ok
+        print('ok' if ok else 'FAIL', 'unnamed frames per address', ' '.join(popts), '-', len(mr), 'rows')
+        if not ok:
+            print('  palloc:', ms, mr[:5], '\n  pprof: ', ts, tr[:5])
+
 # diff: every changed function's flat and cum growth equals pprof -diff_base's flat and cum.
 base, grown = os.path.join(tmp, 'base.pb.gz'), os.path.join(tmp, 'grown.pb.gz')
 run([mkprofile, 'heap', base, '1500', '5'])
 run([mkprofile, 'grown', grown, '1500', '5'])
 for si in ('inuse_space', 'alloc_objects'):
-    out = run([palloc, 'diff', '--unit', 'B', '--sample-index', si, base, grown])
+    out = run([palloc, 'diff', '--group-unnamed', '--unit', 'B', '--sample-index', si, base, grown])
     lines = out.splitlines()
     head = next(i for i, l in enumerate(lines) if l.strip().startswith('flat+'))
     mine = {}
     for l in lines[head + 1:]:
-        f = l.split(None, 4)
-        mine[f[4]] = (int(f[0].rstrip('B') or 0), int(f[1].rstrip('B') or 0))
+        m = re.match(r'^\s*(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(±\S+) ([* ]) (.*)$', l)
+        f = m.groups()
+        mine[f[6]] = (int(f[0].rstrip('B') or 0), int(f[1].rstrip('B') or 0))
+        # '*' marks exactly the changes beyond the noise column
+        d, noise = abs(int(f[0].rstrip('B') or 0)), int(f[4].lstrip('±').rstrip('B') or 0)
+        if (f[5] == '*') != (d > noise) and abs(d - noise) > 1:
+            print('FAIL: diff marks %r (%s) against noise %s' % (f[6], f[5], f[4]))
+            failures += 1
     theirs = {}
     _, rows = table(run([pprof, '-top', '-symbolize=none', '-nodefraction=0', '-unit=B',
                          '-sample_index=' + si, '-diff_base=' + base, grown]))

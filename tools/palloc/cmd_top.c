@@ -199,7 +199,12 @@ int cmd_top(int argc, char **argv) {
   int64_t *cum = xmalloc((v.nnodes + 1) * sizeof *cum);
   view_flat_cum(&v, flat, cum);
   double *nraw = v.err_cvi >= 0 ? flat_samples(&v) : NULL;
-  int64_t cutoff = all ? 0 : abs64((int64_t)((double)v.total * 0.005));
+  /* pprof drops nodes under 0.5% of the flat sum of the (filtered) graph, but its "Dropped"
+   * line shows 0.5% of the profile's total: the two differ under --focus/--ignore/--hide */
+  int64_t graph_total = 0;
+  for (uint32_t i = 0; i < v.nnodes; i++) graph_total += flat[i];
+  int64_t cutoff = all ? 0 : abs64((int64_t)((double)graph_total * 0.005));
+  int64_t shown_cutoff = abs64((int64_t)((double)v.total * 0.005));
   uint32_t *rows = xmalloc((v.nnodes + 1) * sizeof *rows);
   size_t n = 0, nonzero = 0;
   for (uint32_t i = 0; i < v.nnodes; i++) {
@@ -233,7 +238,7 @@ int cmd_top(int argc, char **argv) {
          b + strspn(b, " "), unit_format(d, sizeof d, v.total, u));
   if (dropped > 0 && v.total != 0)
     printf("Dropped %zu node%s (cum <= %s)\n", dropped, dropped == 1 ? "" : "s",
-           unit_format(a, sizeof a, cutoff, u));
+           unit_format(a, sizeof a, shown_cutoff, u));
   if (n > 0 && n < orig) printf("Showing top %zu nodes out of %zu\n", n, orig);
   if (nraw) printf("%10s %11s %5s%% %5s%% %10s %5s%%\n", "flat", "\u00b1flat", "flat", "sum", "cum", "cum");
   else printf("%10s %5s%% %5s%% %10s %5s%%\n", "flat", "flat", "sum", "cum", "cum");
