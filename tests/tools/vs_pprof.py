@@ -156,6 +156,36 @@ for gone in ('xmalloc', 'g_malloc', 'operator new(unsigned long)', 'new_allocato
         print('FAIL: --trim-wrappers left %s' % gone)
         failures += 1
 
+# peek: the whole table after the header, line for line (pprof -peek).
+def compare_peek(profile, regex, popts, gopts, symbolize='none', unversion=False):
+    global failures, rows_compared
+    mine = run([palloc, 'peek', '--group-unnamed'] + popts + [regex, profile]).splitlines()
+    theirs = run([pprof, '-peek=' + regex, '-symbolize=' + symbolize] + gopts + [profile]).splitlines()
+    mine = mine[next(i for i, l in enumerate(mine) if l.startswith('Showing')):]
+    theirs = theirs[next(i for i, l in enumerate(theirs) if l.startswith('Showing')):]
+    if unversion:
+        theirs = [VERSION.sub('', l) for l in theirs]
+    ok = mine == theirs and len(mine) > 5
+    rows_compared += len(mine)
+    failures += not ok
+    print('ok' if ok else 'FAIL', 'peek', regex, os.path.basename(profile), ' '.join(popts), '-', len(mine), 'lines')
+    if not ok:
+        for a, b in zip(mine, theirs):
+            if a != b:
+                print('  palloc: %r\n  pprof:  %r' % (a, b))
+                break
+        print('  (%d lines, pprof %d)' % (len(mine), len(theirs)))
+
+
+for prof in profiles[:3]:
+    compare_peek(prof, 'visit|parse', [], [])
+    compare_peek(prof, 'json_alloc', ['--cum', '--sample-index', 'alloc_space'], ['-cum', '-sample_index=alloc_space'])
+    compare_peek(prof, 'deep', ['--lines'], ['-lines'])
+    compare_peek(prof, 'main', ['--hide', 'inline'], ['-hide=inline'])
+compare_peek(cxx, 'Cache|lambda', [], [], symbolize='demangle=full', unversion=True)
+compare_peek(cxx, 'Pool|Render', ['--trim-wrappers'], ['-hide=' + wrappers], symbolize='demangle=full',
+             unversion=True)
+
 # Unnamed frames: palloc shows one row per address (lib.so+0xOFFSET, the file offset) where
 # pprof's functions view merges them into [lib.so]. pprof's -addresses view of an unsymbolized
 # profile has one row per address too: the rows must be the same, with pprof's address turned

@@ -15,6 +15,7 @@ static const struct {
 } cmds[] = {
   {"run", cmd_run, "run a program with libpalloc preloaded and write its heap profile"},
   {"top", cmd_top, "the functions that allocated the most (pprof -top)"},
+  {"peek", cmd_peek, "callers and callees of functions matching a regex (pprof -peek)"},
   {"diff", cmd_diff, "what grew between two profiles, largest growth first"},
   {"flame", cmd_flame, "an interactive SVG flame graph"},
   {"folded", cmd_folded, "collapsed stacks (\"a;b;c bytes\") for other flame graph tools"},
