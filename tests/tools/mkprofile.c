@@ -9,6 +9,7 @@
  *   default  the same, with default_sample_type = alloc_space
  *   cxx      the same with mangled C++ names (templates, lambdas, clones, operator new),
  *            a versioned symbol and allocation wrappers
+ *   rust     cxx with two Rust symbols (legacy and v0 mangling)
  *   grown    the heap profile of the same seed with some stacks grown (for diff tests)
  *   allocs   a heap profile with alloc_objects and alloc_space only (no inuse_*)
  *   cpu      a CPU profile (samples/count, cpu/nanoseconds): valid, but not a heap profile
@@ -179,7 +180,14 @@ int main(int argc, char **argv) {
     return 2;
   }
   const char *kind = argv[1];
-  if (strcmp(kind, "cxx") == 0) names = cxx_names;
+  if (strcmp(kind, "cxx") == 0 || strcmp(kind, "rust") == 0) names = cxx_names;
+  if (strcmp(kind, "rust") == 0) { /* Rust's legacy (_ZN..17h<hash>E) and v0 (_R) manglings */
+    static const char *rust_names[NF];
+    memcpy(rust_names, cxx_names, sizeof rust_names);
+    rust_names[6] = "_ZN3std2io5stdio6_print17h1234567890abcdefE";
+    rust_names[15] = "_RNvCs15kBYyAo9fc_7mycrate7example";
+    names = rust_names;
+  }
   int n = argc > 3 ? atoi(argv[3]) : 500;
   if (argc > 4) rng ^= strtoull(argv[4], NULL, 0) * 0x9e3779b97f4a7c15ull;
   if (rng == 0) rng = 1;
