@@ -108,6 +108,41 @@ if mode == 'svg':
     # a deep single stack: folded line = exactly that stack (outermost first)
     stacks = check_folded(prof, 'alloc_space')
     check(all(s.split(';')[0] != '' for s in stacks), 'no empty frame names')
+    # --base: the new profile's graph, each frame red if its stack grew since the base, blue if
+    # it shrank, grey if unchanged; data-b is the same stack's total in the base profile
+    base, grown = os.path.join(tmp, 'b.pb.gz'), os.path.join(tmp, 'g.pb.gz')
+    run([mkprofile, 'heap', base, '1500', '5'])
+    run([mkprofile, 'grown', grown, '1500', '5'])
+    svg = run([palloc, 'flame', '--base', base, grown])
+    root = ET.fromstring(svg)
+    grew = shrank = same = bad = 0
+    for g in root.iter(SVG + 'g'):
+        if g.get('class') != 'f':
+            continue
+        v, b = int(g.get('data-v')), int(g.get('data-b'))
+        fill = g.find(SVG + 'rect').get('fill')
+        hue = fill.split('(')[1].split(',')[0]
+        sat = fill.split(',')[1]
+        if v > b:
+            grew += 1
+            bad += hue != '0' or sat == '0%'
+        elif v < b:
+            shrank += 1
+            bad += hue != '218'
+        else:
+            same += 1
+            bad += sat != '0%'
+    check(bad == 0 and grew > 3 and same > 3 and root.get('data-diff') == '1',
+          'diff colours: %d grew (red), %d shrank (blue), %d unchanged (grey)' % (grew, shrank, same))
+    # the other way round, everything that grew has shrunk: blue
+    rev = ET.fromstring(run([palloc, 'flame', '--base', grown, base]))
+    blue = [g for g in rev.iter(SVG + 'g') if g.get('class') == 'f'
+            and int(g.get('data-v')) < int(g.get('data-b'))]
+    check(len(blue) > 3 and all(g.find(SVG + 'rect').get('fill').startswith('hsl(218,') for g in blue),
+          'diff colours reversed: %d shrank (blue)' % len(blue))
+    total_b = top_total(base, 'inuse_space')
+    check(next(int(g.get('data-b')) for g in root.iter(SVG + 'g') if g.get('data-d') == '0') == total_b,
+          'diff: the root\'s base value is the base total')
     sys.exit(1 if fails else 0)
 
 # browser mode
@@ -124,11 +159,15 @@ with open(svgpath, 'w') as f:
 leak = next(n for n in re.findall(r'data-n="([^"]*)"', open(svgpath).read()) if n.startswith('leak_sessions'))
 
 
-def dom(fragment=''):
+def chromium_cmd(size):
     profile_dir = tempfile.mkdtemp(prefix='chromium.', dir=tmp)
-    cmd = [chromium, '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
-           '--disable-background-networking', '--disable-component-update', '--disable-sync',
-           '--user-data-dir=' + profile_dir, '--dump-dom', 'file://' + svgpath + fragment]
+    return [chromium, '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
+            '--disable-background-networking', '--disable-component-update', '--disable-sync',
+            '--hide-scrollbars', '--window-size=' + size, '--user-data-dir=' + profile_dir]
+
+
+def dom(fragment='', size='1400,900', path=None, extra=()):
+    cmd = chromium_cmd(size) + list(extra) + ['--dump-dom', 'file://' + (path or svgpath) + fragment]
     r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                        timeout=120)
     return r.stdout
@@ -152,10 +191,58 @@ check('data-zoom="%s"' % leak in d and leak in labels and 'render_page' not in l
       'clicked %s: its label drawn, render_page hidden' % leak)
 m = re.search(r'data-n="%s"[^>]*><title>[^<]*</title><rect x="([\d.]+)" y="[\d.]+" width="([\d.]+)"'
               % re.escape(leak), d)
-check(m is not None and float(m.group(1)) == 10.0 and float(m.group(2)) > 1170,
+check(m is not None and float(m.group(1)) == 10.0 and float(m.group(2)) > 1370,
       'zoomed frame spans the full width: %s' % ((m.groups() if m else None),))
 d = dom('#hover=render_page')
 m = re.search(r'<text id="status"[^>]*>([^<]*)</text>', d)
 check(m is not None and re.match(r'render_page: [\d.]+[kMG]?B \(\d+\.\d\d%\)', m.group(1)),
       'hover shows function, bytes and percent: %r' % (m.group(1) if m else None))
+
+
+def root_rect(d):
+    m = re.search(r'data-d="0"[^>]*><title>[^<]*</title><rect x="([\d.]+)" y="([\d.]+)" width="([\d.]+)"', d)
+    return tuple(float(x) for x in m.groups()) if m else None
+
+
+# the graph fills the window: 1400 and 800 pixels wide, 10 px margins
+for size, want in (('1400,900', 1380), ('800,600', 780)):
+    r = root_rect(dom('', size))
+    check(r is not None and abs(r[2] + 0.5 - want) < 2, 'window %s: root frame %s px wide' % (size, r and r[2]))
+# ... and reflows when the window is resized: the SVG in an iframe that a page narrows from
+# 1200 to 700 pixels, then reports the root frame's width
+page = os.path.join(tmp, 'resize.html')
+with open(page, 'w') as f:
+    f.write('<html><body style="margin:0"><iframe id="f" src="flame.svg" style="border:0" width="1200" '
+            'height="500"></iframe><pre id="out"></pre><script>\n'
+            'var f = document.getElementById("f");\n'
+            'function w() { return f.contentDocument.querySelector("g.f[data-d=\'0\'] rect").getAttribute("width"); }\n'
+            'f.onload = function () { var before = w(); f.width = 700;\n'
+            '  setTimeout(function () { document.getElementById("out").textContent = "widths " + before + " " + w(); }, 500); };\n'
+            '</script></body></html>')
+d = dom('', '1400,900', page, ['--allow-file-access-from-files', '--virtual-time-budget=5000'])
+m = re.search(r'widths ([\d.]+) ([\d.]+)', d)
+check(m is not None and abs(float(m.group(1)) - 1179.5) < 2 and abs(float(m.group(2)) - 679.5) < 2,
+      'resized from 1200 to 700 px: root frame %s' % (m.groups() if m else None,))
+# search: matching frames painted, their share shown, a stack counted once
+d = dom('#search=render')
+share = re.search(r'data-search-share="([\d.]+)"', d)
+out = run([palloc, 'top', '--unit', 'B', '-i', 'alloc_space', '--all', '--focus', 'render', prof])
+want = int(re.search(r'accounting for (\d+)B', out).group(1))
+want_share = want / top_total(prof, 'alloc_space')
+status = re.search(r'<text id="status"[^>]*>([^<]*)</text>', d)
+check(share is not None and abs(float(share.group(1)) - want_share) < 1e-5 and
+      status is not None and status.group(1).startswith('Matched "render"'),
+      'search "render": share %s (want %.6f), status %r' % (share and share.group(1), want_share,
+                                                             status and status.group(1)))
+check(d.count('data-match="1"') >= 1 and '#e040fb' in d, 'search: matches painted')
+# icicle: the root on top
+r = root_rect(dom('#icicle'))
+check(r is not None and r[1] < 60, 'icicle: root frame at the top (y=%s)' % (r and r[1]))
+# a diff renders (red frames) and the screenshots of both sizes are written for a human look
+shots = os.environ.get('FLAME_SHOTS')
+if shots:
+    for size in ('1400,900', '800,600'):
+        subprocess.run(chromium_cmd(size) + ['--screenshot=%s/flame-%s.png' % (shots, size.replace(',', 'x')),
+                                             'file://' + svgpath + '#search=render'],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
 sys.exit(1 if fails else 0)

@@ -160,6 +160,8 @@ typedef struct {
 /* Builds the tree of v's selected value; negative sample values count as their magnitude. */
 int tree_build(tree_t *t, const view_t *v);
 void tree_free(tree_t *t);
+/* The child of parent called name (a node id of the tree's view), or UINT32_MAX. */
+uint32_t tree_find(const tree_t *t, uint32_t parent, uint32_t name);
 /* The children of node k sorted by name into out (t->len entries suffice); returns the count. */
 size_t tree_sorted_children(const tree_t *t, const view_t *v, uint32_t k, uint32_t *out);
 

@@ -49,6 +49,17 @@ static uint32_t child(tree_t *t, uint32_t parent, uint32_t name) {
   return k;
 }
 
+uint32_t tree_find(const tree_t *t, uint32_t parent, uint32_t name) {
+  if (t->nslots == 0) return UINT32_MAX;
+  size_t i = edge_hash(parent, name) & (t->nslots - 1);
+  while (t->slots[i]) {
+    const tnode_t *c = &t->n[t->slots[i] - 1];
+    if (c->parent == parent && c->name == name) return t->slots[i] - 1;
+    i = (i + 1) & (t->nslots - 1);
+  }
+  return UINT32_MAX;
+}
+
 int tree_build(tree_t *t, const view_t *v) {
   memset(t, 0, sizeof *t);
   t->cap = 1024;
