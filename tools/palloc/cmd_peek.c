@@ -173,6 +173,21 @@ int cmd_peek(int argc, char **argv) {
   unit_t u = has_unit && unit_is_bytes(v.unit) ? forced : unit_select(v.unit, minv, v.total);
   /* edges into and out of each node, as index lists */
   edge_t **in = xmalloc((E.len + 1) * sizeof *in), **out = xmalloc((E.len + 1) * sizeof *out);
+  /* edges grouped by destination and by source (counting sort), so that each node's callers
+   * and callees are found without a scan of all edges */
+  uint32_t *in_start = xcalloc(v.nnodes + 2, sizeof *in_start);
+  uint32_t *out_start = xcalloc(v.nnodes + 2, sizeof *out_start);
+  uint32_t *by_to = xmalloc((E.len + 1) * sizeof *by_to), *by_from = xmalloc((E.len + 1) * sizeof *by_from);
+  for (size_t k = 0; k < E.len; k++) in_start[E.e[k].to + 1]++, out_start[E.e[k].from + 1]++;
+  for (uint32_t k = 0; k < v.nnodes; k++) in_start[k + 1] += in_start[k], out_start[k + 1] += out_start[k];
+  {
+    uint32_t *ti = xmalloc((v.nnodes + 1) * sizeof *ti), *fi = xmalloc((v.nnodes + 1) * sizeof *fi);
+    memcpy(ti, in_start, v.nnodes * sizeof *ti);
+    memcpy(fi, out_start, v.nnodes * sizeof *fi);
+    for (size_t k = 0; k < E.len; k++) by_to[ti[E.e[k].to]++] = (uint32_t)k, by_from[fi[E.e[k].from]++] = (uint32_t)k;
+    free(ti);
+    free(fi);
+  }
   char a[64], b[64], d[64], e[64], f[64];
   static const char sep[] = "----------------------------------------------------------+-------------";
   view_print_header(&v, stdout);
@@ -188,10 +203,8 @@ int cmd_peek(int argc, char **argv) {
     if (regexec(&rx, v.names[x], 0, NULL, 0) != 0) continue;
     matched++;
     size_t ni = 0, no = 0;
-    for (size_t k = 0; k < E.len; k++) {
-      if (E.e[k].to == x) in[ni++] = &E.e[k];
-      if (E.e[k].from == x) out[no++] = &E.e[k];
-    }
+    for (uint32_t k = in_start[x]; k < in_start[x + 1]; k++) in[ni++] = &E.e[by_to[k]];
+    for (uint32_t k = out_start[x]; k < out_start[x + 1]; k++) out[no++] = &E.e[by_from[k]];
     qsort(in, ni, sizeof *in, edge_order);
     qsort(out, no, sizeof *out, edge_order);
     printf("%s\n", sep);
@@ -216,6 +229,10 @@ int cmd_peek(int argc, char **argv) {
   }
   free(in);
   free(out);
+  free(in_start);
+  free(out_start);
+  free(by_to);
+  free(by_from);
   free(E.e);
   free(E.slots);
   free(rows);
