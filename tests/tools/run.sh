@@ -43,4 +43,15 @@ grep -q "libpalloc.so.* $d/env.pb.gz 64k 1\$" "$d/out" && echo "ok: environment"
 ls "$d"/snap.0001.pb.gz > /dev/null 2>&1 && echo "ok: --interval snapshots" \
   || fail "--interval: no snapshot: $(ls "$d") $(cat "$d/err")"
 grep -q 'snapshots every 1s' "$d/err" || fail "--interval: not mentioned: $(cat "$d/err")"
+grep -q "^  $d/snap.0001.pb.gz\$" "$d/err" || fail "--interval: snapshot not listed: $(cat "$d/err")"
+# a shell that starts three programs: each writes its own profile (%p), and all are listed; a
+# profile left by an earlier run is not
+mkdir "$d/many" && touch -d '2020-01-01' "$d/many/p.1.pb.gz"
+"$palloc" run -o "$d/many/p.%p.pb.gz" -- sh -c "$demo > /dev/null; $demo > /dev/null; $demo > /dev/null; true" \
+  2> "$d/err"
+n=$(ls "$d"/many/p.*.pb.gz | grep -vc 'p\.1\.pb')
+listed=$(grep -c "^  $d/many/p\.[0-9]*\.pb\.gz\$" "$d/err")
+[ "$n" -ge 3 ] && [ "$listed" = "$n" ] && grep -q "$n profiles written by the processes it started" "$d/err" \
+  && ! grep -q 'p\.1\.pb' "$d/err" && echo "ok: $n profiles of child processes listed" \
+  || fail "child profiles: $n written, $listed listed: $(cat "$d/err")"
 finish

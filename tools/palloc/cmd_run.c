@@ -17,6 +17,8 @@
 #include <elf.h>
 #include <errno.h>
 #include <getopt.h>
+#include <glob.h>
+#include <time.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,7 +34,9 @@ static const char help[] =
   "usage: palloc run [-o PROFILE] [--rate BYTES] [--interval S] [--trace] -- CMD ARGS...\n"
   "\n"
   "Runs CMD with libpalloc preloaded (LD_PRELOAD), so that it writes a heap profile at exit,\n"
-  "and prints where the profile went. The exit status is CMD's (128+N if it died of signal N;\n"
+  "and prints where the profile went, then every other profile written by the processes it\n"
+  "started (with %p in PROFILE each process writes its own: a make -j2 writes dozens). A\n"
+  "statically linked CMD is said to be out of LD_PRELOAD's reach before it runs. The exit status is CMD's (128+N if it died of signal N;\n"
   "127 if it could not be started).\n"
   "\n"
   "  -o, --output PROFILE   where to write the profile (PALLOC_PROFILE); %p is the pid\n"
@@ -209,6 +213,73 @@ static const char *unreachable(const char *cmd) {
          "libpalloc.a: cc -static ... $(pkg-config --static --libs palloc))";
 }
 
+/* The glob(7) pattern of the files libpalloc writes for path pattern out: "%p" is any pid,
+ * "%%" a '%', glob's special characters quoted; with snapshots=true, the numbered snapshots'
+ * names (".0001" before ".pb.gz", or at the end). */
+static void profile_glob(const char *out, bool snapshots, char *pat, size_t n) {
+  size_t o = 0, len = strlen(out);
+  size_t stem = len > 6 && strcmp(out + len - 6, ".pb.gz") == 0 ? len - 6 : len;
+  for (size_t i = 0; i <= len && o + 16 < n; i++) {
+    if (snapshots && i == stem) {
+      memcpy(pat + o, ".[0-9][0-9][0-9][0-9]", 21);
+      o += 21;
+    }
+    if (i == len) break;
+    if (out[i] == '%' && out[i + 1] == 'p') {
+      pat[o++] = '*';
+      i++;
+    } else if (out[i] == '%' && out[i + 1] == '%') {
+      pat[o++] = '%';
+      i++;
+    } else {
+      if (strchr("*?[]\\", out[i])) pat[o++] = '\\';
+      pat[o++] = out[i];
+    }
+  }
+  pat[o] = 0;
+}
+
+static int by_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every profile the run wrote: files matching the output pattern (any pid, snapshots too)
+ * modified since the run started, other than the one already reported. A `make -j2` or a
+ * shell script starts many processes, each writing its own profile (with %p). */
+static void list_profiles(const char *out, const char *reported, const struct timespec *start) {
+  glob_t g[2];
+  size_t nfound = 0;
+  for (int k = 0; k < 2; k++) {
+    char pat[PATH_MAX * 2 + 64];
+    profile_glob(out, k == 1, pat, sizeof pat);
+    if (glob(pat, 0, NULL, &g[k]) != 0) g[k].gl_pathc = 0;
+  }
+  char **found = xcalloc(g[0].gl_pathc + g[1].gl_pathc + 1, sizeof *found);
+  for (int k = 0; k < 2; k++)
+    for (size_t i = 0; i < g[k].gl_pathc; i++) {
+      struct stat st;
+      const char *f = g[k].gl_pathv[i];
+      if (strcmp(f, reported) == 0 || stat(f, &st) != 0 || !S_ISREG(st.st_mode)) continue;
+      if (st.st_mtim.tv_sec < start->tv_sec ||
+          (st.st_mtim.tv_sec == start->tv_sec && st.st_mtim.tv_nsec < start->tv_nsec))
+        continue; /* left by an earlier run */
+      found[nfound++] = g[k].gl_pathv[i];
+    }
+  qsort(found, nfound, sizeof *found, by_str);
+  size_t u = 0; /* a snapshot matches both patterns when PROFILE has %p */
+  for (size_t i = 0; i < nfound; i++)
+    if (u == 0 || strcmp(found[u - 1], found[i]) != 0) found[u++] = found[i];
+  nfound = u;
+  if (nfound > 0) {
+    fprintf(stderr, "palloc: %s%zu profile%s written by the processes it started:\n",
+            reported[0] ? "also " : "", nfound, nfound == 1 ? "" : "s");
+    for (size_t i = 0; i < nfound; i++) fprintf(stderr, "  %s\n", found[i]);
+  }
+  free(found);
+  if (g[0].gl_pathc) globfree(&g[0]);
+  if (g[1].gl_pathc) globfree(&g[1]);
+}
+
 int cmd_run(int argc, char **argv) {
   static const struct option opts[] = {
     {"output", required_argument, 0, 'o'}, {"rate", required_argument, 0, 'r'},
@@ -254,6 +325,11 @@ int cmd_run(int argc, char **argv) {
   char *preload = xmalloc(len);
   snprintf(preload, len, "%s%s%s", lib, old && *old ? ":" : "", old && *old ? old : "");
   fflush(NULL);
+  /* file times are the kernel's coarse clock: one tick (<= 10 ms) of slack */
+  struct timespec start;
+  clock_gettime(CLOCK_REALTIME_COARSE, &start);
+  if (start.tv_nsec >= 10000000) start.tv_nsec -= 10000000;
+  else start.tv_sec--, start.tv_nsec += 990000000;
   pid_t pid = fork();
   if (pid < 0) {
     fprintf(stderr, "palloc run: fork: %s\n", strerror(errno));
@@ -289,10 +365,11 @@ int cmd_run(int argc, char **argv) {
   struct stat pst;
   if (!palloc_proto_expand_pid(out, (long)pid, path, sizeof path))
     snprintf(path, sizeof path, "%s", out); /* libpalloc refused it as too long, and said so */
+  bool reported = false;
   if (stat(path, &pst) == 0 && (S_ISFIFO(pst.st_mode) || S_ISCHR(pst.st_mode)))
     ; /* written to a reader or a device, as it is: libpalloc said so if that failed */
   else if (is_file(path))
-    fprintf(stderr, "palloc: profile written to %s\n", path);
+    fprintf(stderr, "palloc: profile written to %s\n", path), reported = true;
   else if (!WIFEXITED(st))
     fprintf(stderr, "palloc: %s died of signal %d; no profile at %s\n", argv[optind],
             WTERMSIG(st), path);
@@ -302,6 +379,8 @@ int cmd_run(int argc, char **argv) {
     fprintf(stderr, "palloc: no profile at %s (did the program exit through _exit or exec?)\n",
             path);
   if (interval) fprintf(stderr, "palloc: snapshots every %ss next to it, numbered .0001, .0002, ...\n", interval);
+  if (!(stat(path, &pst) == 0 && (S_ISFIFO(pst.st_mode) || S_ISCHR(pst.st_mode))))
+    list_profiles(out, reported ? path : "", &start);
   free(preload);
   free(lib);
   return code;
