@@ -45,6 +45,15 @@ typedef struct palloc_elf_s {
   Elf64_Shdr *sh;
   size_t shnum;
   const Elf64_Shdr *symtab, *dynsym, *line, *line_str, *str;
+  const Elf64_Shdr *build_id, *debuglink; /* .note.gnu.build-id, .gnu_debuglink */
+  /* SHF_COMPRESSED debug sections (objcopy --compress-debug-sections, gcc -gz), inflated into
+   * scratch memory: line, line_str and str then point at copies of their headers whose
+   * sh_offset lies past the file's size ("virtual" offsets, vbase[k]), and palloc_elf_read
+   * serves those offsets from vdata[k]. */
+  Elf64_Shdr vsh[3];
+  uint64_t vbase[3], vlen[3];
+  const unsigned char *vdata[3];
+  int nv;
   palloc_symq_t *w;        /* sorted by rel */
   size_t n;
   uint64_t matches_left;   /* work bounds (palloc_elf_want) */
@@ -67,6 +76,8 @@ typedef struct palloc_elf_s {
 /* Reads the ELF and section headers of fd (a 64-bit ELF file) and finds the sections; false if
  * the file is not one palloc can read. */
 bool palloc_elf_open(palloc_elf_t *e, int fd, palloc_scratch_t *s);
+/* The same; inflate=false leaves compressed debug sections out (headers and notes only). */
+bool palloc_elf_open_sections(palloc_elf_t *e, int fd, palloc_scratch_t *s, bool inflate);
 /* Whether section h has contents inside the file (offset + size <= the file's size). */
 bool palloc_elf_section_ok(const palloc_elf_t *e, const Elf64_Shdr *h);
 /* Reads n bytes at off; false on a short read or if [off, off + n) is not inside the file. */
@@ -85,6 +96,19 @@ static inline void palloc_elf_want(palloc_elf_t *e, palloc_symq_t *w, size_t n) 
 void palloc_elf_symbols(palloc_elf_t *e);
 /* File and line: one pass over .debug_line. */
 void palloc_dwarf_lines(palloc_elf_t *e);
+
+/* An inflated section is at most this large: the bound of a line-table unit read into memory. */
+#define PALLOC_ELF_INFLATE_MAX ((uint64_t)256 << 20)
+/* The GNU build id of an open file (NT_GNU_BUILD_ID note), in id (up to 64 bytes); 0 if none. */
+size_t palloc_elf_build_id(palloc_elf_t *e, unsigned char *id, size_t cap);
+/* The file with the separate debug information of the loaded file path (open as e): by build id
+ * in DIR/.build-id/xx/yyyy.debug, then by .gnu_debuglink's name next to the file, in its .debug/
+ * and in DIR/<the file's directory>/, for each DIR of PALLOC_DEBUG_DIRS then /usr/lib/debug
+ * (debugfile.c). Returns an open descriptor or -1. A candidate whose build id differs from the
+ * file's is not used (a stale debug file would give wrong names). */
+int palloc_debug_open(palloc_elf_t *e, const char *path);
+/* The directories of PALLOC_DEBUG_DIRS (':'-separated), or NULL. */
+const char *palloc_debug_dirs(void);
 
 /* Symbolizes w[0..n) (rel set, sorted by rel) from the ELF file open on fd. This is also the
  * entry point of the robustness tests and the fuzzer, which give it arbitrary bytes. */

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 #include "elfread.h"
 
 #define CHUNK (16 * 1024)      /* symbol table read buffer */
@@ -24,7 +25,21 @@
 #define NATIVE_DATA ELFDATA2MSB
 #endif
 
+/* The inflated section holding [off, off + n), or -1. */
+static int virtual_at(const palloc_elf_t *e, uint64_t off, uint64_t n) {
+  for (int k = 0; k < e->nv; k++)
+    if (off >= e->vbase[k] && off - e->vbase[k] <= e->vlen[k] && n <= e->vlen[k] - (off - e->vbase[k]))
+      return k;
+  return -1;
+}
+
 bool palloc_elf_read(const palloc_elf_t *e, void *buf, size_t n, uint64_t off) {
+  if (e->nv > 0 && off >= e->size) {
+    int k = virtual_at(e, off, n);
+    if (k < 0) return false;
+    memcpy(buf, e->vdata[k] + (off - e->vbase[k]), n);
+    return true;
+  }
   /* Nothing is read past the size the file had when opened: with this, a length taken from the
    * file can never make pread write past a buffer sized by the same length, and off + n cannot
    * wrap (nor turn negative as an off_t). */
@@ -41,8 +56,22 @@ bool palloc_elf_read(const palloc_elf_t *e, void *buf, size_t n, uint64_t off) {
 }
 
 bool palloc_elf_section_ok(const palloc_elf_t *e, const Elf64_Shdr *h) {
+  if (h != NULL && e->nv > 0 && h->sh_offset >= e->size) return virtual_at(e, h->sh_offset, h->sh_size) >= 0;
   return h != NULL && h->sh_type != SHT_NOBITS && h->sh_offset <= e->size &&
          h->sh_size <= e->size - h->sh_offset;
+}
+
+/* pread, or a copy from an inflated section: up to n bytes at off (fewer at its end). */
+static ssize_t read_some(const palloc_elf_t *e, void *buf, size_t n, uint64_t off) {
+  if (e->nv > 0 && off >= e->size) {
+    int k = virtual_at(e, off, 0);
+    if (k < 0) return -1;
+    uint64_t left = e->vlen[k] - (off - e->vbase[k]);
+    if (n > left) n = (size_t)left;
+    memcpy(buf, e->vdata[k] + (off - e->vbase[k]), n);
+    return (ssize_t)n;
+  }
+  return pread(e->fd, buf, n, (off_t)off);
 }
 
 /* Read in growing pieces: most names are short, a C++ name may be kilobytes. */
@@ -58,7 +87,7 @@ char *palloc_elf_str(palloc_elf_t *e, const Elf64_Shdr *sec, uint64_t off) {
     e->str_bytes_left -= n;
     char *b = palloc_scratch_alloc(e->s, n + 1);
     if (b == NULL) return NULL;
-    ssize_t r = pread(e->fd, b, n, (off_t)off);
+    ssize_t r = read_some(e, b, n, off);
     if (r <= 0) return NULL;
     b[r] = 0;
     if (strlen(b) < (size_t)r || (size_t)r == limit - off) return b;
@@ -68,7 +97,13 @@ char *palloc_elf_str(palloc_elf_t *e, const Elf64_Shdr *sec, uint64_t off) {
   }
 }
 
+static const Elf64_Shdr *inflate_section(palloc_elf_t *e, const Elf64_Shdr *h);
+
 bool palloc_elf_open(palloc_elf_t *e, int fd, palloc_scratch_t *s) {
+  return palloc_elf_open_sections(e, fd, s, true);
+}
+
+bool palloc_elf_open_sections(palloc_elf_t *e, int fd, palloc_scratch_t *s, bool inflate) {
   memset(e, 0, sizeof *e);
   e->fd = fd;
   e->s = s;
@@ -101,14 +136,89 @@ bool palloc_elf_open(palloc_elf_t *e, int fd, palloc_scratch_t *s) {
     if (h->sh_name >= nnames || !palloc_elf_section_ok(e, h)) continue;
     const char *nm = shstr + h->sh_name;
     bool compressed = (h->sh_flags & SHF_COMPRESSED) != 0;
+    const Elf64_Shdr **debug = strcmp(nm, ".debug_line") == 0       ? &e->line
+                               : strcmp(nm, ".debug_line_str") == 0 ? &e->line_str
+                               : strcmp(nm, ".debug_str") == 0      ? &e->str
+                                                                    : NULL;
     if (h->sh_type == SHT_SYMTAB) e->symtab = h;
     else if (h->sh_type == SHT_DYNSYM) e->dynsym = h;
-    else if (compressed) continue;
-    else if (strcmp(nm, ".debug_line") == 0) e->line = h;
-    else if (strcmp(nm, ".debug_line_str") == 0) e->line_str = h;
-    else if (strcmp(nm, ".debug_str") == 0) e->str = h;
+    else if (h->sh_type == SHT_NOTE && strcmp(nm, ".note.gnu.build-id") == 0) e->build_id = h;
+    else if (strcmp(nm, ".gnu_debuglink") == 0) e->debuglink = h;
+    else if (debug && compressed) *debug = inflate ? inflate_section(e, h) : NULL;
+    else if (debug) *debug = h;
   }
   return true;
+}
+
+static voidpf z_alloc(voidpf s, uInt items, uInt size) {
+  return palloc_scratch_alloc(s, (size_t)items * size);
+}
+static void z_free(voidpf s, voidpf p) { palloc_scratch_free(s, p); }
+
+/* The section inflated into scratch memory, under a header with a virtual offset (elfread.h);
+ * NULL if it is not zlib-compressed (ELFCOMPRESS_ZSTD is not in Debian 12's binutils), larger
+ * than PALLOC_ELF_INFLATE_MAX, or corrupt. */
+static const Elf64_Shdr *inflate_section(palloc_elf_t *e, const Elf64_Shdr *h) {
+  Elf64_Chdr ch;
+  if (e->nv == 3 || h->sh_size < sizeof ch || !palloc_elf_read(e, &ch, sizeof ch, h->sh_offset) ||
+      ch.ch_type != ELFCOMPRESS_ZLIB || ch.ch_size == 0 || ch.ch_size > PALLOC_ELF_INFLATE_MAX)
+    return NULL;
+  unsigned char *out = palloc_scratch_alloc(e->s, (size_t)ch.ch_size);
+  unsigned char *in = palloc_scratch_alloc(e->s, CHUNK);
+  if (out == NULL || in == NULL) return NULL;
+  z_stream z;
+  memset(&z, 0, sizeof z);
+  z.zalloc = z_alloc;
+  z.zfree = z_free;
+  z.opaque = e->s;
+  if (inflateInit(&z) != Z_OK) return NULL;
+  uint64_t at = h->sh_offset + sizeof ch, end = h->sh_offset + h->sh_size;
+  z.next_out = out;
+  z.avail_out = (uInt)ch.ch_size;
+  int rc = Z_OK;
+  while (rc == Z_OK && at < end) {
+    size_t k = end - at < CHUNK ? (size_t)(end - at) : CHUNK;
+    if (!palloc_elf_read(e, in, k, at)) break;
+    at += k;
+    z.next_in = in;
+    z.avail_in = (uInt)k;
+    rc = inflate(&z, Z_NO_FLUSH);
+  }
+  uint64_t got = z.total_out;
+  inflateEnd(&z);
+  palloc_scratch_free(e->s, in);
+  if (rc != Z_STREAM_END || got != ch.ch_size) return NULL;
+  int k = e->nv++;
+  /* past the file and the other inflated sections, 4 KiB apart */
+  e->vbase[k] = (k == 0 ? e->size : e->vbase[k - 1] + e->vlen[k - 1]) + 4096;
+  e->vlen[k] = ch.ch_size;
+  e->vdata[k] = out;
+  e->vsh[k] = *h;
+  e->vsh[k].sh_flags &= ~(uint64_t)SHF_COMPRESSED;
+  e->vsh[k].sh_offset = e->vbase[k];
+  e->vsh[k].sh_size = ch.ch_size;
+  return &e->vsh[k];
+}
+
+size_t palloc_elf_build_id(palloc_elf_t *e, unsigned char *id, size_t cap) {
+  const Elf64_Shdr *h = e->build_id;
+  unsigned char buf[256];
+  if (h == NULL || h->sh_size > sizeof buf || h->sh_size < 12 ||
+      !palloc_elf_read(e, buf, (size_t)h->sh_size, h->sh_offset))
+    return 0;
+  for (size_t at = 0; at + 12 <= h->sh_size;) {
+    Elf64_Nhdr nh;
+    memcpy(&nh, buf + at, sizeof nh);
+    size_t name = (nh.n_namesz + 3) & ~(size_t)3, desc = (nh.n_descsz + 3) & ~(size_t)3;
+    if (nh.n_namesz > 256 || nh.n_descsz > 256 || at + 12 + name + desc > h->sh_size) return 0;
+    if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 && memcmp(buf + at + 12, "GNU", 4) == 0 &&
+        nh.n_descsz <= cap && nh.n_descsz > 0) {
+      memcpy(id, buf + at + 12 + name, nh.n_descsz);
+      return nh.n_descsz;
+    }
+    at += 12 + name + desc;
+  }
+  return 0;
 }
 
 static int bind_rank(unsigned char info) {

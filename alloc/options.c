@@ -19,6 +19,7 @@
 #define KiB ((int64_t)1 << 10)
 
 static char profile_path[PALLOC_PROFILE_PATH_MAX], trace_path[4096];
+static char debug_dirs[4096];
 
 static const palloc_option_word_t unwind_words[] = {
   {"libunwind", 0, false}, {"fp", 1, false}, {NULL, 0, false}};
@@ -68,6 +69,12 @@ const palloc_option_desc_t palloc_options[PALLOC_OPT_COUNT] = {
     "`elf` (names, files and lines written in the profile, read by palloc from the loaded "
     "files' ELF symbol tables and DWARF line tables) or `none` (pprof symbolizes); `libdw`, "
     "the old name, means `elf`"},
+  [PALLOC_OPT_DEBUG_DIRS] = {
+    "PALLOC_DEBUG_DIRS", PALLOC_KIND_PATH, 0, 0, sizeof debug_dirs - 1, 0, NULL, debug_dirs,
+    "unset", "only /usr/lib/debug",
+    "directories (`:`-separated) searched before `/usr/lib/debug` for the separate debug files "
+    "of stripped binaries: `DIR/.build-id/xx/yyyy.debug` by GNU build id, and the "
+    "`.gnu_debuglink` name (also next to the binary and in its `.debug/`)"},
   [PALLOC_OPT_SEED] = {
     "PALLOC_SEED", PALLOC_KIND_SEED, 0, 0, 0, 0, NULL, NULL,
     "random", "sampling is not reproducible",

@@ -27,6 +27,7 @@ typedef enum palloc_option_e {
   PALLOC_OPT_STACK_DEPTH,
   PALLOC_OPT_UNWIND,
   PALLOC_OPT_SYMBOLIZE,
+  PALLOC_OPT_DEBUG_DIRS,
   PALLOC_OPT_SEED,
   PALLOC_OPT_TCACHE,
   PALLOC_OPT_GOGC,          /* gcsim from here on */

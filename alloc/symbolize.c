@@ -14,9 +14,10 @@
  * Per write, the missing addresses are sorted and grouped by loaded object (dl_iterate_phdr).
  * For each object with addresses, its file (/proc/self/exe for the program) is read once for
  * function names (.symtab, else .dynsym) and once for file:line (.debug_line).
- * Compressed debug sections and separate debug files (/usr/lib/debug, debuglink, debuginfod) are
- * not read: such frames get function names without lines (`palloc symbolize` or pprof can add
- * them offline). A file that cannot be read gives no names for its frames; pprof then
+ * A stripped binary's separate debug file (build id under /usr/lib/debug or PALLOC_DEBUG_DIRS,
+ * or .gnu_debuglink: debugfile.c) gives the names of its static functions and its lines; zlib-
+ * compressed debug sections are inflated into scratch memory (elfsym.c). debuginfod is not
+ * asked (no network from inside the profiled program). A file that cannot be read gives no names for its frames; pprof then
  * symbolizes them (the mapping's has_functions stays false).
  *
  * The cache maps address -> (function, file, line) across writes (continuous profiling writes
@@ -121,6 +122,24 @@ void palloc_symbolize_fd(int fd, palloc_symq_t *w, size_t n, palloc_scratch_t *s
   if (e.line) palloc_dwarf_lines(&e);
 }
 
+/* From the separate debug file d of a stripped binary: its .symtab names (every function,
+ * static ones too) replace those found in the binary's .dynsym, where it has one for the
+ * address; its line table gives files and lines if the binary had none. */
+static void from_debug_file(palloc_elf_t *d, palloc_symq_t *w, size_t n, bool syms, bool lines,
+                            palloc_scratch_t *s) {
+  palloc_elf_want(d, w, n);
+  if (syms && d->symtab) {
+    const char **old = palloc_scratch_alloc(s, n * sizeof *old);
+    if (old != NULL) {
+      for (size_t i = 0; i < n; i++) old[i] = w[i].func, w[i].func = NULL, w[i].best = NULL;
+      palloc_elf_symbols(d);
+      for (size_t i = 0; i < n; i++)
+        if (w[i].func == NULL) w[i].func = old[i];
+    }
+  }
+  if (lines && d->line) palloc_dwarf_lines(d);
+}
+
 void palloc_symbolize_file(const char *path, uintptr_t bias, palloc_symq_t *w, size_t n,
                            palloc_scratch_t *s) {
   /* O_NONBLOCK: if a FIFO has taken the file's place, open must not wait for a writer
@@ -128,7 +147,20 @@ void palloc_symbolize_file(const char *path, uintptr_t bias, palloc_symq_t *w, s
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return;
   for (size_t i = 0; i < n; i++) w[i].rel = w[i].addr - bias;
-  palloc_symbolize_fd(fd, w, n, s);
+  palloc_elf_t e;
+  if (palloc_elf_open(&e, fd, s)) {
+    palloc_elf_want(&e, w, n);
+    if (e.symtab || e.dynsym) palloc_elf_symbols(&e);
+    if (e.line) palloc_dwarf_lines(&e);
+    /* a stripped binary (no .symtab or no line table): its separate debug file, if there is one */
+    if (e.symtab == NULL || e.line == NULL) {
+      int dfd = palloc_debug_open(&e, path);
+      palloc_elf_t d;
+      if (dfd >= 0 && palloc_elf_open(&d, dfd, s))
+        from_debug_file(&d, w, n, e.symtab == NULL, e.line == NULL, s);
+      if (dfd >= 0) close(dfd);
+    }
+  }
   close(fd);
 }
 

@@ -14,6 +14,20 @@ struct palloc_dwsym_s {
   uint64_t memory_start, file_offset;
 };
 
+/* libdw's search path for separate debug files: "+" (check debuglink CRCs), the binary's
+ * directory, its .debug/, the caller's directories, /usr/lib/debug (build-id trees under the
+ * absolute ones). */
+static char *debuginfo_path = NULL;
+
+void palloc_dwsym_set_debug_dirs(const char *dirs) {
+  free(debuginfo_path);
+  debuginfo_path = NULL;
+  if (dirs == NULL || dirs[0] == 0) return;
+  size_t n = strlen(dirs) + 64;
+  debuginfo_path = malloc(n);
+  if (debuginfo_path) snprintf(debuginfo_path, n, "+:.debug:%s:/usr/lib/debug", dirs);
+}
+
 static void hexid(const unsigned char *b, int n, char *out) {
   for (int i = 0; i < n; i++) sprintf(out + 2 * i, "%02x", b[i]);
   out[2 * n] = 0;
@@ -27,7 +41,6 @@ palloc_dwsym_t *palloc_dwsym_open(const palloc_pb_profile_t *p,
     snprintf(err, errlen, "no binary file to read symbols from");
     return NULL;
   }
-  static char *debuginfo_path = NULL;
   static const Dwfl_Callbacks cb = {
     .find_elf = dwfl_build_id_find_elf,
     .find_debuginfo = dwfl_standard_find_debuginfo,

@@ -36,5 +36,9 @@ palloc_dwsym_t *palloc_dwsym_open(const palloc_pb_profile_t *p,
  * line covers it. The strings live until palloc_dwsym_close. */
 bool palloc_dwsym_lookup(palloc_dwsym_t *s, uint64_t addr, palloc_dwsym_frame_t *out);
 void palloc_dwsym_close(palloc_dwsym_t *s);
+/* Directories (':'-separated) searched for separate debug files before /usr/lib/debug, by build
+ * id (DIR/.build-id/xx/yyyy.debug) and by .gnu_debuglink name; NULL: libdw's default
+ * (next to the binary, .debug/, /usr/lib/debug). For the files opened after the call. */
+void palloc_dwsym_set_debug_dirs(const char *dirs);
 
 #endif

@@ -28,7 +28,10 @@ static const char help[] =
   "Reads profile IN, fills in function names, source files and line numbers for the\n"
   "addresses that have none (profiles written with PALLOC_SYMBOLIZE=none), looking them up\n"
   "with libdw in the binaries named by the profile's mappings (they must still be there and\n"
-  "unchanged: the build id is checked), and writes the result to OUT (gzip).\n"
+  "unchanged: the build id is checked), and writes the result to OUT (gzip). A stripped\n"
+  "binary's separate debug file is found as gdb finds it: by build id under /usr/lib/debug\n"
+  "(Debian's -dbgsym packages) or by its .gnu_debuglink name; PALLOC_DEBUG_DIRS adds\n"
+  "directories (':'-separated) searched first. Compressed debug sections are read too.\n"
   "\n"
   "Exit status: 0 written, 1 unreadable IN or OUT not writable, 2 usage error.\n";
 
@@ -148,6 +151,7 @@ int cmd_symbolize(int argc, char **argv) {
   for (int i = 1; i < argc; i++)
     if (argv[i][0] == '-' && argv[i][1]) return usage_error("symbolize", "unknown option '%s'", argv[i]);
   if (argc != 3) return usage_error("symbolize", "two files expected: IN OUT");
+  palloc_dwsym_set_debug_dirs(getenv("PALLOC_DEBUG_DIRS"));
   char err[PALLOC_PROTO_ERRLEN];
   Profile *p = palloc_proto_read_file(argv[1], NULL, err);
   if (p == NULL) {
