@@ -106,6 +106,25 @@ static const char *keep(const char *s) {
   return c;
 }
 
+/* A function name without its symbol version: "__libc_start_main@@GLIBC_2.34" (as the .symtab
+ * of a debug file names it) is __libc_start_main, whatever version was bound; the suffix is
+ * '@' or "@@" and a version name ([A-Za-z_][A-Za-z0-9_.]*) up to the end. */
+static const char *keep_unversioned(const char *s) {
+  if (s == NULL) return NULL;
+  const char *at = strchr(s, '@');
+  if (at == NULL || at == s) return keep(s);
+  const char *v = at + 1 + (at[1] == '@');
+  bool version = (*v >= 'A' && *v <= 'Z') || (*v >= 'a' && *v <= 'z') || *v == '_';
+  for (const char *c = v; version && *c; c++)
+    version = (*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
+              *c == '_' || *c == '.';
+  if (!version) return keep(s);
+  size_t n = (size_t)(at - s);
+  char *c = palloc_scratch_alloc(cache_arena, n + 1);
+  if (c) memcpy(c, s, n), c[n] = 0;
+  return c;
+}
+
 /* ---- per object ----------------------------------------------------------------------------- */
 
 typedef struct {
@@ -228,7 +247,7 @@ void palloc_symbolize(const uintptr_t *addrs, size_t n, palloc_sym_t *out, pallo
     for (size_t i = 0; i < nmiss; i++) {
       entry_t *e = slot(w[i].addr);
       e->addr = w[i].addr;
-      e->sym.func = keep(w[i].func);
+      e->sym.func = keep_unversioned(w[i].func);
       e->sym.file = keep(w[i].file);
       e->sym.line = w[i].file && w[i].line > 0 ? w[i].line : 0;
       cache_used++;

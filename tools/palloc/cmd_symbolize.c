@@ -127,6 +127,16 @@ static void symbolize_mapping(sym_t *S, Mapping *m) {
     }
     Line *ln = xmalloc(sizeof *ln);
     perftools__profiles__line__init(ln);
+    /* "__libc_start_main@@GLIBC_2.34" (a debug file's .symtab) is written unversioned, as
+     * libpalloc writes it */
+    char unv[4096];
+    const char *at = fr.func ? strstr(fr.func, "@") : NULL;
+    if (at && at != fr.func && (size_t)(at - fr.func) < sizeof unv && strchr(at, ' ') == NULL &&
+        strchr(at, '(') == NULL) {
+      memcpy(unv, fr.func, (size_t)(at - fr.func));
+      unv[at - fr.func] = 0;
+      fr.func = unv;
+    }
     ln->function_id = function_for(S, fr.func, fr.file);
     ln->line = fr.line;
     l->line = xmalloc(sizeof *l->line);
