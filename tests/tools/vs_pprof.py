@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""vs_pprof.py PALLOC PPROF MKPROFILE [DEMO LIBPALLOC [GO]] - `palloc top` and `palloc diff` against
-upstream pprof on the same profiles.
+"""vs_pprof.py PALLOC PPROF MKPROFILE [DEMO LIBPALLOC [GO]] - `palloc top`, `diff`, `peek` and
+`list` against upstream pprof on the same profiles, with every granularity and filter option.
 
 Profiles: synthetic heap profiles (inlined frames, recursion, nameless frames, C++ names, a
 default_sample_type) from mkprofile, and, if DEMO and LIBPALLOC are given, real ones of the demo
@@ -185,6 +185,31 @@ for prof in profiles[:3]:
 compare_peek(cxx, 'Cache|lambda', [], [], symbolize='demangle=full', unversion=True)
 compare_peek(cxx, 'Pool|Render', ['--trim-wrappers'], ['-hide=' + wrappers], symbolize='demangle=full',
              unversion=True)
+
+# list: the annotated source of the demo's functions (its source is on disk), line for line.
+def compare_list(profile, regex, popts, gopts):
+    global failures, rows_compared
+    mine = run([palloc, 'list'] + popts + [regex, profile]).splitlines()
+    theirs = run([pprof, '-list=' + regex, '-symbolize=none'] + gopts + [profile]).splitlines()
+    ok = mine == theirs and sum(l.startswith('ROUTINE') for l in mine) >= 1 and len(mine) > 10
+    rows_compared += len(mine)
+    failures += not ok
+    print('ok' if ok else 'FAIL', 'list', regex, os.path.basename(profile), ' '.join(popts), '-', len(mine), 'lines')
+    if not ok:
+        for a, b in zip(mine, theirs):
+            if a != b:
+                print('  palloc: %r\n  pprof:  %r' % (a, b))
+                break
+        print('  (%d lines, pprof %d)' % (len(mine), len(theirs)))
+
+
+if demo:
+    for name in ('demo-sampled', 'demo-exact'):
+        prof = os.path.join(tmp, name + '.pb.gz')
+        compare_list(prof, 'render|leak|parse', [], [])
+        compare_list(prof, 'main', ['--sample-index', 'alloc_space'], ['-sample_index=alloc_space'])
+        compare_list(prof, 'parse_request', ['--sample-index', 'alloc_objects', '--focus', 'main'],
+                     ['-sample_index=alloc_objects', '-focus=main'])
 
 # Unnamed frames: palloc shows one row per address (lib.so+0xOFFSET, the file offset) where
 # pprof's functions view merges them into [lib.so]. pprof's -addresses view of an unsymbolized

@@ -182,6 +182,7 @@ int cmd_run(int argc, char **argv);
 int cmd_top(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_peek(int argc, char **argv);
+int cmd_list(int argc, char **argv);
 int cmd_flame(int argc, char **argv);
 int cmd_folded(int argc, char **argv);
 int cmd_symbolize(int argc, char **argv);

@@ -16,6 +16,7 @@ static const struct {
   {"run", cmd_run, "run a program with libpalloc preloaded and write its heap profile"},
   {"top", cmd_top, "the functions that allocated the most (pprof -top)"},
   {"peek", cmd_peek, "callers and callees of functions matching a regex (pprof -peek)"},
+  {"list", cmd_list, "source lines of functions matching a regex, with their bytes (pprof -list)"},
   {"diff", cmd_diff, "what grew between two profiles, largest growth first"},
   {"flame", cmd_flame, "an interactive SVG flame graph"},
   {"folded", cmd_folded, "collapsed stacks (\"a;b;c bytes\") for other flame graph tools"},

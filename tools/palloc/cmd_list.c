@@ -1,0 +1,225 @@
+/* cmd_list.c - `palloc list REGEX PROFILE`: the source of the matching functions, each line with
+ * the bytes allocated there (flat) and through it (cum): pprof -list, the same listing.
+ *
+ * As pprof: the profile is viewed at the lines granularity (a node per function, file and line);
+ * the functions whose name matches REGEX are listed by name, each once per source file it has
+ * lines in (files by name). A file's listing runs from 5 lines before the first line with
+ * samples to 5 after the last (pprof's margin, extended by every sampled line in the
+ * asymmetric way pprof extends it: a line before the start moves the start, otherwise a line
+ * after the end moves the end), cut at the end of the file. Values are each in their own best
+ * unit, "." for none. Sources are read from the path in the profile (relative paths from the
+ * current directory and its parents); a file that is not there gets one " Error:" line.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "cli.h"
+
+static const char help[] =
+  "usage: palloc list [--sample-index TYPE] [VIEW OPTIONS] REGEX PROFILE\n"
+  "\n"
+  "Prints the source of every function whose name matches REGEX, each line annotated with\n"
+  "what was allocated on it (flat) and through it (cum), 5 lines of context around the\n"
+  "sampled ones (pprof -list REGEX). The sources must be on disk at the paths the profile\n"
+  "names (relative ones are looked for from the current directory up).\n"
+  "\n"
+  "  -i, --sample-index T   alloc_objects, alloc_space, inuse_objects or inuse_space\n"
+  "  -h, --help             this help\n"
+  "@VIEW@"
+  "\n"
+  "Exit status: 0 ok, 1 unreadable profile or no function matches, 2 usage error.\n";
+
+typedef struct {
+  uint32_t node;
+  uint32_t func;   /* function index of the node's first frame */
+  int64_t line;
+} lnode_t;
+
+static const view_t *lv;
+
+static int by_name_file(const void *a, const void *b) {
+  const lnode_t *x = a, *y = b;
+  int c = strcmp(lv->fnames[x->func], lv->fnames[y->func]);
+  if (c) return c;
+  c = strcmp(lv->ffiles[x->func], lv->ffiles[y->func]);
+  if (c) return c;
+  return x->node < y->node ? -1 : x->node > y->node; /* first seen first (pprof's node order) */
+}
+
+/* The file's lines (lines[1..n]), read once; NULL and the error if it cannot be read. */
+typedef struct {
+  char *text;
+  char **lines;
+  size_t n;
+} source_t;
+
+static FILE *open_source(const char *path) {
+  if (path[0] == '/') return fopen(path, "r");
+  char dir[4096];
+  if (getcwd(dir, sizeof dir) == NULL) return NULL;
+  for (;;) {
+    char p[8192];
+    snprintf(p, sizeof p, "%s/%s", strcmp(dir, "/") == 0 ? "" : dir, path);
+    FILE *f = fopen(p, "r");
+    if (f) return f;
+    char *s = strrchr(dir, '/');
+    if (s == NULL || s == dir) {
+      if (strcmp(dir, "/") == 0) return NULL;
+      strcpy(dir, "/");
+    } else {
+      *s = 0;
+    }
+  }
+}
+
+static bool read_source(const char *path, source_t *src) {
+  memset(src, 0, sizeof *src);
+  FILE *f = open_source(path);
+  if (f == NULL) return false;
+  size_t cap = 1 << 16, len = 0;
+  src->text = xmalloc(cap);
+  size_t k;
+  while ((k = fread(src->text + len, 1, cap - len - 1, f)) > 0) {
+    len += k;
+    if (len + 1 == cap) src->text = xrealloc(src->text, cap *= 2);
+  }
+  fclose(f);
+  src->text[len] = 0;
+  size_t lcap = 1024;
+  src->lines = xmalloc(lcap * sizeof *src->lines);
+  src->lines[0] = NULL;
+  src->n = 0;
+  for (char *p = src->text; *p;) {
+    char *e = strchr(p, '\n');
+    if (src->n + 2 >= lcap) src->lines = xrealloc(src->lines, (lcap *= 2) * sizeof *src->lines);
+    src->lines[++src->n] = p;
+    if (e == NULL) break;
+    *e = 0;
+    if (e > p && e[-1] == '\r') e[-1] = 0; /* bufio.ScanLines drops a trailing \r */
+    p = e + 1;
+  }
+  return true;
+}
+
+int cmd_list(int argc, char **argv) {
+  static const struct option opts[] = {
+    {"sample-index", required_argument, 0, 'i'}, {"help", no_argument, 0, 'h'}, VIEW_LONG_OPTIONS,
+    {0, 0, 0, 0}};
+  view_opts_t vo = {0};
+  int c;
+  optind = 0;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "+i:h", opts, NULL)) != -1) {
+    switch (c) {
+    case 'i':
+      if (!parse_sample_index("list", optarg)) return EXIT_USAGE;
+      vo.sample_index = optarg;
+      break;
+    case 'h': print_help(help); return 0;
+    default: {
+      int r = view_option(&vo, "list", c, optarg);
+      if (r < 0) return usage_error("list", "unknown option '%s'", argv[optind - 1]);
+      if (r > 0) return r;
+    }
+    }
+  }
+  if (argc - optind != 2) return usage_error("list", "REGEX and PROFILE expected");
+  regex_t rx;
+  if (regcomp(&rx, argv[optind], REG_EXTENDED | REG_NOSUB) != 0)
+    return usage_error("list", "bad regular expression '%s'", argv[optind]);
+  vo.gran = VIEW_LINES; /* pprof's list works on lines */
+  view_t v;
+  int rc = view_open_opts(&v, argv[optind + 1], &vo);
+  if (rc) {
+    regfree(&rx);
+    return rc;
+  }
+  int64_t *flat = xmalloc((v.nnodes + 1) * sizeof *flat), *cum = xmalloc((v.nnodes + 1) * sizeof *cum);
+  view_flat_cum(&v, flat, cum);
+  /* each node's function and line, from the first frame that names it */
+  lnode_t *info = xmalloc((v.nnodes + 1) * sizeof *info);
+  for (uint32_t k = 0; k < v.nnodes; k++) info[k] = (lnode_t){k, UINT32_MAX, 0};
+  for (size_t f = 0; f < v.nframes; f++)
+    if (info[v.frames[f]].func == UINT32_MAX && v.ffunc[f] != UINT32_MAX)
+      info[v.frames[f]].func = v.ffunc[f], info[v.frames[f]].line = v.fline[f];
+  lnode_t *sel = xmalloc((v.nnodes + 1) * sizeof *sel);
+  size_t nsel = 0;
+  for (uint32_t k = 0; k < v.nnodes; k++)
+    if ((flat[k] || cum[k]) && info[k].func != UINT32_MAX &&
+        regexec(&rx, v.fnames[info[k].func], 0, NULL, 0) == 0)
+      sel[nsel++] = info[k];
+  lv = &v;
+  qsort(sel, nsel, sizeof *sel, by_name_file);
+  char a[64], b[64], pc[32];
+  if (nsel == 0) {
+    fprintf(stderr, "palloc: %s: no function matches '%s'\n", v.path, argv[optind]);
+    rc = EXIT_CHECK;
+  } else {
+    printf("Total: %s\n", unit_auto(a, sizeof a, v.total, v.unit));
+  }
+  for (size_t i = 0; i < nsel;) {
+    const char *name = v.fnames[sel[i].func];
+    size_t j = i;
+    while (j < nsel && strcmp(v.fnames[sel[j].func], name) == 0) j++;
+    bool any_file = false;
+    for (size_t k = i; k < j; k++) any_file |= v.ffiles[sel[k].func][0] != 0;
+    if (!any_file) printf("No source information for %s\n", name);
+    for (size_t k = i; k < j;) {
+      const char *file = v.ffiles[sel[k].func];
+      size_t e = k;
+      while (e < j && strcmp(v.ffiles[sel[e].func], file) == 0) e++;
+      if (file[0] == 0) {
+        k = e;
+        continue;
+      }
+      int64_t fsum = 0, csum = 0;
+      for (size_t m = k; m < e; m++) fsum += flat[sel[m].node], csum += cum[sel[m].node];
+      /* pprof's range: from the first node's line - 5 to its line + 5, widened */
+      int64_t start = sel[k].line - 5, end = sel[k].line + 5;
+      for (size_t m = k; m < e; m++) {
+        int64_t ns = sel[m].line - 5, ne = sel[m].line + 5;
+        if (ns < start) start = ns;
+        else if (ne > end) end = ne;
+      }
+      if (start < 1) start = 1;
+      printf("ROUTINE ======================== %s in %s\n", name, file);
+      printf("%10s %10s (flat, cum) %s of Total\n", unit_auto(a, sizeof a, fsum, v.unit),
+             unit_auto(b, sizeof b, csum, v.unit), percent(pc, sizeof pc, csum, v.total));
+      source_t src;
+      if (!read_source(file, &src)) {
+        /* pprof's words: Go's os.Open error for an absolute path, its search's otherwise */
+        char cwd[4096], err[128];
+        snprintf(err, sizeof err, "%s", strerror(errno));
+        err[0] = (char)tolower((unsigned char)err[0]);
+        if (file[0] == '/') printf(" Error: open %s: %s\n", file, err);
+        else printf(" Error: could not find file %s on path %s\n", file,
+                    getcwd(cwd, sizeof cwd) ? cwd : ".");
+        k = e;
+        continue;
+      }
+      for (int64_t ln = start; ln <= end && (size_t)ln <= src.n; ln++) {
+        int64_t lf = 0, lc = 0;
+        for (size_t m = k; m < e; m++)
+          if (sel[m].line == ln) lf += flat[sel[m].node], lc += cum[sel[m].node];
+        printf("%10s %10s %6lld:%s\n", lf ? unit_auto(a, sizeof a, lf, v.unit) : ".",
+               lc ? unit_auto(b, sizeof b, lc, v.unit) : ".", (long long)ln, src.lines[ln]);
+      }
+      free(src.text);
+      free(src.lines);
+      k = e;
+    }
+    i = j;
+  }
+  free(sel);
+  free(info);
+  free(flat);
+  free(cum);
+  regfree(&rx);
+  view_close(&v);
+  return rc;
+}
