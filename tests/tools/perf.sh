@@ -12,7 +12,7 @@ echo "profile: $n samples, $(stat -c %s "$d/big.pb.gz") bytes gzipped"
 for cmd in "top" "top --cum -i alloc_space" "top --lines" "top --addresses" \
     "top --focus visit --hide inline" "peek main|visit" "folded" "flame" "flame --base $d/big.pb.gz" \
     "diff $d/big.pb.gz" "top --trim-wrappers $d/cxx.pb.gz #" "peek Cache $d/cxx.pb.gz #" \
-    "list visit
+    "list visit"; do
   start=$(date +%s%N)
   # shellcheck disable=SC2086,SC2048
   # ("#": the command names its own profile)
