@@ -19,7 +19,7 @@ expect() { # expect CODE DESCRIPTION CMD...
   echo "ok: $what"
   LAST_OUT=$out
 }
-for c in run top diff flame folded symbolize; do
+for c in run top diff peek list flame folded symbolize; do
   expect 0 "$c --help" "$palloc" "$c" --help
   case "$LAST_OUT" in "usage: palloc $c"*) ;; *) echo "FAIL: $c --help output: $LAST_OUT"; fails=$((fails + 1)) ;; esac
   expect 0 "help $c" "$palloc" help "$c"
@@ -35,6 +35,16 @@ for c in top flame folded; do
   expect 2 "$c unknown option" "$palloc" "$c" --bogus x
   expect 2 "$c bad sample index" "$palloc" "$c" --sample-index cpu x
 done
+for c in top diff peek list flame folded; do
+  expect 2 "$c bad --focus regex" "$palloc" "$c" --focus 'a(' x y
+  expect 2 "$c bad --hide regex" "$palloc" "$c" --hide '[' x y
+done
+expect 2 "peek without a profile" "$palloc" peek main
+expect 2 "peek bad regex" "$palloc" peek '(' x
+expect 2 "list without a profile" "$palloc" list main
+expect 2 "list bad regex" "$palloc" list '*(' x
+expect 0 "top --help lists the view options" "$palloc" top --help
+case "$LAST_OUT" in *--trim-wrappers*--no-demangle*) ;; *) echo "FAIL: top --help lacks view options"; fails=$((fails + 1)) ;; esac
 expect 2 "top -n 0" "$palloc" top -n 0 x
 expect 2 "top -n abc" "$palloc" top -n abc x
 expect 2 "top --unit parsecs" "$palloc" top --unit parsecs x
