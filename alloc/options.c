@@ -50,9 +50,9 @@ const palloc_option_desc_t palloc_options[PALLOC_OPT_COUNT] = {
     "write a numbered snapshot on this signal (`USR2`, `SIGUSR2`, `12`, `RTMIN+2`; not `KILL`, "
     "`STOP` or a fault signal)"},
   [PALLOC_OPT_PROFILE_INTERVAL] = {
-    "PALLOC_PROFILE_INTERVAL", PALLOC_KIND_COUNT, 0, 1, INT32_MAX, 0, NULL, NULL,
+    "PALLOC_PROFILE_INTERVAL", PALLOC_KIND_SECONDS, 0, 1, (int64_t)INT32_MAX * 1000, 0, NULL, NULL,
     "unset", "no interval snapshots",
-    "write a numbered snapshot every N seconds"},
+    "write a numbered snapshot every N seconds (decimals allowed: `0.5`, at least `0.001`)"},
   [PALLOC_OPT_STACK_DEPTH] = {
     "PALLOC_STACK_DEPTH", PALLOC_KIND_COUNT, 64, 1, 128, 0, NULL, NULL,
     "`64`", "using 64",
@@ -249,6 +249,18 @@ palloc_option_err_t palloc_option_parse(palloc_option_t id, const char *s, int64
     *out = v;
     return PALLOC_OPT_OK;
   }
+  case PALLOC_KIND_SECONDS: { /* digits, then '.' and digits: milliseconds, rounded down */
+    if ((end = digits(s, &u)) == NULL || u > (uint64_t)INT64_MAX / 1000) return PALLOC_OPT_SYNTAX;
+    uint64_t ms = u * 1000, scale = 100;
+    if (*end == '.') {
+      if (end[1] < '0' || end[1] > '9') return PALLOC_OPT_SYNTAX;
+      for (end++; *end >= '0' && *end <= '9'; end++, scale /= 10) ms += (uint64_t)(*end - '0') * scale;
+    }
+    if (*end != 0) return PALLOC_OPT_SYNTAX;
+    if ((int64_t)ms < o->lo || (int64_t)ms > o->hi) return PALLOC_OPT_RANGE;
+    *out = (int64_t)ms;
+    return PALLOC_OPT_OK;
+  }
   case PALLOC_KIND_SEED:
     if (!parse_seed(s, &u)) return PALLOC_OPT_SYNTAX;
     *out = (int64_t)u; /* the bits: a seed above INT64_MAX is kept as it is */
@@ -375,6 +387,7 @@ size_t palloc_option_message(palloc_option_t id, const char *s, palloc_option_er
       puts_(&l, "]");
       break;
     case PALLOC_KIND_SEED: puts_(&l, " is not a number (decimal, 0x hex or 0 octal)"); break;
+    case PALLOC_KIND_SECONDS: puts_(&l, " is not a number of seconds (60, 0.5) of at least 0.001"); break;
     case PALLOC_KIND_BOOL: puts_(&l, " is not 1/on or 0/off"); break;
     case PALLOC_KIND_PERCENT:
       puts_(&l, " is not a percent up to ");

@@ -54,6 +54,7 @@ typedef enum palloc_option_kind_e {
   PALLOC_KIND_PERCENT, /* Go's GOGC: a whole number, "off" or a negative number = -1      */
   PALLOC_KIND_SIGNAL,  /* a signal that may ask for something: not KILL, STOP or a fault  */
   PALLOC_KIND_PATH,    /* a path of at most `hi` bytes; %p expanded when it is used       */
+  PALLOC_KIND_SECONDS, /* seconds, decimals allowed ("0.5"): the value is in milliseconds  */
 } palloc_option_kind_t;
 
 typedef struct palloc_option_word_s {

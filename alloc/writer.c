@@ -4,7 +4,7 @@
  *    handlers). "%p" in any path is replaced by the pid at the time of writing, so a forked child
  *    writes its own file.
  *  - palloc_profile_write(path) / palloc_profile_write_fd(fd): on demand.
- *  - PALLOC_PROFILE_SIGNAL=NAME and PALLOC_PROFILE_INTERVAL=seconds: numbered snapshots written
+ *  - PALLOC_PROFILE_SIGNAL=NAME and PALLOC_PROFILE_INTERVAL=seconds (0.5 too): numbered snapshots written
  *    by a dedicated writer thread. The signal handler only posts a semaphore (async-signal-safe);
  *    the thread does the work. Snapshot n of "heap.%p.pb.gz" is "heap.<pid>.0001.pb.gz".
  *
@@ -151,7 +151,9 @@ static void *writer_main(void *arg) {
     if (snap_interval > 0) {
       struct timespec ts;
       clock_gettime(CLOCK_REALTIME, &ts);
-      ts.tv_sec += snap_interval;
+      ts.tv_sec += snap_interval / 1000; /* snap_interval is in milliseconds */
+      ts.tv_nsec += (snap_interval % 1000) * 1000000L;
+      if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
       while ((r = sem_timedwait(&snap_sem, &ts)) != 0 && errno == EINTR) {}
     } else {
       while ((r = sem_wait(&snap_sem)) != 0 && errno == EINTR) {}

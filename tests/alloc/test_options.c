@@ -60,8 +60,16 @@ static void test_kinds(void) {
         ERR(PALLOC_OPT_STACK_DEPTH, "0") == PALLOC_OPT_RANGE, "depth bounds");
   CHECK(!OK(PALLOC_OPT_STACK_DEPTH, " 8") && !OK(PALLOC_OPT_STACK_DEPTH, "+8") &&
         !OK(PALLOC_OPT_STACK_DEPTH, "8x") && !OK(PALLOC_OPT_STACK_DEPTH, "-8"), "depth syntax");
+  /* seconds, in milliseconds */
   CHECK(!OK(PALLOC_OPT_PROFILE_INTERVAL, "+3") && !OK(PALLOC_OPT_PROFILE_INTERVAL, "0") &&
-        OK(PALLOC_OPT_PROFILE_INTERVAL, "60") && v == 60, "interval");
+        OK(PALLOC_OPT_PROFILE_INTERVAL, "60") && v == 60000, "interval");
+  CHECK(OK(PALLOC_OPT_PROFILE_INTERVAL, "0.5") && v == 500 &&
+        OK(PALLOC_OPT_PROFILE_INTERVAL, "1.2345") && v == 1234 &&
+        OK(PALLOC_OPT_PROFILE_INTERVAL, "0.001") && v == 1, "interval decimals");
+  CHECK(ERR(PALLOC_OPT_PROFILE_INTERVAL, "0.0009") == PALLOC_OPT_RANGE &&
+        !OK(PALLOC_OPT_PROFILE_INTERVAL, ".5") && !OK(PALLOC_OPT_PROFILE_INTERVAL, "1.") &&
+        !OK(PALLOC_OPT_PROFILE_INTERVAL, "1.5s") && !OK(PALLOC_OPT_PROFILE_INTERVAL, "-1") &&
+        ERR(PALLOC_OPT_PROFILE_INTERVAL, "2147483648") == PALLOC_OPT_RANGE, "interval syntax");
   CHECK(OK(PALLOC_OPT_SEED, "42") && v == 42 && OK(PALLOC_OPT_SEED, "0x2A") && v == 42 &&
         OK(PALLOC_OPT_SEED, "052") && v == 42 && OK(PALLOC_OPT_SEED, "0") && v == 0, "seed bases");
   CHECK(OK(PALLOC_OPT_SEED, "18446744073709551615") && (uint64_t)v == UINT64_MAX, "seed 2^64-1");

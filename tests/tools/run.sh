@@ -44,6 +44,11 @@ ls "$d"/snap.0001.pb.gz > /dev/null 2>&1 && echo "ok: --interval snapshots" \
   || fail "--interval: no snapshot: $(ls "$d") $(cat "$d/err")"
 grep -q 'snapshots every 1s' "$d/err" || fail "--interval: not mentioned: $(cat "$d/err")"
 grep -q "^  $d/snap.0001.pb.gz\$" "$d/err" || fail "--interval: snapshot not listed: $(cat "$d/err")"
+# fractional seconds: 0.3 s over a 1.2 s run is three or four snapshots
+"$palloc" run --interval 0.3 -o "$d/frac.pb.gz" -- sleep 1.2 2> "$d/err"
+n=$(ls "$d"/frac.[0-9]*.pb.gz 2> /dev/null | wc -l)
+[ "$n" -ge 3 ] && [ "$n" -le 5 ] && echo "ok: --interval 0.3: $n snapshots" \
+  || fail "--interval 0.3: $n snapshots in 1.2 s: $(cat "$d/err")"
 # a shell that starts three programs: each writes its own profile (%p), and all are listed; a
 # profile left by an earlier run is not
 mkdir "$d/many" && touch -d '2020-01-01' "$d/many/p.1.pb.gz"

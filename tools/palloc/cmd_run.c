@@ -43,7 +43,7 @@ static const char help[] =
   "                         (default: palloc.%p.pb.gz)\n"
   "  -r, --rate BYTES       mean bytes between samples (PALLOC_SAMPLE_RATE): 512k, 1MiB;\n"
   "                         1 records every allocation (exact)\n"
-  "  -s, --interval S       also write a numbered snapshot every S seconds\n"
+  "  -s, --interval S       also write a numbered snapshot every S seconds (0.5 too)\n"
   "                         (PALLOC_PROFILE_INTERVAL): PROFILE with .0001, .0002 ... before .pb.gz\n"
   "  -t, --trace            print the what-if GC trace (PALLOC_TRACE=1)\n"
   "  -h, --help             this help\n"
@@ -307,7 +307,7 @@ int cmd_run(int argc, char **argv) {
       break;
     case 's':
       if (palloc_option_parse(PALLOC_OPT_PROFILE_INTERVAL, optarg, &v) != PALLOC_OPT_OK)
-        return usage_error("run", "--interval needs whole seconds > 0, not '%s'", optarg);
+        return usage_error("run", "--interval needs seconds (60, 0.5; at least 0.001), not '%s'", optarg);
       interval = optarg;
       break;
     case 't': trace = true; break;
