@@ -10,7 +10,10 @@
  * symbol is matched against the sorted wanted addresses by binary search; names are read from the
  * string table only for the winners, at the end.
  */
+#include <dlfcn.h>
+#include <pthread.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -150,6 +153,34 @@ bool palloc_elf_open_sections(palloc_elf_t *e, int fd, palloc_scratch_t *s, bool
   return true;
 }
 
+/* zlib's inflater, as proto/write.c gets its deflater: linked (weak references, a static
+ * program that links -lz) or loaded by the first compressed section (dlopen "libz.so.1"), so
+ * that libpalloc needs no zlib at load time. Without it, compressed sections stay unread (names
+ * without lines), as before palloc read them. */
+#pragma weak inflateInit_
+#pragma weak inflate
+#pragma weak inflateEnd
+static struct {
+  int (*init)(z_streamp, const char *, int);
+  int (*inflate)(z_streamp, int);
+  int (*end)(z_streamp);
+} zi;
+static pthread_once_t zi_once = PTHREAD_ONCE_INIT;
+
+static void zi_load(void) {
+  if (inflateInit_ != NULL && inflate != NULL && inflateEnd != NULL) {
+    zi.init = inflateInit_, zi.inflate = inflate, zi.end = inflateEnd;
+    return;
+  }
+  if (getauxval(AT_BASE) == 0) return; /* static: no dynamic loader to ask */
+  void *h = dlopen("libz.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (h == NULL) return;
+  zi.init = (int (*)(z_streamp, const char *, int))dlsym(h, "inflateInit_");
+  zi.inflate = (int (*)(z_streamp, int))dlsym(h, "inflate");
+  zi.end = (int (*)(z_streamp))dlsym(h, "inflateEnd");
+  if (!zi.init || !zi.inflate || !zi.end) zi.init = NULL;
+}
+
 static voidpf z_alloc(voidpf s, uInt items, uInt size) {
   return palloc_scratch_alloc(s, (size_t)items * size);
 }
@@ -160,7 +191,8 @@ static void z_free(voidpf s, voidpf p) { palloc_scratch_free(s, p); }
  * than PALLOC_ELF_INFLATE_MAX, or corrupt. */
 static const Elf64_Shdr *inflate_section(palloc_elf_t *e, const Elf64_Shdr *h) {
   Elf64_Chdr ch;
-  if (e->nv == 3 || h->sh_size < sizeof ch || !palloc_elf_read(e, &ch, sizeof ch, h->sh_offset) ||
+  pthread_once(&zi_once, zi_load);
+  if (zi.init == NULL || e->nv == 3 || h->sh_size < sizeof ch || !palloc_elf_read(e, &ch, sizeof ch, h->sh_offset) ||
       ch.ch_type != ELFCOMPRESS_ZLIB || ch.ch_size == 0 || ch.ch_size > PALLOC_ELF_INFLATE_MAX)
     return NULL;
   unsigned char *out = palloc_scratch_alloc(e->s, (size_t)ch.ch_size);
@@ -171,7 +203,7 @@ static const Elf64_Shdr *inflate_section(palloc_elf_t *e, const Elf64_Shdr *h) {
   z.zalloc = z_alloc;
   z.zfree = z_free;
   z.opaque = e->s;
-  if (inflateInit(&z) != Z_OK) return NULL;
+  if (zi.init(&z, ZLIB_VERSION, (int)sizeof z) != Z_OK) return NULL;
   uint64_t at = h->sh_offset + sizeof ch, end = h->sh_offset + h->sh_size;
   z.next_out = out;
   z.avail_out = (uInt)ch.ch_size;
@@ -182,10 +214,10 @@ static const Elf64_Shdr *inflate_section(palloc_elf_t *e, const Elf64_Shdr *h) {
     at += k;
     z.next_in = in;
     z.avail_in = (uInt)k;
-    rc = inflate(&z, Z_NO_FLUSH);
+    rc = zi.inflate(&z, Z_NO_FLUSH);
   }
   uint64_t got = z.total_out;
-  inflateEnd(&z);
+  zi.end(&z);
   palloc_scratch_free(e->s, in);
   if (rc != Z_STREAM_END || got != ch.ch_size) return NULL;
   int k = e->nv++;
