@@ -99,7 +99,7 @@ static bool form_value(cur_t *c, uint64_t form, bool dwarf64, palloc_elf_t *e, b
   switch (form) {
     case DW_FORM_string: *str = cstr(c); return true;
     case DW_FORM_line_strp: sec = e->line_str; off = fixed(c, dwarf64 ? 8 : 4); break;
-    case DW_FORM_strp: sec = e->str; off = fixed(c, dwarf64 ? 8 : 4); break;
+    case DW_FORM_strp: sec = want_str ? palloc_elf_debug_str(e) : e->str; off = fixed(c, dwarf64 ? 8 : 4); break;
     case DW_FORM_udata: *num = uleb(c); return true;
     case DW_FORM_data1: *num = fixed(c, 1); return true;
     case DW_FORM_data2: *num = fixed(c, 2); return true;

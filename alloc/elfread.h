@@ -54,6 +54,9 @@ typedef struct palloc_elf_s {
   uint64_t vbase[3], vlen[3];
   const unsigned char *vdata[3];
   int nv;
+  /* a compressed .debug_str is only inflated when a line table refers to it (DW_FORM_strp is
+   * rare in line tables, and .debug_str is the largest debug section of C++ code) */
+  const Elf64_Shdr *str_z;
   palloc_symq_t *w;        /* sorted by rel */
   size_t n;
   uint64_t matches_left;   /* work bounds (palloc_elf_want) */
@@ -97,8 +100,13 @@ void palloc_elf_symbols(palloc_elf_t *e);
 /* File and line: one pass over .debug_line. */
 void palloc_dwarf_lines(palloc_elf_t *e);
 
-/* An inflated section is at most this large: the bound of a line-table unit read into memory. */
-#define PALLOC_ELF_INFLATE_MAX ((uint64_t)256 << 20)
+/* An inflated section is at most this large. A compressed section is inflated whole into the
+ * write's scratch memory (the process's RSS while the profile is written), where an uncompressed
+ * one is read a unit at a time: past this, the section is not read (frames get names without
+ * lines), rather than growing the host by more. */
+#define PALLOC_ELF_INFLATE_MAX ((uint64_t)64 << 20)
+/* e->str, inflating a compressed .debug_str at the first call (NULL if there is none). */
+const Elf64_Shdr *palloc_elf_debug_str(palloc_elf_t *e);
 /* The GNU build id of an open file (NT_GNU_BUILD_ID note), in id (up to 64 bytes); 0 if none. */
 size_t palloc_elf_build_id(palloc_elf_t *e, unsigned char *id, size_t cap);
 /* The file with the separate debug information of the loaded file path (open as e): by build id

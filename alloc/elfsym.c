@@ -147,6 +147,7 @@ bool palloc_elf_open_sections(palloc_elf_t *e, int fd, palloc_scratch_t *s, bool
     else if (h->sh_type == SHT_DYNSYM) e->dynsym = h;
     else if (h->sh_type == SHT_NOTE && strcmp(nm, ".note.gnu.build-id") == 0) e->build_id = h;
     else if (strcmp(nm, ".gnu_debuglink") == 0) e->debuglink = h;
+    else if (debug == &e->str && compressed) e->str_z = inflate ? h : NULL; /* on demand */
     else if (debug && compressed) *debug = inflate ? inflate_section(e, h) : NULL;
     else if (debug) *debug = h;
   }
@@ -230,6 +231,14 @@ static const Elf64_Shdr *inflate_section(palloc_elf_t *e, const Elf64_Shdr *h) {
   e->vsh[k].sh_offset = e->vbase[k];
   e->vsh[k].sh_size = ch.ch_size;
   return &e->vsh[k];
+}
+
+const Elf64_Shdr *palloc_elf_debug_str(palloc_elf_t *e) {
+  if (e->str == NULL && e->str_z != NULL) {
+    e->str = inflate_section(e, e->str_z);
+    e->str_z = NULL; /* one attempt */
+  }
+  return e->str;
 }
 
 size_t palloc_elf_build_id(palloc_elf_t *e, unsigned char *id, size_t cap) {
