@@ -29,6 +29,12 @@ grep -Eq '^ +\+7.81kB .*app::Cache<int>::insert\(int\)$' <<< "$("$palloc" diff "
 raw=$("$palloc" top --all --no-demangle "$d/a.pb.gz")
 grep -q '_ZN3app5CacheIiE6insertEi' <<< "$raw" || fail "--no-demangle: no _ZN3app5CacheIiE6insertEi"
 grep -qF 'app::Cache' <<< "$raw" && fail "--no-demangle still demangles"
+# a filter that matches nothing says so (as pprof does), and the table is empty
+"$palloc" top --focus 'no_such_function' "$d/a.pb.gz" > "$d/out" 2> "$d/err"
+grep -q 'the --focus expression matched nothing' "$d/err" && grep -q 'accounting for 0, 0%' "$d/out" \
+  || fail "--focus matching nothing: $(cat "$d/err" "$d/out")"
+"$palloc" top --trim-wrappers "$d/a.pb.gz" > /dev/null 2> "$d/err"
+[ -s "$d/err" ] && fail "--trim-wrappers without wrappers warned: $(cat "$d/err")"
 "$mkprofile" rust "$d/r.pb.gz" 400 3
 rust=$("$palloc" top --all "$d/r.pb.gz")
 grep -qF 'std::io::stdio::_print' <<< "$rust" || fail "Rust legacy symbol not demangled"

@@ -455,6 +455,7 @@ int view_from_opts(view_t *v, palloc_pb_profile_t *prof, const char *path, const
   v->fstart = xmalloc((p->n_location + 1) * sizeof *v->fstart);
   /* per location: 1 focused, 2 ignored (pprof's focusOrIgnore), 0 neither */
   uint8_t *lfocus = filt.any ? xcalloc(p->n_location + 1, 1) : NULL;
+  bool matched[NFILTERS] = {false}; /* pprof's fm, im, hm, hnm: for its warnings */
   size_t f = 0, maxlines = 1;
   for (size_t i = 0; i < p->n_location; i++) {
     const Perftools__Profiles__Location *l = p->location[i];
@@ -469,8 +470,9 @@ int view_from_opts(view_t *v, palloc_pb_profile_t *prof, const char *path, const
       if (fi != UINT32_MAX) any |= fmatch[fi];
     }
     if (filt.any) {
-      if (filt.on[F_IGNORE] && (any & 1u << F_IGNORE)) lfocus[i] = 2;
-      else if (!filt.on[F_FOCUS] || (any & 1u << F_FOCUS)) lfocus[i] = 1;
+      if (filt.on[F_IGNORE] && (any & 1u << F_IGNORE)) lfocus[i] = 2, matched[F_IGNORE] = true;
+      else if (!filt.on[F_FOCUS] || (any & 1u << F_FOCUS)) lfocus[i] = 1, matched[F_FOCUS] = true;
+      if (any & 1u << F_HIDE) matched[F_HIDE] = true;
     }
     /* --hide drops the lines that match (all of them if the mapping does), --show keeps only
      * those (all if the mapping does; a location without lines never survives --show) */
@@ -493,6 +495,7 @@ int view_from_opts(view_t *v, palloc_pb_profile_t *prof, const char *path, const
       uint8_t m = fi != UINT32_MAX ? fmatch[fi] : 0;
       if (hide_some && (m & 1u << F_HIDE)) continue;
       if (filt.on[F_SHOW] && !show_all && fi != UINT32_MAX && !(m & 1u << F_SHOW)) continue;
+      if (filt.on[F_SHOW]) matched[F_SHOW] = true; /* a line --show kept */
       v->ffunc[f] = fi;
       v->fline[f] = l->line[j]->line;
       v->frames[f++] = frame_name(v, &names, l, mi, fi, l->line[j]->line);
@@ -511,6 +514,11 @@ int view_from_opts(view_t *v, palloc_pb_profile_t *prof, const char *path, const
   /* the total (and so every percentage) is of the whole profile, filters or not (pprof's
    * default, -relative_percentages=false) */
   if (filt.any) filter_samples(v, lfocus, &locs);
+  static const char *const what[NFILTERS] = {"--focus", "--ignore", "--hide", "--show"};
+  for (int k = 0; k < NFILTERS; k++) /* pprof says "Focus expression matched no samples" */
+    if (filt.on[k] && !matched[k] && !(k == F_HIDE && o->trim_wrappers && !o->hide))
+      fprintf(view_diag ? view_diag : stderr, "palloc: %s: the %s expression matched nothing\n",
+              v->path, what[k]);
   for (int k = 0; k < NFILTERS; k++)
     if (filt.on[k]) regfree(&filt.re[k]);
   free(lfocus);
