@@ -238,7 +238,27 @@ check(d.count('data-match="1"') >= 1 and '#e040fb' in d, 'search: matches painte
 # icicle: the root on top
 r = root_rect(dom('#icicle'))
 check(r is not None and r[1] < 60, 'icicle: root frame at the top (y=%s)' % (r and r[1]))
-# a diff renders (red frames) and the screenshots of both sizes are written for a human look
+# a diff in the browser: after the script laid it out (and a search painted and unpainted it),
+# frames that grew are still red, shrunk ones blue, unchanged ones grey
+dbase, dgrown = os.path.join(tmp, 'db.pb.gz'), os.path.join(tmp, 'dg.pb.gz')
+run([mkprofile, 'heap', dbase, '600', '5'])
+run([mkprofile, 'grown', dgrown, '600', '5'])
+diffsvg = os.path.join(tmp, 'diff.svg')
+with open(diffsvg, 'w') as f:
+    f.write(run([palloc, 'flame', '--base', dbase, dgrown]))
+d = dom('#search=visit', path=diffsvg)
+bad = shown = 0
+for m in re.finditer(r'<g class="f"[^>]*?data-v="(\d+)" data-s="\d+" data-b="(\d+)"[^>]*>(?:(?!</g>).)*?'
+                     r'<rect[^>]*fill="([^"]+)"', d, re.S):
+    v, b, fill = int(m.group(1)), int(m.group(2)), m.group(3)
+    shown += 1
+    if fill == '#e040fb':
+        continue  # a search match
+    want = 'hsl(0,' if v > b else 'hsl(218,' if v < b else 'hsl(0,0%'
+    bad += not fill.startswith(want)
+check(shown > 10 and bad == 0 and 'data-match="1"' in d,
+      'diff in Chromium: %d frames, colours kept through layout and search (%d wrong)' % (shown, bad))
+# the screenshots of both sizes are written for a human look
 shots = os.environ.get('FLAME_SHOTS')
 if shots:
     for size in ('1400,900', '800,600'):
