@@ -212,8 +212,15 @@ void palloc_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- registry.c: the live sampled blocks ---------------------------------------------- */
 typedef struct palloc_bucket_s palloc_bucket_t;
+/* The page map's granule: one count per 2^PALLOC_GRANULE_SHIFT bytes of address space
+ * (registry.c says why 1 KiB). */
+#ifndef PALLOC_GRANULE_SHIFT
+#define PALLOC_GRANULE_SHIFT 10
+#endif
+#define PALLOC_STR_(x) #x
+#define PALLOC_STR(x) PALLOC_STR_(x)
 typedef struct {
-  _Atomic(_Atomic uint16_t *) counts; /* live sampled blocks per 4 KiB page, index masked */
+  _Atomic(_Atomic uint16_t *) counts; /* live sampled blocks per granule, index masked */
   _Atomic uintptr_t mask;
 } __attribute__((aligned(64))) palloc_page_map_t;
 extern palloc_page_map_t palloc_page_map;
@@ -239,7 +246,7 @@ void palloc_registry_unlock(void);
 static inline __attribute__((always_inline)) bool palloc_maybe_sampled(const void *p) {
 #if PALLOC_ASM && !PALLOC_TSAN
   __asm__ goto("movq %0, %%rax\n\t"
-               "shrq $12, %%rax\n\t"
+               "shrq $" PALLOC_STR(PALLOC_GRANULE_SHIFT) ", %%rax\n\t"
                "andq %1, %%rax\n\t"
                "movq %2, %%rdx\n\t"
                "cmpw $0, (%%rdx,%%rax,2)\n\t"
@@ -252,7 +259,7 @@ maybe:
 #else
   _Atomic uint16_t *map = atomic_load_explicit(&palloc_page_map.counts, memory_order_relaxed);
   uintptr_t mask = atomic_load_explicit(&palloc_page_map.mask, memory_order_relaxed);
-  return atomic_load_explicit(&map[((uintptr_t)p >> 12) & mask], memory_order_relaxed) != 0;
+  return atomic_load_explicit(&map[((uintptr_t)p >> PALLOC_GRANULE_SHIFT) & mask], memory_order_relaxed) != 0;
 #endif
 }
 
