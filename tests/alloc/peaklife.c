@@ -5,12 +5,14 @@
  *   peaklife lifetimes [threads] site_a: freed at once; site_b: freed after ~50 ms; site_c: never
  *   peaklife leak BYTES [threads|fork|supp]  leaks BYTES from leak_site (in 1 KiB blocks), and
  *                               with "supp" BYTES more from suppressed_site (in supp_file.c's
- *                               name via its function); "fork": the leak and the check happen
- *                               in a forked child, whose status is this program's
+ *                               name via its function)
+ *   any mode ... fork           the same in a forked child, whose status is this program's
  *   peaklife clean [threads|fork]  allocates and frees everything
+ *   peaklife snapshot           phases, then raises SIGUSR2 (PALLOC_PROFILE_SIGNAL) and waits
  * Each ends by printing "done" through stdio (the leak gate must not lose it).
  */
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,20 +105,30 @@ int main(int argc, char **argv) {
   if (argc < 2) return 2;
   const char *mode = argv[1], *opt = argc > 2 ? argv[argc - 1] : "";
   int threads = strcmp(opt, "threads") == 0;
+  if (strcmp(opt, "fork") == 0) {
+    /* everything happens in a forked child, whose status is this program's; the parent
+     * leaves by _exit, so that only the child writes profiles and checks leaks */
+    void *before = malloc(1 << 20); /* sampled or not, freed by the child: no leak */
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid > 0) {
+      int st;
+      waitpid(pid, &st, 0);
+      printf("child %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+      fflush(NULL);
+      _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 1);
+    }
+    free(before);
+  }
   if (strcmp(mode, "phases") == 0) phases(threads);
   else if (strcmp(mode, "lifetimes") == 0) lifetimes(threads);
+  else if (strcmp(mode, "snapshot") == 0) {
+    phases(0);
+    raise(SIGUSR2);
+    msleep(300); /* the writer thread writes the snapshots meanwhile */
+  }
   else if (strcmp(mode, "leak") == 0 || strcmp(mode, "clean") == 0) {
     size_t bytes = strcmp(mode, "leak") == 0 ? strtoull(argv[2], NULL, 0) : 0;
-    if (strcmp(opt, "fork") == 0) {
-      fflush(NULL);
-      pid_t pid = fork();
-      if (pid > 0) {
-        int st;
-        waitpid(pid, &st, 0);
-        printf("child %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
-        _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 1); /* the parent leaves the check to the child */
-      }
-    }
     /* work that is freed: never a leak */
     void **v = calloc(1000, sizeof *v);
     for (int i = 0; i < 1000; i++) v[i] = malloc(4096);
