@@ -414,6 +414,7 @@ size_t palloc_bucket_chain(const uintptr_t *stk, int n, size_t size_class);
 /* The bucket of (stack, size class of request), made on first use; NULL if out of memory. */
 palloc_bucket_t *palloc_bucket_get(const uintptr_t *stk, int n, size_t request);
 palloc_bucket_t *palloc_bucket_list(void);  /* head of the all-buckets list */
+void palloc_bucket_fork_child(void);        /* finishes a table set-up the fork cut short */
 void palloc_bucket_record_alloc(palloc_bucket_t *b, size_t size);
 void palloc_bucket_record_free(palloc_bucket_t *b, size_t size);
 /* A bucket's raw sampled counts (not yet scaled by the sampling rate): objects and requested

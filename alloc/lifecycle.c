@@ -139,6 +139,7 @@ void palloc_fork_child(void) {
   palloc_meta_unlock();
   palloc_writer_unlock();
   palloc_observers_fork_child();
+  palloc_bucket_fork_child();
   palloc_guard_exit(&palloc_thread);
   palloc_writer_fork_child();
 }
