@@ -493,6 +493,7 @@ void palloc_extra_profiles_exit(void);
 void palloc_extra_profiles_snapshot(unsigned seq);
 /* leak.c: the leak gate at exit; may end the process with PALLOC_LEAK_EXIT_CODE. */
 void palloc_leak_check_exit(void);
+void palloc_leak_start(void); /* at start: keeps a descriptor of stderr for the report */
 
 /* ---- observer.c: the allocation stream, to the observers that want it (observer.h) ------- */
 #include "observer.h"

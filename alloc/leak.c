@@ -29,11 +29,13 @@
 #include "palloc_proto.h"
 #include "poisson.h"
 
-/* What every glibc process keeps to its end: stdio's buffers, the dynamic loader's (TLS, link
- * maps; and what libraries' constructors run by the loader keep, such as libstdc++'s emergency
- * exception pool), locale and iconv data, the time zone. */
-static const char *const builtin[] = {"_IO_file_doallocate", "^_dl_", "_nl_", "__gconv",
-                                      "__tzfile_read", "setlocale", NULL};
+/* What every glibc process keeps to its end: stdio's buffers; the dynamic loader's (TLS, link
+ * maps) and what the libraries' constructors it runs keep, such as libstdc++'s 71 KiB emergency
+ * exception pool: any stack through ld.so, matched by its module name since ld.so's own
+ * functions have no names in its .dynsym (a program's main and its own constructors are called
+ * by libc, not ld.so); locale and iconv data; the time zone. */
+static const char *const builtin[] = {"_IO_file_doallocate", "^_dl_", "/ld-linux", "/ld64.so",
+                                      "_nl_", "__gconv", "__tzfile_read", "setlocale", NULL};
 
 typedef struct {
   const char *pat;
@@ -49,6 +51,17 @@ typedef struct {
   const palloc_sym_t *syms; /* b->nstk */
 } leak_t;
 
+/* The report's descriptor: stderr as it was at start. Programs close their stderr at exit
+ * (coreutils' close_stdout does, in an atexit handler), and a descriptor 2 reopened since may
+ * be one of the program's files: the report must go to neither. */
+static int report_fd = 2;
+
+void palloc_leak_start(void) {
+  if (!palloc_option_is_set(PALLOC_OPT_LEAK_CHECK)) return;
+  int fd = fcntl(2, F_DUPFD_CLOEXEC, 64);
+  if (fd >= 0) report_fd = fd;
+}
+
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...) {
   char line[1200];
@@ -58,7 +71,7 @@ static void say(const char *fmt, ...) {
   va_end(ap);
   if (n < 0) return;
   if (n >= (int)sizeof line) n = (int)sizeof line - 1;
-  palloc_proto_out_write(2, line, (size_t)n);
+  palloc_proto_out_write(report_fd, line, (size_t)n);
 }
 
 /* LeakSanitizer's template match: '*' any run of characters, '^' and '$' anchor at the start

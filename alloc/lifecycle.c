@@ -150,6 +150,7 @@ __attribute__((constructor(101))) static void palloc_start(void) {
   palloc_thread_t *t = &palloc_thread;
   palloc_guard_enter(t);
   palloc_writer_start();
+  palloc_leak_start();
   palloc_observers_start();
   palloc_guard_exit(t);
 }

@@ -215,6 +215,14 @@ for v in ['', 'threads', 'fork']:
     expect(gate(['leak', str(128 * 1024)] + va, '64MiB'), 0, f'leak 128 KiB under 64 MiB, default rate {v}')
 r = gate(['clean'], '0', '1')
 check('ERROR' not in r.stderr, f'a clean program has a report:\n{r.stderr}')
+# a program that closes its stderr at exit and opens a file on descriptor 2: the report goes to
+# the stderr of the start, never into the program's file
+victim = os.path.join(tmp, 'victim.txt')
+r = gate(['leak', str(4 * MiB), 'closeerr'], '1MiB', '1')
+expect(r, 23, 'stderr closed at exit', 'SUMMARY: palloc LeakCheck')
+check(os.path.exists(victim) and os.path.getsize(victim) == 0,
+      f'the report went into the program\'s file on descriptor 2: {open(victim).read()[:300]!r}'
+      if os.path.exists(victim) else 'victim.txt was not created')
 r = gate(['leak', str(4 * MiB)], '1MiB', '1')
 check(re.search(r'#0 0x[0-9a-f]+ in leak_site .*peaklife\.c:\d+', r.stderr),
       f'the report does not name leak_site with its file and line:\n{r.stderr[:1200]}')

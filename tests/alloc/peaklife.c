@@ -7,10 +7,13 @@
  *                               with "supp" BYTES more from suppressed_site (in supp_file.c's
  *                               name via its function)
  *   any mode ... fork           the same in a forked child, whose status is this program's
+ *   any mode ... closeerr       an exit handler closes stderr and opens victim.txt, which gets
+ *                               descriptor 2 (as coreutils' close_stdout, then a file)
  *   peaklife clean [threads|fork]  allocates and frees everything
  *   peaklife snapshot           phases, then raises SIGUSR2 (PALLOC_PROFILE_SIGNAL) and waits
  * Each ends by printing "done" through stdio (the leak gate must not lose it).
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -95,6 +98,12 @@ static void lifetimes(int threads) {
   pthread_join(th, NULL);
 }
 
+static void close_stderr(void) {
+  fclose(stderr);
+  int fd = open("victim.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644); /* takes descriptor 2 */
+  (void)fd;
+}
+
 static void *leak_run(void *arg) {
   size_t bytes = *(size_t *)arg;
   for (size_t i = 0; i < bytes / 1024; i++) leak_site(1024);
@@ -105,6 +114,7 @@ int main(int argc, char **argv) {
   if (argc < 2) return 2;
   const char *mode = argv[1], *opt = argc > 2 ? argv[argc - 1] : "";
   int threads = strcmp(opt, "threads") == 0;
+  if (strcmp(opt, "closeerr") == 0) atexit(close_stderr);
   if (strcmp(opt, "fork") == 0) {
     /* everything happens in a forked child, whose status is this program's; the parent
      * leaves by _exit, so that only the child writes profiles and checks leaks */
