@@ -129,6 +129,16 @@ palloc_bucket_t *palloc_bucket_get(const uintptr_t *stk, int n, size_t request) 
   return fresh;
 }
 
+/* The fork child, its locks released: a thread that was making the table when the process
+ * forked does not exist here, and would have left table_state at 1 (running) for good, every
+ * later sample spinning on it (tests/gcsim/whatif_fork.c caught one in ~30 runs). The fork
+ * handler held meta.c's lock across the fork, so the thread was either before its
+ * palloc_meta_alloc or past it: the table is either made (table set) or not begun. */
+void palloc_bucket_fork_child(void) {
+  if (atomic_load_explicit(&table_state, memory_order_relaxed) == 1)
+    atomic_store_explicit(&table_state, table != NULL ? 2 : 0, memory_order_release);
+}
+
 palloc_bucket_t *palloc_bucket_list(void) {
   return atomic_load_explicit(&all_buckets, memory_order_acquire);
 }

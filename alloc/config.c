@@ -31,6 +31,9 @@ void palloc_config_load(void) {
   palloc_g.unwind_fp = palloc_option_int(PALLOC_OPT_UNWIND) == 1;
   palloc_g.tcache = palloc_option_int(PALLOC_OPT_TCACHE) != 0;
   palloc_g.symbolize = palloc_option_int(PALLOC_OPT_SYMBOLIZE) != 0;
+  palloc_g.peak_growth = palloc_option_int(PALLOC_OPT_PEAK_GROWTH);
+  palloc_g.lifetimes = palloc_option_int(PALLOC_OPT_LIFETIMES) != 0;
+  palloc_g.temp_ns = (uint64_t)palloc_option_int(PALLOC_OPT_TEMP_THRESHOLD);
   /* options.c's bounds: the stack buffers hold PALLOC_MAX_DEPTH frames; a rate is >= 0 */
   palloc_assert(palloc_g.depth >= 1 && palloc_g.depth <= PALLOC_MAX_DEPTH);
   palloc_assert(atomic_load(&palloc_g.rate) >= 0);

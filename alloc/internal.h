@@ -179,6 +179,9 @@ typedef struct palloc_global_s {
   bool tcache;                   /* PALLOC_TCACHE != 0 */
   _Atomic uint64_t samples_dropped;
   _Atomic uint64_t threads;
+  int64_t peak_growth;           /* PALLOC_PEAK_GROWTH in thousandths; -1 = no peak tracking */
+  bool lifetimes;                /* PALLOC_LIFETIMES: sampled blocks carry their birth time */
+  uint64_t temp_ns;              /* PALLOC_TEMP_THRESHOLD */
 } palloc_global_t;
 
 extern palloc_global_t palloc_g;
@@ -212,8 +215,15 @@ void palloc_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- registry.c: the live sampled blocks ---------------------------------------------- */
 typedef struct palloc_bucket_s palloc_bucket_t;
+/* The page map's granule: one count per 2^PALLOC_GRANULE_SHIFT bytes of address space
+ * (registry.c says why 1 KiB). */
+#ifndef PALLOC_GRANULE_SHIFT
+#define PALLOC_GRANULE_SHIFT 10
+#endif
+#define PALLOC_STR_(x) #x
+#define PALLOC_STR(x) PALLOC_STR_(x)
 typedef struct {
-  _Atomic(_Atomic uint16_t *) counts; /* live sampled blocks per 4 KiB page, index masked */
+  _Atomic(_Atomic uint16_t *) counts; /* live sampled blocks per granule, index masked */
   _Atomic uintptr_t mask;
 } __attribute__((aligned(64))) palloc_page_map_t;
 extern palloc_page_map_t palloc_page_map;
@@ -224,6 +234,14 @@ bool palloc_registry_init(bool stream);
 bool palloc_registry_add(const void *p, palloc_bucket_t *bucket, size_t size);
 /* Removes p if it is registered and gives its bucket and size; false if p was not sampled. */
 bool palloc_registry_take(const void *p, palloc_bucket_t **bucket, size_t *size);
+/* The same, with the block's birth time (lifetime.c's clock; 0 = not timed). */
+bool palloc_registry_add_at(const void *p, palloc_bucket_t *bucket, size_t size, uint64_t born);
+bool palloc_registry_take_at(const void *p, palloc_bucket_t **bucket, size_t *size,
+                             uint64_t *born);
+/* Calls fn on every registered block, stripe by stripe under its lock (fn must take no lock and
+ * allocate nothing but scratch memory); under the caller's guard. */
+void palloc_registry_each(void (*fn)(void *arg, palloc_bucket_t *b, size_t size, uint64_t born),
+                          void *arg);
 /* Frees p, possibly sampled, later: this thread is inside the registry (t->in_registry; a signal
  * handler interrupted it), which then takes p out and frees it when that registry call ends. */
 void palloc_registry_defer_free(palloc_thread_t *t, void *p);
@@ -239,7 +257,7 @@ void palloc_registry_unlock(void);
 static inline __attribute__((always_inline)) bool palloc_maybe_sampled(const void *p) {
 #if PALLOC_ASM && !PALLOC_TSAN
   __asm__ goto("movq %0, %%rax\n\t"
-               "shrq $12, %%rax\n\t"
+               "shrq $" PALLOC_STR(PALLOC_GRANULE_SHIFT) ", %%rax\n\t"
                "andq %1, %%rax\n\t"
                "movq %2, %%rdx\n\t"
                "cmpw $0, (%%rdx,%%rax,2)\n\t"
@@ -252,7 +270,7 @@ maybe:
 #else
   _Atomic uint16_t *map = atomic_load_explicit(&palloc_page_map.counts, memory_order_relaxed);
   uintptr_t mask = atomic_load_explicit(&palloc_page_map.mask, memory_order_relaxed);
-  return atomic_load_explicit(&map[((uintptr_t)p >> 12) & mask], memory_order_relaxed) != 0;
+  return atomic_load_explicit(&map[((uintptr_t)p >> PALLOC_GRANULE_SHIFT) & mask], memory_order_relaxed) != 0;
 #endif
 }
 
@@ -383,6 +401,13 @@ struct palloc_bucket_s {
    * set takes no new samples: the same addresses may now be another library's code. */
   const uint32_t *_Atomic gone;
   _Atomic uint64_t allocs, frees, alloc_bytes, free_bytes;
+  /* lifetime.c: the lifetimes (ns) of the freed sampled blocks: count, sum, sum of squares (a
+   * double's bits), min (kept as UINT64_MAX - min, so that 0 is "none"), max; and the blocks
+   * freed within PALLOC_TEMP_THRESHOLD, and their bytes. */
+  _Atomic uint64_t life_n, life_sum, life_sumsq, life_min_inv, life_max, temp_n, temp_bytes;
+  /* peak.c: the list of buckets that may hold live samples (under peak.c's lock). */
+  struct palloc_bucket_s *live_next;
+  _Atomic uint8_t live_listed;
   uintptr_t stk[];
 };
 /* Bumped by every dlclose (unload.c), before the library goes: buckets made before it may hold
@@ -396,6 +421,7 @@ size_t palloc_bucket_chain(const uintptr_t *stk, int n, size_t size_class);
 /* The bucket of (stack, size class of request), made on first use; NULL if out of memory. */
 palloc_bucket_t *palloc_bucket_get(const uintptr_t *stk, int n, size_t request);
 palloc_bucket_t *palloc_bucket_list(void);  /* head of the all-buckets list */
+void palloc_bucket_fork_child(void);        /* finishes a table set-up the fork cut short */
 void palloc_bucket_record_alloc(palloc_bucket_t *b, size_t size);
 void palloc_bucket_record_free(palloc_bucket_t *b, size_t size);
 /* A bucket's raw sampled counts (not yet scaled by the sampling rate): objects and requested
@@ -426,6 +452,21 @@ void palloc_scratch_free(void *scratch, void *p);
 void palloc_scratch_destroy(palloc_scratch_t *s);
 uint64_t palloc_scratch_peak(const palloc_scratch_t *s);
 
+/* ---- lifetime.c: the allocation clock and the lifetimes of sampled blocks ---------------- */
+/* The clock of birth and death of sampled blocks, in ns (never 0), or 0 if lifetimes are off. */
+uint64_t palloc_lifetime_now(void);
+/* A sampled block of size bytes in bucket b, born at born (0: not timed), is freed: its bucket's
+ * free counters, the peak's live estimate, its lifetime. */
+void palloc_sample_freed(palloc_bucket_t *b, size_t size, uint64_t born);
+
+/* ---- peak.c: the peak-heap profile ------------------------------------------------------- */
+/* A sampled allocation of size bytes was counted in b: the live estimate grows, and a new peak
+ * is snapshot if it passed the last one by PALLOC_PEAK_GROWTH. Under the guard. */
+void palloc_peak_on_alloc(palloc_bucket_t *b, size_t size);
+void palloc_peak_on_free(palloc_bucket_t *b, size_t size);
+void palloc_peak_lock(void);    /* fork handlers */
+void palloc_peak_unlock(void);
+
 /* ---- slowpath.c: the sampled allocation and free ----------------------------------------- */
 void *palloc_alloc_slow(size_t n, size_t align, bool zero);
 void palloc_free_slow(void *p);
@@ -448,6 +489,18 @@ struct palloc_scratch_s;
 /* Builds the heap profile and writes it to path (temporary name + rename, proto's
  * palloc_proto_write_path) or, if path is NULL, to fd. Returns compressed size or -1 with err. */
 long palloc_profile_emit(const char *path, int fd, char *err, size_t errlen);
+/* The other profiles built from the buckets (profinternal.h's palloc_profile_kind_t): the peak
+ * heap (peak.c) and the lifetimes (lifetime.c). */
+enum { PALLOC_PROFILE_HEAP, PALLOC_PROFILE_PEAK, PALLOC_PROFILE_LIFETIME };
+long palloc_profile_emit_kind(int kind, const char *path, int fd, char *err, size_t errlen);
+/* writer.c's writes of the other kinds: at exit, with each snapshot (seq > 0), on demand. */
+int palloc_write_kind(int kind, const char *path, int fd, unsigned seq);
+/* After the exit profile: the peak and lifetime profiles' exit writes, then the leak check. */
+void palloc_extra_profiles_exit(void);
+void palloc_extra_profiles_snapshot(unsigned seq);
+/* leak.c: the leak gate at exit; may end the process with PALLOC_LEAK_EXIT_CODE. */
+void palloc_leak_check_exit(void);
+void palloc_leak_start(void); /* at start: keeps a descriptor of stderr for the report */
 
 /* ---- observer.c: the allocation stream, to the observers that want it (observer.h) ------- */
 #include "observer.h"

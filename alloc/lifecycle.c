@@ -105,6 +105,7 @@ void palloc_thread_watch_exit(palloc_thread_t *t) {
  *  3. palloc's memory (meta);
  *  4. the unwinder's (a thread unwinding takes no palloc lock);
  *  5. the thread caches' slot arrays (a leaf);
+ *  5'. the peak tracker's (peak.c; a leaf, taken under the writer's by a peak profile write);
  *  6. the registry's stripes (a leaf: the registry calls nothing that locks), with their own
  *     in_registry and guard brackets (registry.c).
  * Parent and child release them in the reverse order. The forking thread holds them under its
@@ -117,10 +118,12 @@ void palloc_fork_prepare(void) {
   palloc_meta_lock();
   palloc_stack_fork_prepare();
   palloc_tc_lock();
+  palloc_peak_lock();
   palloc_registry_lock();
 }
 void palloc_fork_parent(void) {
   palloc_registry_unlock();
+  palloc_peak_unlock();
   palloc_tc_unlock();
   palloc_stack_fork_parent();
   palloc_meta_unlock();
@@ -130,11 +133,13 @@ void palloc_fork_parent(void) {
 }
 void palloc_fork_child(void) {
   palloc_registry_unlock();
+  palloc_peak_unlock();
   palloc_tc_unlock();
   palloc_stack_fork_child();
   palloc_meta_unlock();
   palloc_writer_unlock();
   palloc_observers_fork_child();
+  palloc_bucket_fork_child();
   palloc_guard_exit(&palloc_thread);
   palloc_writer_fork_child();
 }
@@ -145,6 +150,7 @@ __attribute__((constructor(101))) static void palloc_start(void) {
   palloc_thread_t *t = &palloc_thread;
   palloc_guard_enter(t);
   palloc_writer_start();
+  palloc_leak_start();
   palloc_observers_start();
   palloc_guard_exit(t);
 }
@@ -152,4 +158,6 @@ __attribute__((constructor(101))) static void palloc_start(void) {
 __attribute__((destructor(101))) static void palloc_stop(void) {
   palloc_observers_exit();
   palloc_writer_stop();
+  palloc_extra_profiles_exit(); /* the peak and lifetime profiles */
+  palloc_leak_check_exit();     /* last: it may end the process (PALLOC_LEAK_CHECK) */
 }

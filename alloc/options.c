@@ -19,6 +19,8 @@
 #define KiB ((int64_t)1 << 10)
 
 static char profile_path[PALLOC_PROFILE_PATH_MAX], trace_path[4096];
+static char peak_path[PALLOC_PROFILE_PATH_MAX], lifetime_path[PALLOC_PROFILE_PATH_MAX];
+static char suppressions_path[4096];
 static char debug_dirs[4096];
 
 static const palloc_option_word_t unwind_words[] = {
@@ -108,6 +110,44 @@ const palloc_option_desc_t palloc_options[PALLOC_OPT_COUNT] = {
     "measured", "the mark rate is measured",
     "gcsim, what-if mode: the mark rate in bytes per second, a size (e.g. `800MiB`); pins "
     "what is otherwise measured at start-up"},
+  [PALLOC_OPT_PEAK_PROFILE] = {
+    "PALLOC_PEAK_PROFILE", PALLOC_KIND_PATH, 0, 0, sizeof peak_path - 1, 0, NULL, peak_path,
+    "unset: no file", "no peak profile will be written",
+    "write the peak-heap profile here at exit (what was live at the high-water mark; its "
+    "comments say when and how large), and with every snapshot, numbered as they are; `%p` = "
+    "pid; opened as `PALLOC_PROFILE` is"},
+  [PALLOC_OPT_PEAK_GROWTH] = {
+    "PALLOC_PEAK_GROWTH", PALLOC_KIND_FACTOR, 1100, 1001, 1000000, -1, NULL, NULL,
+    "`1.1`", "using 1.1",
+    "a new peak is recorded when the estimated live heap exceeds the last one by this factor "
+    "(`1.001` to `1000`); `off` = no peak tracking"},
+  [PALLOC_OPT_LIFETIMES] = {
+    "PALLOC_LIFETIMES", PALLOC_KIND_BOOL, 1, 0, 1, 0, NULL, NULL,
+    "`1`", "lifetimes stay on",
+    "`1`/`on` or `0`/`off`: record when each sampled block is allocated and freed (the lifetime "
+    "profile and the temporaries)"},
+  [PALLOC_OPT_LIFETIME_PROFILE] = {
+    "PALLOC_LIFETIME_PROFILE", PALLOC_KIND_PATH, 0, 0, sizeof lifetime_path - 1, 0, NULL,
+    lifetime_path, "unset: no file", "no lifetime profile will be written",
+    "write the lifetime profile here at exit, and with every snapshot; `%p` = pid; opened as "
+    "`PALLOC_PROFILE` is"},
+  [PALLOC_OPT_TEMP_THRESHOLD] = {
+    "PALLOC_TEMP_THRESHOLD", PALLOC_KIND_DURATION, 1000000, 1, INT64_MAX / 2, 0, NULL, NULL,
+    "`1ms`", "using 1ms",
+    "a sampled block freed within this time of its allocation is a temporary (the lifetime "
+    "profile's `temp_*` values): digits and `ns`, `us`, `ms` or `s`"},
+  [PALLOC_OPT_LEAK_CHECK] = {
+    "PALLOC_LEAK_CHECK", PALLOC_KIND_SIZE, 0, 0, INT64_MAX / 4, 0, NULL, NULL,
+    "unset: no check", "no leak check",
+    "at exit, report the stacks of the blocks still live (LeakSanitizer's shape, estimates with "
+    "95% intervals; exact at rate 1) and exit with status 23 when the leaked bytes exceed this "
+    "budget, a size, by more than 3 standard errors; `0` = any leak"},
+  [PALLOC_OPT_LEAK_SUPPRESSIONS] = {
+    "PALLOC_LEAK_SUPPRESSIONS", PALLOC_KIND_PATH, 0, 0, sizeof suppressions_path - 1, 0, NULL,
+    suppressions_path, "unset", "no suppressions",
+    "a LeakSanitizer suppressions file: lines `leak:PATTERN` (a function, source file or "
+    "library name; `*` matches anything, `^`/`$` anchor), `#` comments; matching stacks are "
+    "left out of the leak check"},
 };
 
 const char palloc_options_rules[] =
@@ -298,6 +338,38 @@ palloc_option_err_t palloc_option_parse(palloc_option_t id, const char *s, int64
     *out = sig;
     return PALLOC_OPT_OK;
   }
+  case PALLOC_KIND_FACTOR: {
+    if (o->off_value != 0 && ieq(s, "off")) {
+      *out = o->off_value;
+      return PALLOC_OPT_OK;
+    }
+    if ((end = digits(s, &u)) == NULL || u > (uint64_t)INT64_MAX / 1000) return PALLOC_OPT_SYNTAX;
+    v = (int64_t)u * 1000;
+    if (*end == '.') {
+      int64_t scale = 100;
+      for (end++; *end >= '0' && *end <= '9' && scale > 0; end++, scale /= 10)
+        v += (int64_t)(*end - '0') * scale;
+      if (end[-1] == '.') return PALLOC_OPT_SYNTAX;
+    }
+    if (*end != 0) return PALLOC_OPT_SYNTAX;
+    if (v < o->lo || v > o->hi) return PALLOC_OPT_RANGE;
+    *out = v;
+    return PALLOC_OPT_OK;
+  }
+  case PALLOC_KIND_DURATION: {
+    static const struct { const char *unit; int64_t ns; } units[] = {
+      {"ns", 1}, {"us", 1000}, {"ms", 1000000}, {"s", 1000000000}};
+    if ((end = digits(s, &u)) == NULL) return PALLOC_OPT_SYNTAX;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+      if (strcmp(end, units[i].unit) != 0) continue;
+      if (u > (uint64_t)o->hi / (uint64_t)units[i].ns) return PALLOC_OPT_RANGE;
+      v = (int64_t)u * units[i].ns;
+      if (v < o->lo) return PALLOC_OPT_RANGE;
+      *out = v;
+      return PALLOC_OPT_OK;
+    }
+    return PALLOC_OPT_SYNTAX;
+  }
   case PALLOC_KIND_PATH: {
     size_t n = strlen(s);
     if (n > (size_t)o->hi) return PALLOC_OPT_TOO_LONG;
@@ -409,6 +481,11 @@ size_t palloc_option_message(palloc_option_t id, const char *s, palloc_option_er
       }
       break;
     }
+    case PALLOC_KIND_FACTOR:
+      puts_(&l, err == PALLOC_OPT_RANGE ? " is not a factor in [1.001, 1000]"
+                                        : " is not a factor (1.1, 2, 1.25; or off)");
+      break;
+    case PALLOC_KIND_DURATION: puts_(&l, " is not a duration (digits and ns, us, ms or s)"); break;
     case PALLOC_KIND_PATH: break;
     }
     break;

@@ -35,12 +35,24 @@ typedef enum palloc_option_e {
   PALLOC_OPT_TRACE,
   PALLOC_OPT_TRACE_FILE,
   PALLOC_OPT_TRACE_MARKRATE,
+  PALLOC_OPT_PEAK_PROFILE,  /* the peak heap, lifetimes and the leak gate (peak.c, ...) */
+  PALLOC_OPT_PEAK_GROWTH,
+  PALLOC_OPT_LIFETIMES,
+  PALLOC_OPT_LIFETIME_PROFILE,
+  PALLOC_OPT_TEMP_THRESHOLD,
+  PALLOC_OPT_LEAK_CHECK,
+  PALLOC_OPT_LEAK_SUPPRESSIONS,
   PALLOC_OPT_COUNT
 } palloc_option_t;
 
 /* PALLOC_TRACE's values (palloc_option_int(PALLOC_OPT_TRACE)), declared with the table that
  * parses them; gcsim reads them. */
 enum { PALLOC_TRACE_OFF = 0, PALLOC_TRACE_ON = 1, PALLOC_TRACE_LEGACY = 2 };
+
+/* The leak gate's exit status (leak.c): LeakSanitizer's default, so that CI scripts that know
+ * LSan's code know palloc's. */
+#define PALLOC_LEAK_EXIT_CODE 23
+#define PALLOC_LEAK_EXIT_TEXT "23"
 
 /* PALLOC_PROFILE's longest value, with its NUL (writer.c's path buffers) */
 #define PALLOC_PROFILE_PATH_MAX 1024
@@ -54,6 +66,9 @@ typedef enum palloc_option_kind_e {
   PALLOC_KIND_PERCENT, /* Go's GOGC: a whole number, "off" or a negative number = -1      */
   PALLOC_KIND_SIGNAL,  /* a signal that may ask for something: not KILL, STOP or a fault  */
   PALLOC_KIND_PATH,    /* a path of at most `hi` bytes; %p expanded when it is used       */
+  PALLOC_KIND_FACTOR,  /* a decimal like 1.1 (3 digits after the point at most), kept in
+                        * thousandths (1100); with `off_value` != 0 also "off"              */
+  PALLOC_KIND_DURATION, /* digits and ns, us, ms or s (exactly so), kept in nanoseconds     */
   PALLOC_KIND_SECONDS, /* seconds, decimals allowed ("0.5"): the value is in milliseconds  */
 } palloc_option_kind_t;
 

@@ -103,10 +103,34 @@ typedef struct {
   Location **loc;                      /* add_locations: loc[i] is frame i's */
   Function **fn;
   size_t nfn;
+
+  const palloc_profile_kind_t *kind;   /* NULL: the heap profile; else its rows, e[i] = row i */
+  palloc_profile_row_t *rows;
+  char kcomment[PALLOC_KIND_MAX_COMMENTS][256];
+  int nkcomment;
 } build_t;
+
+/* 1'. Another kind's rows (profinternal.h), as entries: every row is a sample. */
+static bool collect_rows(build_t *B) {
+  long n = B->kind->collect(B->s, B->rate, &B->rows, B->kcomment, &B->nkcomment);
+  palloc_assert(B->nkcomment >= 0 && B->nkcomment <= PALLOC_KIND_MAX_COMMENTS);
+  B->e = NEW(B->s, entry_t, n > 0 ? (size_t)n : 1);
+  if (n < 0 || !B->e) return false;
+  for (long i = 0; i < n; i++) {
+    const palloc_bucket_t *b = B->rows[i].b;
+    palloc_assert(b->nstk <= PALLOC_MAX_DEPTH);
+    entry_t *e = &B->e[B->ne++];
+    memset(e, 0, sizeof *e);
+    e->b = b;
+    e->gone = atomic_load_explicit(&b->gone, memory_order_acquire);
+    B->nframes += b->nstk;
+  }
+  return true;
+}
 
 /* 1. The buckets that have allocations, with their counts, and the sum of their depths. */
 static bool collect_buckets(build_t *B) {
+  if (B->kind) return collect_rows(B);
   size_t nb = 0;
   for (palloc_bucket_t *b = palloc_bucket_list(); b; b = b->allnext) nb++;
   B->e = NEW(B->s, entry_t, nb);
@@ -300,11 +324,13 @@ static void scale_counts(const palloc_bucket_counts_t *c, int64_t rate, int64_t 
  *    bytes = its size class. */
 static bool add_samples(build_t *B) {
   size_t n = B->ne;
+  size_t nv = B->kind ? (size_t)B->kind->nvalues : NVALUES;
+  size_t nl = B->kind ? 1 + PALLOC_KIND_MAX_LABELS : 1; /* labels a sample may have */
   Sample *sm = NEW(B->s, Sample, n);
   Sample **smp = NEW(B->s, Sample *, n);
-  Label *lb = NEW(B->s, Label, n);
-  Label **lbp = NEW(B->s, Label *, n);
-  int64_t *vals = NEW(B->s, int64_t, n * NVALUES);
+  Label *lb = NEW(B->s, Label, n * nl);
+  Label **lbp = NEW(B->s, Label *, n * nl);
+  int64_t *vals = NEW(B->s, int64_t, n * nv);
   uint64_t *ids = NEW(B->s, uint64_t, B->nframes);
   if (!sm || !smp || !lb || !lbp || !vals || !ids) return false;
   int64_t bytes_key = palloc_strtab_intern(&B->st, "bytes");
@@ -323,15 +349,28 @@ static bool add_samples(build_t *B) {
       /* collect_frames numbered every frame of every stack: ids 1..naddr */
       palloc_assert(found && ids[-1] >= 1 && ids[-1] <= B->naddr);
     }
-    scale_counts(&e->c, B->rate, &vals[i * NVALUES]);
-    x->value = &vals[i * NVALUES];
-    x->n_value = NVALUES;
-    ZERO(&lb[i]);
-    lb[i].key = bytes_key;
-    lb[i].num = (int64_t)e->b->size;
-    lbp[i] = &lb[i];
-    x->label = &lbp[i];
+    if (B->kind)
+      memcpy(&vals[i * nv], B->rows[i].v, nv * sizeof *vals);
+    else
+      scale_counts(&e->c, B->rate, &vals[i * nv]);
+    x->value = &vals[i * nv];
+    x->n_value = nv;
+    Label *l = &lb[i * nl];
+    ZERO(l);
+    l->key = bytes_key;
+    l->num = (int64_t)e->b->size;
+    lbp[i * nl] = l;
+    x->label = &lbp[i * nl];
     x->n_label = 1;
+    for (int k = 0; B->kind && k < B->rows[i].nlabels; k++) {
+      ZERO(&l[1 + k]);
+      l[1 + k].key = palloc_strtab_intern(&B->st, B->rows[i].label[k].key);
+      l[1 + k].num = B->rows[i].label[k].num;
+      if (B->rows[i].label[k].unit)
+        l[1 + k].num_unit = palloc_strtab_intern(&B->st, B->rows[i].label[k].unit);
+      lbp[i * nl + 1 + k] = &l[1 + k];
+      x->n_label++;
+    }
     smp[i] = x;
   }
   B->p.n_sample = n;
@@ -343,16 +382,18 @@ static bool add_samples(build_t *B) {
  *    string table, now complete. */
 static bool add_header(build_t *B) {
   palloc_pb_profile_t *p = &B->p;
-  VT *vt = NEW(B->s, VT, NVALUES + 1), **vtp = NEW(B->s, VT *, NVALUES);
-  int64_t *comment_idx = NEW(B->s, int64_t, 1);
+  int nv = B->kind ? B->kind->nvalues : NVALUES;
+  const char *const(*types)[2] = B->kind ? B->kind->types : value_type;
+  VT *vt = NEW(B->s, VT, nv + 1), **vtp = NEW(B->s, VT *, nv);
+  int64_t *comment_idx = NEW(B->s, int64_t, 1 + PALLOC_KIND_MAX_COMMENTS);
   if (!vt || !vtp || !comment_idx) return false;
-  for (int i = 0; i < NVALUES; i++) {
+  for (int i = 0; i < nv; i++) {
     ZERO(&vt[i]);
-    vt[i].type = palloc_strtab_intern(&B->st, value_type[i][0]);
-    vt[i].unit = palloc_strtab_intern(&B->st, value_type[i][1]);
+    vt[i].type = palloc_strtab_intern(&B->st, types[i][0]);
+    vt[i].unit = palloc_strtab_intern(&B->st, types[i][1]);
     vtp[i] = &vt[i];
   }
-  VT *period = &vt[NVALUES];
+  VT *period = &vt[nv];
   ZERO(period);
   period->type = palloc_strtab_intern(&B->st, "space");
   period->unit = palloc_strtab_intern(&B->st, "bytes");
@@ -360,13 +401,17 @@ static bool add_header(build_t *B) {
   snprintf(comment, sizeof comment, "palloc %s, sample rate %lld bytes", PALLOC_VERSION,
            (long long)B->rate);
   *comment_idx = palloc_strtab_intern(&B->st, comment);
+  for (int i = 0; B->kind && i < B->nkcomment; i++)
+    comment_idx[1 + i] = palloc_strtab_intern(&B->st, B->kcomment[i]);
+  if (B->kind && B->kind->default_type)
+    p->default_sample_type = palloc_strtab_intern(&B->st, B->kind->default_type);
   if (B->st.failed) return false;
 
-  p->n_sample_type = NVALUES;
+  p->n_sample_type = (size_t)nv;
   p->sample_type = vtp;
   p->period_type = period;
   p->period = B->rate;
-  p->n_comment = 1;
+  p->n_comment = 1 + (size_t)(B->kind ? B->nkcomment : 0);
   p->comment = comment_idx;
   p->time_nanos = (int64_t)now_ns(CLOCK_REALTIME);
   p->duration_nanos = (int64_t)(now_ns(CLOCK_MONOTONIC) - palloc_start_ns);
@@ -395,8 +440,14 @@ static long build_and_write(build_t *B, const char *path, int fd, char *err, siz
 }
 
 long palloc_profile_emit(const char *path, int fd, char *err, size_t errlen) {
+  return palloc_profile_emit_kind(PALLOC_PROFILE_HEAP, path, fd, err, errlen);
+}
+
+long palloc_profile_emit_kind(int kind, const char *path, int fd, char *err, size_t errlen) {
   build_t B;
   memset(&B, 0, sizeof B);
+  B.kind = kind == PALLOC_PROFILE_PEAK ? &palloc_peak_kind
+         : kind == PALLOC_PROFILE_LIFETIME ? &palloc_lifetime_kind : NULL;
   B.s = palloc_scratch_new();
   if (B.s == NULL) {
     snprintf(err, errlen, "out of memory (scratch arena)");

@@ -51,5 +51,29 @@ typedef struct palloc_gone_frame_s {
 const palloc_mapping_t *palloc_unload_mappings(size_t *n);
 /* Frame id (a bucket's gone[k], > 0) -> its record (under the writer lock). */
 const palloc_gone_frame_t *palloc_unload_frame(uint32_t id);
+/* ---- other profiles from the buckets: peak.c, lifetime.c ------------------------------------ */
+/* A profile other than the heap profile is a kind: its sample types, and a collect step that
+ * gives one row per sample (a bucket, its values, up to 4 numeric labels besides `bytes`);
+ * profile.c does the rest (frames, mappings, symbols, the header) as for the heap profile. */
+#define PALLOC_KIND_MAX_VALUES 8
+#define PALLOC_KIND_MAX_LABELS 4
+#define PALLOC_KIND_MAX_COMMENTS 4
+typedef struct palloc_profile_row_s {
+  const palloc_bucket_t *b;
+  int64_t v[PALLOC_KIND_MAX_VALUES];
+  int nlabels;
+  struct { const char *key, *unit; int64_t num; } label[PALLOC_KIND_MAX_LABELS];
+} palloc_profile_row_t;
+typedef struct palloc_profile_kind_s {
+  int nvalues;
+  const char *const (*types)[2];   /* nvalues {type, unit} */
+  const char *default_type;        /* default_sample_type, or NULL (pprof shows the last) */
+  /* Rows into *rows (scratch memory), comments into comment[0..*ncomments); returns the number
+   * of rows, or -1 if memory ran out. Runs under the writer lock and guard. */
+  long (*collect)(palloc_scratch_t *s, int64_t rate, palloc_profile_row_t **rows,
+                  char comment[][256], int *ncomments);
+} palloc_profile_kind_t;
+extern const palloc_profile_kind_t palloc_peak_kind, palloc_lifetime_kind;
+
 #pragma GCC visibility pop
 #endif

@@ -33,8 +33,9 @@ static PALLOC_TEXT palloc_bucket_t *take_sample(palloc_thread_t *t, void *p, siz
   int ns = palloc_stack_capture(stk, palloc_g.depth);
   palloc_assert(ns >= 0 && ns <= palloc_g.depth && palloc_g.depth <= PALLOC_MAX_DEPTH);
   palloc_bucket_t *b = palloc_bucket_get(stk, ns, n);
-  if (b != NULL && (p == NULL || palloc_registry_add(p, b, n))) {
+  if (b != NULL && (p == NULL || palloc_registry_add_at(p, b, n, palloc_lifetime_now()))) {
     palloc_bucket_record_alloc(b, n);
+    palloc_peak_on_alloc(b, n);
   } else {
     b = NULL;
     atomic_fetch_add(&palloc_g.samples_dropped, 1);
@@ -115,7 +116,8 @@ PALLOC_TEXT void palloc_free_slow(void *p) {
    * out and sampled again by another thread. */
   palloc_bucket_t *b;
   size_t size;
-  if (palloc_registry_take(p, &b, &size)) palloc_bucket_record_free(b, size);
+  uint64_t born;
+  if (palloc_registry_take_at(p, &b, &size, &born)) palloc_sample_freed(b, size, born);
   palloc_assert(t->in_registry == 0);
   mi_free(p);
 }
@@ -140,14 +142,17 @@ PALLOC_TEXT void *palloc_realloc_slow(void *p, size_t n, bool due) {
   size_t old_usable = streaming ? mi_usable_size(p) : 0;
   palloc_bucket_t *ob = NULL;
   size_t osize = 0;
-  bool was_sampled = palloc_registry_take(p, &ob, &osize); /* checks p's page count first */
+  uint64_t oborn = 0;
+  bool was_sampled = palloc_registry_take_at(p, &ob, &osize, &oborn); /* checks p's page count first */
   void *q = mi_realloc(p, n);
   if (q == NULL) {
-    if (was_sampled && !palloc_registry_add(p, ob, osize))
-      palloc_bucket_record_free(ob, osize); /* it stays, unsampled: out of the profile */
+    if (was_sampled && !palloc_registry_add_at(p, ob, osize, oborn))
+      palloc_sample_freed(ob, osize, 0); /* it stays, unsampled: out of the profile */
     return NULL;
   }
-  if (was_sampled) palloc_bucket_record_free(ob, osize);
+  /* realloc ends the old block's life (a new one begins if q is sampled), as tcmalloc's
+   * lifetime profile counts it */
+  if (was_sampled) palloc_sample_freed(ob, osize, oborn);
   if (sample) take_sample(t, q, n);
   if (streaming) palloc_stream_account(t, (int64_t)mi_usable_size(q), (int64_t)old_usable);
   return q;
@@ -161,5 +166,5 @@ PALLOC_TEXT palloc_sample_t *palloc_sample_alloc(size_t size) {
 }
 
 void palloc_sample_free(palloc_sample_t *token, size_t size) {
-  if (token != NULL) palloc_bucket_record_free((palloc_bucket_t *)token, size);
+  if (token != NULL) palloc_sample_freed((palloc_bucket_t *)token, size, 0);
 }

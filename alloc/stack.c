@@ -56,6 +56,7 @@
  * thread meanwhile is not sampled and never asks for it again (internal.h).
  */
 #include <dlfcn.h>
+#include <sched.h>
 #include <elf.h>
 #include <link.h>
 #include <pthread.h>
@@ -78,7 +79,21 @@ enum { UNW_UNLOADED, UNW_LOADING, UNW_READY, UNW_FAILED };
 static _Atomic int unw_state;
 static int (*unw_backtrace_fn)(void **buf, int max);  /* set before unw_state = UNW_READY */
 
-void palloc_stack_fork_prepare(void) { pthread_rwlock_wrlock(&unwind_lock); }
+/* Set on the thread that loads libunwind, while it loads. */
+static __thread bool loading_here __attribute__((tls_model("initial-exec")));
+
+/* A fork while another thread is inside the dlopen of libunwind would give the child the
+ * loader's half-updated state (its link-map list not RT_CONSISTENT), and the child's own first
+ * sample, which loads libunwind again, then stops on ld.so's assertion in dl_open_worker_begin
+ * (tests/gcsim/whatif_fork.c, debug build: about 1 run in 20). So the fork waits for the load
+ * to end: the loading thread holds no palloc lock and waits on none (the top of this file). Not
+ * when the forking thread is the loading one (a signal handler on it): it would wait for itself,
+ * and its child starts UNLOADED as before. */
+void palloc_stack_fork_prepare(void) {
+  while (!loading_here && atomic_load_explicit(&unw_state, memory_order_acquire) == UNW_LOADING)
+    sched_yield();
+  pthread_rwlock_wrlock(&unwind_lock);
+}
 void palloc_stack_fork_parent(void) { pthread_rwlock_unlock(&unwind_lock); }
 /* Not an unlock: glibc knows a write-locked rwlock's owner by thread id, which is new in the
  * child, so the unlock would be taken for a reader's. The child has one thread: start afresh. */
@@ -259,7 +274,9 @@ PALLOC_TEXT static int unwind_first(uintptr_t *buf, int want) {
   int expected = UNW_UNLOADED;
   if (!atomic_compare_exchange_strong(&unw_state, &expected, UNW_LOADING))
     return expected == UNW_READY ? unwind(buf, want) : n;
+  loading_here = true;
   int st = load_libunwind();
+  loading_here = false;
   atomic_store_explicit(&unw_state, st, memory_order_release);
   return st == UNW_READY ? unwind(buf, want) : n;
 }

@@ -133,6 +133,7 @@ static void snapshot(void) {
   else
     snprintf(name, sizeof name, "%s.%04u", base, seq);
   write_profile(name, -1, true);
+  palloc_extra_profiles_snapshot(seq); /* the peak and lifetime profiles' snapshot seq */
 }
 
 static void on_signal(int sig) {

@@ -5,5 +5,8 @@
 
 double palloc_exp(double x);
 double palloc_log(double x);
+/* sqrt(x) for x >= 0 (NaN otherwise), correctly rounded: the sqrtsd instruction where there is
+ * one, so that no call to libm's sqrt (kept for errno) is emitted. */
+double palloc_sqrt(double x);
 
 #endif

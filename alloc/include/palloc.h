@@ -59,6 +59,20 @@ PALLOC_API size_t palloc_get_sample_rate(void);
 PALLOC_API int palloc_profile_write(const char *path);
 PALLOC_API int palloc_profile_write_fd(int fd);
 
+/* The peak-heap profile: what was live at the high-water mark of the estimated live heap (a new
+ * peak is recorded when the estimate passes the last one by PALLOC_PEAK_GROWTH, 1.1). A pprof
+ * heap profile (inuse_objects, inuse_space) whose comments say when the peak happened and its
+ * estimated size with a 95% interval. */
+PALLOC_API int palloc_peak_profile_write(const char *path);
+PALLOC_API int palloc_peak_profile_write_fd(int fd);
+
+/* The lifetime profile: per stack, the sampled blocks freed (freed_objects, freed_space), the sum
+ * of their lifetimes (lifetime, ns), those freed within PALLOC_TEMP_THRESHOLD (temp_objects,
+ * temp_space: the default type), and those still live (live_objects, live_space, live_age);
+ * labels lifetime_mean, lifetime_stddev, lifetime_min, lifetime_max (ns). README.md details. */
+PALLOC_API int palloc_lifetime_profile_write(const char *path);
+PALLOC_API int palloc_lifetime_profile_write_fd(int fd);
+
 /* ---- custom allocators ---------------------------------------------------------------- */
 
 /* An allocator of the program's own (a pool, an arena, a GC heap) can put its objects in the

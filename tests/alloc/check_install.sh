@@ -31,16 +31,18 @@ int main(void) {
 C
 check() { # binary profile
   out=$(HOME="$tmp" go tool pprof -top -sample_index=inuse_space -unit=B "$1" "$2" 2>&1)
-  echo "$out" | grep -qE '^ *3000000B .* leak_here$' || { echo "FAIL: $1: leak_here not 3000000B"; echo "$out"; exit 1; }
+  grep -qE '^ *3000000B .* leak_here$' <<<"$out" || { echo "FAIL: $1: leak_here not 3000000B"; echo "$out"; exit 1; }
   echo "ok $(basename "$1"): leak_here holds 3000000B"
 }
 cc -g "$tmp/app.c" $(pkg-config --cflags --libs palloc) -o "$tmp/app-shared"
-LD_LIBRARY_PATH="$lib" PALLOC_SAMPLE_RATE=1 PALLOC_PROFILE="$tmp/shared.pb.gz" "$tmp/app-shared" | grep -q "rate 1"
+run_out=$(LD_LIBRARY_PATH="$lib" PALLOC_SAMPLE_RATE=1 PALLOC_PROFILE="$tmp/shared.pb.gz" "$tmp/app-shared")
+grep -q "rate 1" <<<"$run_out"
 check "$tmp/app-shared" "$tmp/shared.pb.gz"
 cc -g "$tmp/app.c" $(pkg-config --cflags palloc) "$lib/libpalloc.a" \
    $(pkg-config --static --libs palloc | sed 's/-lpalloc//') -o "$tmp/app-static"
-if ldd "$tmp/app-static" | grep -q libpalloc; then echo "FAIL: app-static loads libpalloc.so"; exit 1; fi
-PALLOC_SAMPLE_RATE=1 PALLOC_PROFILE="$tmp/static.pb.gz" "$tmp/app-static" | grep -q "rate 1"
+if grep -q libpalloc <<<"$(ldd "$tmp/app-static" 2>&1)"; then echo "FAIL: app-static loads libpalloc.so"; exit 1; fi
+run_out=$(PALLOC_SAMPLE_RATE=1 PALLOC_PROFILE="$tmp/static.pb.gz" "$tmp/app-static")
+grep -q "rate 1" <<<"$run_out"
 check "$tmp/app-static" "$tmp/static.pb.gz"
 
 # Both public headers are installed side by side, and the GC arena's API links from -lpalloc.
@@ -75,7 +77,7 @@ cc -g -Wl,--as-needed "$tmp/dup.c" $(pkg-config --cflags --libs palloc) -o "$tmp
 LD_LIBRARY_PATH="$lib" PALLOC_SAMPLE_RATE=1 PALLOC_PROFILE="$tmp/dup.pb.gz" "$tmp/dup" >/dev/null
 [ -f "$tmp/dup.pb.gz" ] || { echo "FAIL: dup (--as-needed): no profile: libpalloc was dropped"; readelf -d "$tmp/dup" | grep NEEDED; exit 1; }
 out=$(HOME="$tmp" go tool pprof -top -cum -sample_index=inuse_space -unit=B "$tmp/dup" "$tmp/dup.pb.gz" 2>&1)
-echo "$out" | grep -qE '^ *[0-9.]+B? +[0-9.]+% +[0-9.]+% +34000B .* dup_here$' || { echo "FAIL: dup: dup_here not 34000B"; echo "$out"; exit 1; }
+grep -qE '^ *[0-9.]+B? +[0-9.]+% +[0-9.]+% +34000B .* dup_here$' <<<"$out" || { echo "FAIL: dup: dup_here not 34000B"; echo "$out"; exit 1; }
 echo "ok dup (--as-needed, strdup only): dup_here holds 34000B"
 
 # C++, --as-needed, with and without another allocator linked after libpalloc.
@@ -90,7 +92,7 @@ cxx_check() { # name, then the link flags after the source
   [ -f "$tmp/$name.pb.gz" ] || { echo "FAIL: $name: no profile"; exit 1; }
   local out
   out=$(HOME="$tmp" go tool pprof -top -sample_index=alloc_objects "$tmp/$name" "$tmp/$name.pb.gz" 2>&1)
-  echo "$out" | grep -qE '^ *8000 .* new_object_here$' || { echo "FAIL: $name: new_object_here not 8000 objects"; echo "$out" | head -12; exit 1; }
+  grep -qE '^ *8000 .* new_object_here$' <<<"$out" || { echo "FAIL: $name: new_object_here not 8000 objects"; echo "$out" | head -12; exit 1; }
   echo "ok $name: new_object_here made 8000 objects"
 }
 cxx_check cxx-shared $(pkg-config --cflags --libs palloc)
@@ -142,8 +144,8 @@ C
 static_check() { # binary profile function objects: FUNCTION made OBJECTS objects, called from main
   local out
   out=$(HOME="$tmp" go tool pprof -top -cum -sample_index=alloc_objects -focus="^$3\$" "$1" "$2" 2>&1)
-  echo "$out" | grep -qE "^ *$4 .* $3\$" || { echo "FAIL: $1: $3 not $4 objects"; echo "$out" | head -20; exit 1; }
-  echo "$out" | grep -qE "^ *[0-9]+ +[0-9.]+% +[0-9.]+% +$4 +[0-9.]+% +(main|start_thread)\$" || {
+  grep -qE "^ *$4 .* $3\$" <<<"$out" || { echo "FAIL: $1: $3 not $4 objects"; echo "$out" | head -20; exit 1; }
+  grep -qE "^ *[0-9]+ +[0-9.]+% +[0-9.]+% +$4 +[0-9.]+% +(main|start_thread)\$" <<<"$out" || {
     echo "FAIL: $1: $3 not under main or start_thread (one-frame stacks?)"; echo "$out" | head -20; exit 1; }
   echo "ok $(basename "$1"): $3 made $4 objects, with its callers"
 }
@@ -151,7 +153,7 @@ static_flags=(-O2 -fomit-frame-pointer -g $(pkg-config --cflags palloc))
 cc -static "${static_flags[@]}" "$tmp/static.c" $(pkg-config --static --libs palloc) -pthread \
    -Wl,-Map,"$tmp/static.map" -o "$tmp/static" 2> "$tmp/static.ld" || { cat "$tmp/static.ld"; echo "FAIL: cc -static"; exit 1; }
 if grep -q 'libc\.a(malloc\.o)' "$tmp/static.map"; then echo "FAIL: static links libc.a's malloc.o"; exit 1; fi
-if readelf -l "$tmp/static" | grep -q INTERP; then echo "FAIL: static is not a static program"; exit 1; fi
+if grep -q INTERP <<<"$(readelf -l "$tmp/static")"; then echo "FAIL: static is not a static program"; exit 1; fi
 rm -f "$tmp/static.pb.gz"
 PALLOC_SAMPLE_RATE=1 PALLOC_PROFILE="$tmp/static-run.pb.gz" timeout 60 "$tmp/static" > "$tmp/static.out" 2> "$tmp/static.err" \
   || { echo "FAIL: static: exit $?"; cat "$tmp/static.out" "$tmp/static.err"; exit 1; }
@@ -174,7 +176,7 @@ if [ -f "$(g++ -print-file-name=libstdc++.a)" ]; then
   static_check "$tmp/cxx-full-static" "$tmp/cxx-full-static.pb.gz" std::make_unique 2000
   out=$(HOME="$tmp" go tool pprof -top -cum -sample_index=alloc_objects -focus='_M_realloc_insert$' \
         "$tmp/cxx-full-static" "$tmp/cxx-full-static.pb.gz" 2>&1)
-  echo "$out" | grep -qE ' start_thread$' || { echo "FAIL: cxx-full-static: threads' vectors not under start_thread"; echo "$out" | head -20; exit 1; }
+  grep -qE ' start_thread$' <<<"$out" || { echo "FAIL: cxx-full-static: threads' vectors not under start_thread"; echo "$out" | head -20; exit 1; }
   echo "ok cxx-full-static: the threads' vectors are under start_thread"
   # The program's first exception is its first lookup in libgcc's unwinder, unless palloc's
   # constructor made one: libgcc then sorts the FDEs with malloc under its lock, and a sample

@@ -16,20 +16,23 @@ lazy='libz\.so|libprotobuf-c|libunwind|liblzma'
 fail() { echo "FAIL: $*"; exit 1; }
 
 needed=$(readelf -d "$lib" | grep NEEDED || true)
-if echo "$needed" | grep -qE "$lazy"; then fail "libpalloc.so needs at load time:"$'\n'"$needed"; fi
+if grep -qE "$lazy" <<<"$needed"; then fail "libpalloc.so needs at load time:"$'\n'"$needed"; fi
 echo "ok: libpalloc.so NEEDED: $(echo "$needed" | sed 's/.*\[\(.*\)\]/\1/' | tr '\n' ' ')"
 
 maps=$(LD_PRELOAD="$lib" PALLOC_SAMPLE_RATE=0 cat /proc/self/maps)
-echo "$maps" | grep -q libpalloc || fail "libpalloc is not mapped in the preloaded cat"
-if echo "$maps" | grep -qE "$lazy"; then
+grep -q libpalloc <<<"$maps" || fail "libpalloc is not mapped in the preloaded cat"
+if grep -qE "$lazy" <<<"$maps"; then
   fail "a program that writes no profile maps:"$'\n'"$(echo "$maps" | grep -E "$lazy")"
 fi
 echo "ok: a preloaded program that samples nothing, writes no profile maps none of them"
 
-# sh (every allocation sampled) writes a snapshot after 1 s from the writer thread, then prints
-# its own maps, then writes the exit profile.
-LD_PRELOAD="$lib" PALLOC_SAMPLE_RATE=1 PALLOC_PROFILE_INTERVAL=1 \
-  PALLOC_PROFILE="$out/heap.pb.gz" sh -c 'sleep 1.6; cat /proc/$$/maps' > "$out/maps.txt"
+# sh (every allocation sampled) waits for the writer thread's first snapshot (due after 1 s;
+# renamed into place once written, so zlib is loaded by then), then prints its own maps, then
+# writes the exit profile. It waits for the file rather than a fixed time: a loaded machine can
+# delay the snapshot.
+LD_PRELOAD="$lib" PALLOC_SAMPLE_RATE=1 PALLOC_PROFILE_INTERVAL=1 PALLOC_PROFILE="$out/heap.pb.gz" \
+  sh -c 'i=0; while [ ! -e "$1" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+         cat /proc/$$/maps' sh "$out/heap.0001.pb.gz" > "$out/maps.txt"
 grep -qE 'libz\.so' "$out/maps.txt" || fail "no zlib in the maps of a program that wrote a snapshot"
 grep -q 'libunwind' "$out/maps.txt" || fail "no libunwind in the maps of a program that sampled"
 if grep -q 'libprotobuf-c' "$out/maps.txt"; then fail "protobuf-c was loaded to write a profile"; fi

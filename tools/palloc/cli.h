@@ -187,5 +187,7 @@ int cmd_flame(int argc, char **argv);
 int cmd_folded(int argc, char **argv);
 int cmd_symbolize(int argc, char **argv);
 int cmd_options(int argc, char **argv);
+/* `palloc top --lifetimes | --temporaries`: a lifetime profile's tables (cmd_lifetimes.c). */
+int cmd_lifetimes(int argc, char **argv);
 
 #endif

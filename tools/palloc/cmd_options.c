@@ -28,6 +28,8 @@ static const char *kind_name(palloc_option_kind_t k) {
   case PALLOC_KIND_PERCENT: return "percent";
   case PALLOC_KIND_SIGNAL: return "signal";
   case PALLOC_KIND_PATH: return "path";
+  case PALLOC_KIND_FACTOR: return "factor";
+  case PALLOC_KIND_DURATION: return "duration";
   case PALLOC_KIND_SECONDS: return "seconds";
   }
   return "?";

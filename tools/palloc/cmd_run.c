@@ -46,6 +46,13 @@ static const char help[] =
   "  -s, --interval S       also write a numbered snapshot every S seconds (0.5 too)\n"
   "                         (PALLOC_PROFILE_INTERVAL): PROFILE with .0001, .0002 ... before .pb.gz\n"
   "  -t, --trace            print the what-if GC trace (PALLOC_TRACE=1)\n"
+  "  -l, --leak-check BYTES the leak gate (PALLOC_LEAK_CHECK): at exit, a LeakSanitizer-style\n"
+  "                         report of the blocks still live, and exit status 23 when they\n"
+  "                         exceed BYTES (1MiB, 0 = any) by more than the sampling noise;\n"
+  "                         no heap profile unless -o is given (a test wrapper)\n"
+  "      --suppressions F   LeakSanitizer suppressions (leak:PATTERN lines) for the leak gate\n"
+  "      --peak PROFILE     also write the peak-heap profile (PALLOC_PEAK_PROFILE)\n"
+  "      --lifetimes PROFILE also write the lifetime profile (PALLOC_LIFETIME_PROFILE)\n"
   "  -h, --help             this help\n"
   "\n"
   "libpalloc.so is found in this order: $PALLOC_LIB; next to this program or in\n"
@@ -284,20 +291,33 @@ int cmd_run(int argc, char **argv) {
   static const struct option opts[] = {
     {"output", required_argument, 0, 'o'}, {"rate", required_argument, 0, 'r'},
     {"interval", required_argument, 0, 's'}, {"trace", no_argument, 0, 't'},
+    {"leak-check", required_argument, 0, 'l'}, {"suppressions", required_argument, 0, 'S'},
+    {"peak", required_argument, 0, 'P'}, {"lifetimes", required_argument, 0, 'L'},
     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   const char *out = "palloc.%p.pb.gz", *rate = NULL, *interval = NULL;
+  const char *leak = NULL, *supp = NULL, *peak = NULL, *life = NULL;
+  bool out_given = false;
   bool trace = false;
   int64_t v;
   int c;
   optind = 0;
   opterr = 0;
   /* '+': stop at the first non-option, so CMD's own options are never ours */
-  while ((c = getopt_long(argc, argv, "+o:r:s:th", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "+o:r:s:thl:", opts, NULL)) != -1) {
     switch (c) {
     case 'o':
       if (!*optarg) return usage_error("run", "-o needs a file name");
       out = optarg;
+      out_given = true;
       break;
+    case 'l':
+      if (palloc_option_parse(PALLOC_OPT_LEAK_CHECK, optarg, &v) != PALLOC_OPT_OK)
+        return usage_error("run", "--leak-check needs a size in bytes (1MiB, 64K, 0), not '%s'", optarg);
+      leak = optarg;
+      break;
+    case 'S': supp = optarg; break;
+    case 'P': peak = optarg; break;
+    case 'L': life = optarg; break;
     case 'r':
       /* libpalloc's own rule for PALLOC_SAMPLE_RATE (alloc/options.c): refused here, not in
        * the child where it would be one palloc: line and the default rate */
@@ -337,7 +357,11 @@ int cmd_run(int argc, char **argv) {
   }
   if (pid == 0) {
     setenv("LD_PRELOAD", preload, 1);
-    setenv("PALLOC_PROFILE", out, 1);
+    if (leak == NULL || out_given) setenv("PALLOC_PROFILE", out, 1);
+    if (leak) setenv("PALLOC_LEAK_CHECK", leak, 1);
+    if (supp) setenv("PALLOC_LEAK_SUPPRESSIONS", supp, 1);
+    if (peak) setenv("PALLOC_PEAK_PROFILE", peak, 1);
+    if (life) setenv("PALLOC_LIFETIME_PROFILE", life, 1);
     if (rate) setenv("PALLOC_SAMPLE_RATE", rate, 1);
     if (interval) setenv("PALLOC_PROFILE_INTERVAL", interval, 1);
     if (trace) setenv("PALLOC_TRACE", "1", 1);
@@ -360,6 +384,14 @@ int cmd_run(int argc, char **argv) {
     free(preload);
     free(lib);
     return code; /* exec failed (already said), or the program's own 127 */
+  }
+  if (leak && code == PALLOC_LEAK_EXIT_CODE)
+    fprintf(stderr, "palloc: leak check failed: %s exited with status %d (leaks over %s)\n",
+            argv[optind], code, leak);
+  if (leak && !out_given) {
+    free(preload);
+    free(lib);
+    return code;
   }
   char path[PATH_MAX];
   struct stat pst;

@@ -30,6 +30,8 @@ static const char help[] =
   "  -c, --cum              sort by cum instead of flat\n"
   "  -a, --all              keep rows under 0.5% of the total (pprof -nodefraction=0)\n"
   "  -u, --unit U           print bytes in unit U (B, kB, MB, GB, TB) instead of choosing one\n"
+  "      --lifetimes        a lifetime profile (PALLOC_LIFETIME_PROFILE): lifetimes by stack\n"
+  "      --temporaries      a lifetime profile: the bytes freed within its threshold, by stack\n"
   "  -h, --help             this help\n"
   "@VIEW@"
   "\n"
@@ -159,6 +161,9 @@ int cmd_top(int argc, char **argv) {
   unit_t forced = {1.0, "B"};
   bool has_unit = false;
   int c;
+  for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) /* a lifetime profile's views */
+    if (strcmp(argv[i], "--lifetimes") == 0 || strcmp(argv[i], "--temporaries") == 0)
+      return cmd_lifetimes(argc, argv);
   optind = 0;
   opterr = 0;
   while ((c = getopt_long(argc, argv, "+n:i:cau:h", opts, NULL)) != -1) {
