@@ -49,15 +49,28 @@ typedef struct {
   const char *profile;
   char **allocs; int nallocs;   /* --alloc */
   char **frees;  int nfrees;    /* --free */
+  char **reallocs; int nreallocs; /* --realloc */
   const char *resource_dir;
+  const char *cache;      /* --cache DIR: per-file graphs (cache.c), NULL: none */
+  int top;                /* --top N: escaping hot sites listed with --profile */
 } pe_opts;
 
 /* ---- the graph -------------------------------------------------------------------------- */
 enum pe_node_kind { N_VAR, N_ALLOC, N_ADDR, N_LOADED, N_TEMP };
 
 typedef struct {
-  unsigned line, col, off; /* expansion location in the main file */
+  unsigned line, col, off; /* expansion location in the file of the enclosing function */
 } pe_loc;
+
+/* A size as a product: k times the values of the enclosing function's parameters p[0..np).
+ * ok false: not of that form (unknown). An allocation's size inside a wrapper, or an argument
+ * of a call, is kept as a term so that a wrapper's callers can compute their own sizes. */
+typedef struct {
+  bool ok;
+  int np;
+  int p[4];
+  long long k;
+} pe_term;
 
 typedef struct {
   enum pe_node_kind kind;
@@ -74,6 +87,8 @@ typedef struct {
   int size_known;     /* 1 constant, 0 not constant */
   long long size;
   unsigned loop_lo, loop_hi; /* iteration region (offsets) of the innermost loop, hi=0: none */
+  pe_term term;       /* N_ALLOC: size as a product of the function's parameters */
+  int site;           /* N_ALLOC made from a wrapper call: the index of the call, else -1 */
 } pe_node;
 
 enum pe_sink_kind {
@@ -109,11 +124,26 @@ typedef struct {
                       &local report (which must not cry wolf) does not */
 } pe_edge;
 
-typedef struct {   /* a call to a function defined in this translation unit */
-  int callee;      /* function index */
+/* A call to a function that is not in the libc table: one defined in the translation unit
+ * (callee >= 0, its index there) or an external one, known by name (callee = -1 - index in
+ * the function's ext[]), resolved against the other units of the program before solving
+ * (target), and unknown if no unit defines it. */
+#define PE_UNKNOWN INT32_MIN
+typedef struct {
+  int callee;
+  int target;      /* after linking: index into the program's functions, or PE_UNKNOWN */
+  int result;      /* node holding the call's value (mixed N_TEMP), or -1 */
+  int nargs;
+  pe_term *args;   /* each argument as a size term of the caller's parameters */
+  char *text;      /* source text, "xmalloc(64)" */
+  unsigned loop_lo, loop_hi;
+  pe_loc loc;
+} pe_call;
+
+typedef struct {   /* one argument of a pe_call */
+  int call;        /* index into the function's calls */
   int param;       /* parameter index */
   int arg;         /* node holding the argument value */
-  int result;      /* node holding the call's value, or -1 */
   pe_loc loc;
 } pe_callarg;
 
@@ -122,14 +152,18 @@ enum { P_ESC = 1, P_RET = 2, P_FREE = 4, P_CONTENT = 8, P_DANGLE = 16, P_SRET = 
 
 typedef struct {
   char *name;
+  const char *file;   /* where it is defined, as printed (owned by the unit) */
   pe_loc loc;
+  bool external;      /* external linkage: calls from other units resolve to it */
   bool analyzed;      /* body walked completely */
   bool calls_setjmp;
   bool recursive;
   pe_node *nodes; int nnodes, capnodes;
   pe_edge *edges; int nedges, capedges;
   pe_sink *sinks; int nsinks, capsinks;
-  pe_callarg *calls; int ncalls, capcalls;
+  pe_call *calls; int ncalls, capcalls;
+  pe_callarg *cargs; int ncargs, capcargs;
+  char **ext; int next, capext;            /* names of external callees */
   int *callees; int ncallees, capcallees;  /* call graph (function indexes, repeats allowed) */
   int loaded;                              /* the LOADED node */
   int other;                               /* OTHER: any untracked non-null pointer value */
@@ -137,15 +171,24 @@ typedef struct {
   int *param_node;
   unsigned *psum;     /* per parameter, P_* */
   char **preason;     /* per parameter, why it escapes (static string owned by a sink) */
+  /* allocation wrapper (solve.c): returns a fresh allocation of size wterm (a term of its
+   * parameters), and does nothing else with it that outlives the call */
+  bool wrapper;
+  pe_term wterm;
+  int wnode;          /* the allocation node it returns (its "escapes: returned" verdict) */
+  int freeparam;      /* frees its parameter freeparam and does nothing else with it, -1 not
+                         (yet), -2 never (it was and stopped being: kept so the fixpoint ends) */
   unsigned backgoto_lo[64], backgoto_hi[64]; int nbackgoto;
 } pe_func;
 
 typedef struct {
   const char *path;   /* as the user named it: used in the output */
-  const char *buf;    /* main file contents */
-  size_t buflen;
+  char **files; int nfiles, capfiles; /* printed names of the headers its functions are in */
+  bool report;        /* its verdicts are printed (not only used for the summaries) */
   pe_func *funcs; int nfuncs, capfuncs;
 } pe_unit;
+
+pe_term pe_term_mul(pe_term a, pe_term b); /* call.c: the product of two size terms */
 
 /* ---- output records --------------------------------------------------------------------- */
 enum pe_rec_kind { R_ALLOC, R_ADDR, R_PARAM, R_FLOW };
@@ -161,6 +204,9 @@ typedef struct {
   char *reason;          /* R_ALLOC escaping: why */
   char *func;            /* enclosing function */
   long long size;        /* R_ALLOC: constant size or -1 */
+  int owner;             /* R_FLOW: seq of the verdict it explains */
+  int unit;              /* R_ALLOC, R_ADDR: the translation unit that gave it */
+  bool inner;            /* R_ALLOC: the allocation an allocation wrapper returns */
   /* filled by the profile join */
   long long alloc_objects, alloc_space;
   bool sampled;
@@ -175,11 +221,20 @@ typedef struct {
 /* parse.c: parses one file; returns NULL (message on stderr) if it does not compile. */
 CXTranslationUnit pe_parse(CXIndex idx, const char *file, const char *dir, char **args, int nargs,
                            const pe_opts *o);
-/* walk.c: builds the graph of every function defined in the main file. 0 ok, -1 on failure. */
-int pe_walk_unit(CXTranslationUnit tu, pe_unit *u, const pe_opts *o);
-/* solve.c: summaries to a fixpoint, then verdicts appended to recs. */
-void pe_solve_unit(pe_unit *u, const pe_opts *o, pe_recs *recs);
+/* walk.c: builds the graph of every function defined in the main file and in the project's
+ * headers it includes (not system headers). dir: the compile command's directory, for the
+ * names of headers. 0 ok, -1 on failure. */
+int pe_walk_unit(CXTranslationUnit tu, pe_unit *u, const char *dir, const pe_opts *o);
+/* solve.c: links the units' external calls, computes summaries to a fixpoint over all of
+ * them, then appends the verdicts of the units to report to recs. */
+void pe_solve_program(pe_unit *units, int nunits, const pe_opts *o, pe_recs *recs);
 void pe_unit_free(pe_unit *u);
+/* cache.c: a unit's graph saved under a key of its file's content, its headers' content and
+ * its flags. pe_cache_load returns 0 and fills u if a valid entry exists. */
+int pe_cache_load(const pe_opts *o, const char *file, const char *dir, char **args, int nargs,
+                  pe_unit *u);
+void pe_cache_store(const pe_opts *o, const char *file, const char *dir, char **args, int nargs,
+                    CXTranslationUnit tu, const pe_unit *u);
 /* libc.c: what a known callee does with each argument. Returns NULL if unknown.
  * One char per argument, the last one repeats for variadic arguments:
  *   s safe (read/write through it), r safe and returned (derived pointer), c captured,
@@ -191,6 +246,11 @@ bool pe_libc_known_builtin(const char *name);
 /* report.c */
 void pe_rec_add(pe_recs *r, pe_rec rec);
 void pe_recs_sort(pe_recs *r);
+/* One verdict per location and expression when several units report the same header line:
+ * the escaping one wins (a candidate must be one in every unit). Expects sorted records. */
+void pe_recs_merge(pe_recs *r);
+/* human units: "1.5 MiB" */
+void pe_human_bytes(long long n, char out[32]);
 void pe_recs_print(const pe_recs *r, const pe_opts *o, FILE *out);
 /* profile.c: joins allocation records with a heap profile; prints the ranking. -1 on error. */
 int pe_profile_join(pe_recs *r, const pe_opts *o, FILE *out);

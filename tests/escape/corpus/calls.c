@@ -113,9 +113,21 @@ size_t summary_reads(void) {
   return n;
 }
 
+/* A callee that only frees its parameter is a free() of the caller's own. */
 void summary_frees(void) {
-  char *p = malloc(16); // ERROR "escapes to heap: freed by callee frees_it"
+  char *p = malloc(16); // ERROR "malloc\(16\) does not escape"
   frees_it(p);
+}
+
+/* One that frees it and keeps it, or frees something else too, is not. */
+static char *kept_after_free;
+static void frees_and_keeps(char *p) { kept_after_free = p; free(p); } // ERROR "leaking param: p"
+static void frees_two(char *p, char *q) { free(p); free(q); }
+void summary_frees_more(char *other) { // ERROR "leaking param: other"
+  char *p = malloc(16); // ERROR "escapes to heap: passed to frees_and_keeps: stored to static kept_after_free"
+  frees_and_keeps(p);
+  char *q = malloc(16); // ERROR "escapes to heap: freed by callee frees_two"
+  frees_two(q, other);
 }
 
 char *summary_identity(void) {
