@@ -282,7 +282,9 @@ int pe_cache_load(const pe_opts *o, const char *file, const char *dir, char **ar
   for (int k = 0; k < nfiles && !in.bad; k++) {
     char *s = getstr(&in);
     if (!s) { in.bad = true; break; }
-    PE_PUSH(v.files, v.nfiles, v.capfiles, s);
+    const char *name = pe_intern(s);
+    free(s);
+    PE_PUSH(v.files, v.nfiles, v.capfiles, name);
   }
   int nfuncs = getcount(&in);
   for (int k = 0; k < nfuncs && !in.bad; k++) {

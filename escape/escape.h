@@ -40,6 +40,7 @@
 void *pe_xrealloc(void *p, size_t n);
 char *pe_xstrdup(const char *s);
 char *pe_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *pe_intern(const char *s); /* one copy of each string, kept to the end */
 
 /* ---- options ---------------------------------------------------------------------------- */
 typedef struct {
@@ -183,7 +184,8 @@ typedef struct {
 
 typedef struct {
   const char *path;   /* as the user named it: used in the output */
-  char **files; int nfiles, capfiles; /* printed names of the headers its functions are in */
+  const char **files; int nfiles, capfiles; /* printed names of the headers its functions are
+                                               in (interned: records point to them) */
   bool report;        /* its verdicts are printed (not only used for the summaries) */
   pe_func *funcs; int nfuncs, capfuncs;
 } pe_unit;

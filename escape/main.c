@@ -248,6 +248,7 @@ int main(int argc, char **argv) {
     o.cache = default_cache;
   }
 
+  if (o.profile) o.m = 2; /* the hot sites are shown with their flow */
   work w = {.o = &o};
   int cap = 0;
   if (dbdir) {

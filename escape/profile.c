@@ -9,6 +9,13 @@
  * call instruction, so the line is the call's line (for a macro, the invocation's line, which
  * is where the compiler and we both put it).
  *
+ * A sample whose frame is the allocation inside an allocation wrapper (xmalloc's malloc) goes
+ * to the wrapper's call in the caller's frame, the allocation site as the caller sees it.
+ *
+ * Printed: the stack candidates by bytes allocated, then the escaping allocation sites that
+ * allocate the most (--top), each with the reason and the flow that makes it escape, in
+ * human units; when there is no candidate, that is said, and the hot sites still follow.
+ *
  * The join key is (file, line) of the allocation call: an exact line first, else the nearest
  * allocation in the same function within PE_LINE_WINDOW lines (debug info sometimes places a
  * call spread over several lines on its last one). Files match by the longest common path
@@ -164,65 +171,104 @@ int pe_profile_join(pe_recs *r, const pe_opts *o, FILE *out) {
                     calloc(p->n_mapping + 1, sizeof *sym.tried)};
 
   long long total = 0, joined = 0, nsym = 0;
+  frame *frames = NULL;
+  int nfr = 0, capfr = 0;
   for (size_t s = 0; s < p->n_sample; s++) {
     Perftools__Profiles__Sample *sm = p->sample[s];
     if ((size_t)ispace >= sm->n_value || (size_t)iobj >= sm->n_value) continue;
     total += sm->value[ispace];
-    bool done = false;
-    for (size_t l = 0; l < sm->n_location_id && !done; l++) {
+    nfr = 0; /* the sample's frames, leaf first (inlined ones first within a location) */
+    for (size_t l = 0; l < sm->n_location_id; l++) {
       Perftools__Profiles__Location *lc = loc[sm->location_id[l]];
       if (!lc) continue;
-      frame frames[16];
-      size_t nfr = 0;
-      for (size_t k = 0; k < lc->n_line && nfr < 16; k++) {
+      int before = nfr;
+      for (size_t k = 0; k < lc->n_line; k++) {
         Perftools__Profiles__Function *f = fn[lc->line[k]->function_id];
         if (!f) continue;
-        frames[nfr++] = (frame){p->string_table[f->filename], p->string_table[f->name],
-                                lc->line[k]->line};
+        frame fr = {p->string_table[f->filename], p->string_table[f->name], lc->line[k]->line};
+        PE_PUSH(frames, nfr, capfr, fr);
       }
-      if (nfr == 0 && sym_lookup(&sym, lc, &frames[0])) {
-        nfr = 1;
+      frame fr;
+      if (nfr == before && sym_lookup(&sym, lc, &fr)) {
+        PE_PUSH(frames, nfr, capfr, fr);
         nsym++;
       }
-      for (size_t k = 0; k < nfr && !done; k++) {
-        int fi = match_file(real, nfiles, frames[k].file);
-        if (fi < 0) continue;
-        done = true; /* the leaf-most frame in our sources decides */
-        pe_rec *x = match_rec(r, recfile, fi, &frames[k]);
-        if (!x) continue;
-        x->sampled = true;
-        x->alloc_space += sm->value[ispace];
-        x->alloc_objects += sm->value[iobj];
-        joined += sm->value[ispace];
-      }
     }
+    /* the leaf-most frame in our sources decides; through a wrapper, its caller's */
+    pe_rec *x = NULL;
+    for (int k = 0; k < nfr; k++) {
+      int fi = match_file(real, nfiles, frames[k].file);
+      if (fi < 0) continue;
+      pe_rec *y = match_rec(r, recfile, fi, &frames[k]);
+      if (x && !y) break;
+      x = y;
+      if (!x || !x->inner) break;
+    }
+    if (!x) continue;
+    x->sampled = true;
+    x->alloc_space += sm->value[ispace];
+    x->alloc_objects += sm->value[iobj];
+    joined += sm->value[ispace];
   }
-  /* ranking: the candidates, most allocated bytes first */
+  free(frames);
+  /* ranking: the candidates, most allocated bytes first; then the escaping sites sampled */
   pe_rec **rank = malloc(sizeof *rank * ((size_t)r->n + 1));
-  int nrank = 0;
-  for (int i = 0; i < r->n; i++)
-    if (r->v[i].kind == R_ALLOC && r->v[i].candidate) rank[nrank++] = &r->v[i];
+  pe_rec **hot = malloc(sizeof *hot * ((size_t)r->n + 1));
+  int nrank = 0, nhot = 0;
+  for (int i = 0; i < r->n; i++) {
+    if (r->v[i].kind != R_ALLOC) continue;
+    if (r->v[i].candidate) rank[nrank++] = &r->v[i];
+    else if (r->v[i].sampled) hot[nhot++] = &r->v[i];
+  }
   qsort(rank, (size_t)nrank, sizeof *rank, cmp_rank);
+  qsort(hot, (size_t)nhot, sizeof *hot, cmp_rank);
+  int shown = nhot < o->top ? nhot : o->top;
   if (o->json) {
     pe_recs sub = {0};
     for (int i = 0; i < nrank; i++) PE_PUSH(sub.v, sub.n, sub.cap, *rank[i]);
-    pe_opts o1 = *o;
-    o1.m = 1;
-    pe_recs_print(&sub, &o1, out);
+    for (int i = 0; i < shown; i++) { /* each with its flow lines */
+      PE_PUSH(sub.v, sub.n, sub.cap, *hot[i]);
+      for (pe_rec *f = hot[i] + 1; f < r->v + r->n && f->kind == R_FLOW; f++)
+        PE_PUSH(sub.v, sub.n, sub.cap, *f);
+    }
+    pe_recs_print(&sub, o, out);
     free(sub.v);
   } else {
+    char b[32];
+    if (nrank == 0)
+      fprintf(out, "no stack candidates: every allocation site of the analyzed files escapes\n");
+    else
+      fprintf(out, "stack candidates, by bytes allocated:\n");
     for (int i = 0; i < nrank; i++) {
       pe_rec *x = rank[i];
+      pe_human_bytes(x->alloc_space, b);
       if (x->sampled)
-        fprintf(out, "%s:%u:%u: %s: alloc_space=%lld alloc_objects=%lld, a stack rewrite saves "
-                "%lld heap bytes in %lld allocations\n", x->file, x->line, x->col, x->msg,
-                x->alloc_space, x->alloc_objects, x->alloc_space, x->alloc_objects);
+        fprintf(out, "%s:%u:%u: %s: %s in %lld allocations, all of them could be on the stack\n",
+                x->file, x->line, x->col, x->msg, b, x->alloc_objects);
       else
         fprintf(out, "%s:%u:%u: %s: not in the profile\n", x->file, x->line, x->col, x->msg);
     }
+    if (nhot == 0) {
+      fprintf(out, "no escaping allocation site of the analyzed files is in the profile\n");
+    } else {
+      fprintf(out, "escaping allocation sites, by bytes allocated (%d of %d):\n", shown, nhot);
+      for (int i = 0; i < shown; i++) {
+        pe_rec *x = hot[i];
+        pe_human_bytes(x->alloc_space, b);
+        fprintf(out, "%s:%u:%u: %s: %s in %lld allocations: %s\n", x->file, x->line, x->col,
+                x->expr, b, x->alloc_objects, x->msg + strlen(x->expr) + 1);
+        for (pe_rec *f = x + 1; f < r->v + r->n && f->kind == R_FLOW; f++)
+          fprintf(out, "%s:%u:%u: %s\n", f->file, f->line, f->col, f->msg);
+      }
+    }
   }
-  fprintf(stderr, "palloc-escape: profile: %lld of %lld allocated bytes joined to allocation "
-          "sites of the analyzed files (%lld frames symbolized with libdw)\n", joined, total, nsym);
+  char jb[32], tb[32];
+  pe_human_bytes(joined, jb);
+  pe_human_bytes(total, tb);
+  fprintf(stderr, "palloc-escape: profile: %s of %s allocated joined to allocation sites of the "
+          "analyzed files (%lld of %lld bytes; %lld frames symbolized with libdw)\n", jb, tb,
+          joined, total, nsym);
+  free(hot);
   free(rank);
   for (int i = 0; i < nfiles; i++) free(real[i]);
   free(real); free(names); free(recfile); free(loc); free(fn);

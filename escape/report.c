@@ -38,6 +38,16 @@ char *pe_fmt(const char *fmt, ...) {
   return r;
 }
 
+const char *pe_intern(const char *s) {
+  static char **tab;
+  static size_t n, cap;
+  for (size_t i = 0; i < n; i++)
+    if (!strcmp(tab[i], s)) return tab[i];
+  char *c = pe_xstrdup(s);
+  PE_PUSH(tab, n, cap, c);
+  return c;
+}
+
 void pe_rec_add(pe_recs *r, pe_rec rec) {
   rec.seq = r->seq++;
   PE_PUSH(r->v, r->n, r->cap, rec);

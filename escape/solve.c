@@ -618,7 +618,6 @@ void pe_unit_free(pe_unit *u) {
     free(f->cargs); free(f->ext);
     free(f->param_node); free(f->psum); free(f->preason);
   }
-  for (int i = 0; i < u->nfiles; i++) free(u->files[i]);
   free(u->files);
   u->files = NULL;
   u->nfiles = 0;

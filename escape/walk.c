@@ -153,7 +153,9 @@ static const char *file_label(walker *w, CXFile f, CXFile *seen, int *nseen) {
   if (clang_File_isEqual(f, w->mainfile)) return w->u->path;
   for (int i = 0; i < *nseen; i++)
     if (clang_File_isEqual(seen[i], f)) return w->u->files[i];
-  char *name = header_name(f, w->dir);
+  char *full = header_name(f, w->dir);
+  const char *name = pe_intern(full);
+  free(full);
   PE_PUSH(w->u->files, w->u->nfiles, w->u->capfiles, name);
   seen[(*nseen)++] = f;
   return name;

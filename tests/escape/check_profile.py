@@ -5,8 +5,8 @@ PROG (tests/escape/prog.c linked with libpalloc) is run twice with PALLOC_SAMPLE
 every allocation is sampled: once with libpalloc's own symbolization (file:line in the
 profile), once with PALLOC_SYMBOLIZE=none (addresses only: palloc-escape must symbolize them
 with libdw). Both times the stack candidates must come out ranked by alloc_space with the exact
-counts prog.c makes, the never-called candidate last and unsampled, and the escaping site
-(the biggest allocator) absent from the ranking.
+counts prog.c makes (the allocation wrapper's bytes at its caller's call), the never-called
+candidate last and unsampled, then the escaping site with its bytes, reason and flow.
 """
 import json
 import re
@@ -17,7 +17,7 @@ import sys
 tool, prog, src, work = sys.argv[1:5]
 os.makedirs(work, exist_ok=True)
 # (function, size, calls) of prog.c's stack candidates, biggest alloc_space first
-EXPECTED = [('hot', 64, 1000), ('warm', 64, 100), ('rare', 2000, 3)]
+EXPECTED = [('main', 256, 500), ('hot', 64, 1000), ('warm', 64, 100), ('rare', 2000, 3)]
 failures = []
 
 
@@ -35,7 +35,9 @@ def check(symbolize):
     if p.returncode != 0:
         failures.append(f'{symbolize}: exit {p.returncode}: {p.stderr}')
         return
-    recs = json.loads(p.stdout)
+    allrecs = json.loads(p.stdout)
+    recs = [r for r in allrecs if not r['escapes']]
+    hot = [r for r in allrecs if r['escapes']]
     funcs = [r['function'] for r in recs]
     want = [e[0] for e in EXPECTED] + ['never']
     if funcs != want:
@@ -48,18 +50,27 @@ def check(symbolize):
             failures.append(f'{symbolize}: {fn} ranked but escapes')
     if recs and 'alloc_space' in recs[-1]:
         failures.append(f'{symbolize}: the never-called candidate has samples: {recs[-1]}')
-    if 'escaping' in funcs:
-        failures.append(f'{symbolize}: an escaping allocation was ranked')
-    m = re.search(r'\((\d+) frames symbolized with libdw\)', p.stderr)
+    if [(r['function'], r.get('alloc_space'), r.get('reason')) for r in hot] != \
+            [('stored', 200 * 512, 'stored to static ring')] or not hot[0]['flow']:
+        failures.append(f'{symbolize}: escaping hot sites: {hot}')
+    m = re.search(r'(\d+) frames symbolized with libdw', p.stderr)
     nsym = int(m.group(1)) if m else -1
     # without names in the profile, the frames of the four sites went through libdw
     if symbolize == 'none' and nsym < 4:
         failures.append(f'{symbolize}: too few frames symbolized by libdw: {p.stderr.strip()}')
     # the text form carries the same figures
     t = subprocess.run([tool, '--profile', prof, src], capture_output=True, text=True, timeout=60)
-    first = t.stdout.splitlines()[0] if t.stdout else ''
-    if 'alloc_space=64000 alloc_objects=1000' not in first:
-        failures.append(f'{symbolize}: text output first line: {first}')
+    lines = t.stdout.splitlines()
+    want_lines = [r'^stack candidates, by bytes allocated:$',
+                  r'prog\.c:\d+:\d+: escaping\(i\) does not escape: 125 KiB in 500 allocations',
+                  r'prog\.c:\d+:\d+: malloc\(64\) does not escape: 62\.5 KiB in 1000 allocations',
+                  r'^escaping allocation sites, by bytes allocated \(1 of 1\):$',
+                  r'prog\.c:\d+:\d+: malloc\(512\): 100 KiB in 200 allocations: escapes to heap: '
+                  r'stored to static ring$',
+                  r'prog\.c:\d+:\d+:   from stored to static ring']
+    for rx in want_lines:
+        if not any(re.search(rx, l) for l in lines):
+            failures.append(f'{symbolize}: text output lacks {rx}: {t.stdout}')
 
 
 check('libdw')

@@ -1,0 +1,112 @@
+// Corpus: allocation wrappers, recognized without --alloc: a function that returns a fresh
+// allocation and does nothing else with it that outlives the call is an allocation site at
+// each of its callers (as Go treats new), sized by its arguments; a function that only frees
+// its parameter is its free() counterpart.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern void die(const char *msg);
+
+void *xmalloc(size_t n) {
+  void *p = malloc(n); // ERROR "malloc\(n\) escapes to heap: returned"
+  if (!p) die("out of memory");
+  return p;
+}
+
+void *xcalloc(size_t n, size_t size) {
+  void *p = xmalloc(n * size); // ERROR "xmalloc\(n \* size\) escapes to heap: returned"
+  memset(p, 0, n * size);
+  return p;
+}
+
+void xfree(void *p) { if (p) free(p); }
+
+int wrapper_local(void) {
+  char *p = xmalloc(64); // ERROR "xmalloc\(64\) does not escape"
+  memset(p, 1, 64);
+  int r = p[3];
+  xfree(p);
+  return r;
+}
+
+int wrapper_of_wrapper(void) {
+  int *v = xcalloc(16, sizeof(int)); // ERROR "xcalloc\(16, sizeof\(int\)\) does not escape"
+  int r = v[2];
+  free(v);
+  return r;
+}
+
+char *gkeep;
+void wrapper_escapes(void) {
+  char *p = xmalloc(8); // ERROR "xmalloc\(8\) escapes to heap: stored to global gkeep"
+  gkeep = p;
+}
+
+void wrapper_sizes(size_t n) {
+  char *a = xmalloc(n); // ERROR "xmalloc\(n\) escapes to heap: non-constant size"
+  char *b = xmalloc(1 << 20); // ERROR "too large for stack \(1048576 bytes"
+  xfree(a);
+  xfree(b);
+}
+
+void wrapper_loop(void) {
+  char *keep = NULL;
+  for (int i = 0; i < 4; i++) {
+    char *p = xmalloc(8); // ERROR "outlives loop iteration \(held by keep\)"
+    free(keep);
+    keep = p;
+  }
+  free(keep);
+}
+
+/* Not wrappers: the allocation is also kept, or something else may be returned. */
+static char *last;
+char *alloc_and_keep(size_t n) {
+  char *p = malloc(n); // ERROR "escapes to heap: stored to static last"
+  last = p;
+  return p;
+}
+
+static char spare[64];
+char *alloc_or_spare(size_t n) {
+  if (n <= sizeof spare) return spare;
+  return malloc(n); // ERROR "malloc\(n\) escapes to heap: returned"
+}
+
+char *alloc_or_param(char *buf, size_t n) { // ERROR "leaking param: buf to result"
+  return buf ? buf : malloc(n); // ERROR "malloc\(n\) escapes to heap: returned"
+}
+
+/* A wrapper that changes its size parameter: the callers' sizes are not known. */
+void *xmalloc_nonzero(size_t n) {
+  if (!n) n = 1;
+  return malloc(n); // ERROR "malloc\(n\) escapes to heap: returned"
+}
+
+void not_wrappers(void) {
+  char *a = alloc_and_keep(8);
+  char *b = alloc_or_spare(8);
+  char *c = alloc_or_param(NULL, 8);
+  char *d = xmalloc_nonzero(8); // ERROR "xmalloc_nonzero\(8\) escapes to heap: non-constant size"
+  a[0] = b[0] = c[0] = d[0] = 0;
+  free(d);
+}
+
+/* --realloc names one the analysis cannot see; a realloc wrapper it can see realloc's too. */
+// ARGS: --realloc ext_realloc
+extern void *ext_realloc(void *p, size_t n);
+void *xrealloc(void *p, size_t n) { // ERROR "leaking param: p"
+  void *q = realloc(p, n);
+  if (!q) die("out of memory");
+  return q;
+}
+
+void reallocs(void) {
+  char *p = xmalloc(16); // ERROR "escapes to heap: realloc'd by ext_realloc"
+  p = ext_realloc(p, 32);
+  char *q = xmalloc(16); // ERROR "escapes to heap: passed to xrealloc: realloc'd by realloc"
+  q = xrealloc(q, 32);
+  free(p);
+  free(q);
+}
