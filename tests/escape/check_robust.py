@@ -94,8 +94,44 @@ expect(p.returncode == 1 and 'compile_commands.json' in p.stderr and GOOD in p.s
 p = run([sized, '--', '-DSIZE=16'])
 expect(p.returncode == 0 and 'malloc(SIZE) does not escape' in p.stdout, 'flags after --', p)
 
+# whole program with -p: a named file's calls into another file of the database resolve to
+# its summary; the other file is walked but not reported. The cache: a second run gives the
+# same verdicts without parsing; a changed header (the callee's body) changes them.
+wp = os.path.join(work, 'wp')
+os.makedirs(wp, exist_ok=True)
+with open(os.path.join(wp, 'h.h'), 'w') as f:
+    f.write('static inline void note(char *p) { (void)p; }\n')
+with open(os.path.join(wp, 'a.c'), 'w') as f:
+    f.write('#include <stdlib.h>\n#include "h.h"\nvoid use(char *p);\n'
+            'void a(void) { char *p = malloc(8); use(p); note(p); free(p); }\n')
+with open(os.path.join(wp, 'b.c'), 'w') as f:
+    f.write('void use(char *p) { p[0] = 1; }\n')
+with open(os.path.join(wp, 'compile_commands.json'), 'w') as f:
+    json.dump([{'directory': wp, 'file': n, 'arguments': ['cc', '-c', n]} for n in ('a.c', 'b.c')], f)
+cache = os.path.join(work, 'wp-cache')
+subprocess.run(['rm', '-rf', cache])
+A = os.path.join(wp, 'a.c')
+p = run(['-p', wp, '--cache', cache, A])
+expect(p.returncode == 0 and p.stdout.strip() == f'{A}:4:26: malloc(8) does not escape',
+       '-p: a call into another file of the database is not unknown; only the named file is reported', p)
+expect(len(os.listdir(cache)) == 2, f'--cache: one entry per file, got {os.listdir(cache) if os.path.isdir(cache) else None}', p)
+p2 = run(['-p', wp, '--cache', cache, A])
+expect(p2.stdout == p.stdout, 'cache: the same verdicts on the second run', p2)
+with open(os.path.join(wp, 'h.h'), 'w') as f:
+    f.write('extern char *g;\nstatic inline void note(char *p) { g = p; }\n')
+p3 = run(['-p', wp, '--cache', cache, A])
+expect('malloc(8) escapes to heap: passed to note: stored to global g' in p3.stdout,
+       'cache: a changed header invalidates the entries of the files that include it', p3)
+p4 = run(['-p', wp, '--no-cache', A])
+expect(p4.stdout == p3.stdout, '--no-cache gives the same verdicts', p4)
+with open(os.path.join(cache, os.listdir(cache)[0]), 'r+b') as f:  # a damaged entry is a miss
+    f.truncate(40)
+p5 = run(['-p', wp, '--cache', cache, A])
+expect(p5.returncode == 0 and p5.stdout == p3.stdout, 'cache: a truncated entry is ignored', p5)
+
 # usage
 for args in ([], ['--bogus', good], ['--max-stack', 'x', good], ['--profile'], ['-p'],
+             ['--top', '-1', good], ['--realloc'],
              ['-x', good], ['-m=3', good], ['--json=1', good], ['--max-stack=', good]):
     p = run(args)
     expect(p.returncode == 2 and p.stderr.startswith('palloc-escape: '), f'usage error {args}: exit 2', p)
