@@ -26,15 +26,65 @@ long long w_eval_int(CXCursor c, bool *ok) {
 }
 
 /* ---- size terms ------------------------------------------------------------------------- */
+static long long sat_mul(long long a, long long b) {
+  if (a == 0 || b == 0) return 0;
+  if (a < 0 || b < 0 || a > INT64_MAX / b) return INT64_MAX; /* too large for any stack */
+  return a * b;
+}
+static long long sat_add(long long a, long long b) {
+  if (a < 0 || b < 0 || a > INT64_MAX - b) return INT64_MAX;
+  return a + b;
+}
+static bool is_const(pe_term t) { return t.ok && t.np == 0; }
+static long long const_of(pe_term t) { /* the bound of a constant term */
+  long long v = sat_add(t.k, t.add);
+  return v > t.lo ? v : t.lo;
+}
+
+pe_term pe_term_const(long long c) {
+  return (pe_term){.ok = c >= 0, .k = c < 0 ? 0 : c};
+}
+
 pe_term pe_term_mul(pe_term a, pe_term b) {
-  pe_term r = {.ok = a.ok && b.ok && a.np + b.np <= 4};
-  if (!r.ok) return r;
-  if (a.k != 0 && b.k != 0 && (a.k > INT64_MAX / (b.k < 0 ? -b.k : b.k) || a.k < 0 || b.k < 0))
-    r.k = INT64_MAX; /* saturates: too large for any stack */
-  else r.k = a.k * b.k;
+  if (!a.ok || !b.ok) return (pe_term){0};
+  if (is_const(a)) { pe_term t = a; a = b; b = t; }
+  if (is_const(b)) { /* max(x, lo) * c = max(x * c, lo * c) */
+    long long c = const_of(b);
+    a.k = sat_mul(a.k, c); a.add = sat_mul(a.add, c); a.lo = sat_mul(a.lo, c);
+    if (a.np == 0) return pe_term_const(const_of(a));
+    return a;
+  }
+  if (a.add || a.lo || b.add || b.lo || a.np + b.np > 4) return (pe_term){0};
+  pe_term r = {.ok = true, .k = sat_mul(a.k, b.k)};
   for (int i = 0; i < a.np; i++) r.p[r.np++] = a.p[i];
   for (int i = 0; i < b.np; i++) r.p[r.np++] = b.p[i];
   return r;
+}
+
+pe_term pe_term_add(pe_term a, pe_term b) {
+  if (!a.ok || !b.ok) return (pe_term){0};
+  if (is_const(a)) { pe_term t = a; a = b; b = t; }
+  if (!is_const(b)) return (pe_term){0};
+  long long c = const_of(b);
+  if (is_const(a)) return pe_term_const(sat_add(const_of(a), c));
+  a.add = sat_add(a.add, c); /* max(x, lo) + c = max(x + c, lo + c) */
+  if (a.lo) a.lo = sat_add(a.lo, c);
+  return a;
+}
+
+pe_term pe_term_max(pe_term a, pe_term b) {
+  if (!a.ok || !b.ok) return (pe_term){0};
+  if (is_const(a)) { pe_term t = a; a = b; b = t; }
+  if (is_const(b)) {
+    long long c = const_of(b);
+    if (is_const(a)) return pe_term_const(const_of(a) > c ? const_of(a) : c);
+    if (c > a.lo) a.lo = c;
+    return a;
+  }
+  if (a.np != b.np || a.k != b.k || a.add != b.add || memcmp(a.p, b.p, sizeof a.p) != 0)
+    return (pe_term){0};
+  if (b.lo > a.lo) a.lo = b.lo;
+  return a;
 }
 
 /* c as k * param * param ...: a constant, a parameter of the function being walked (whose
@@ -42,8 +92,14 @@ pe_term pe_term_mul(pe_term a, pe_term b) {
 pe_term w_term(walker *w, CXCursor c) {
   bool ok;
   long long v = w_eval_int(c, &ok);
-  if (ok) return (pe_term){.ok = v >= 0, .k = v};
+  if (ok) return pe_term_const(v);
   CXCursor s = w_strip_casts(c);
+  if (s.kind == CXCursor_ConditionalOperator) {
+    kids_t k = w_kids(s);
+    pe_term r = k.n == 3 ? pe_term_max(w_term(w, k.v[1]), w_term(w, k.v[2])) : (pe_term){0};
+    free(k.v);
+    return r;
+  }
   if (s.kind == CXCursor_DeclRefExpr) {
     CXCursor ref = clang_getCursorReferenced(s);
     if (ref.kind == CXCursor_ParmDecl && is_int(ctype(ref)))
@@ -59,6 +115,7 @@ pe_term w_term(walker *w, CXCursor c) {
       char op[4];
       w_op_text(w, k.v[0], k.v[1], op);
       if (!strcmp(op, "*")) r = pe_term_mul(w_term(w, k.v[0]), w_term(w, k.v[1]));
+      else if (!strcmp(op, "+")) r = pe_term_add(w_term(w, k.v[0]), w_term(w, k.v[1]));
     }
     free(k.v);
     return r;
@@ -155,7 +212,7 @@ int w_call(walker *w, CXCursor c) {
   if (alloc_size_args(w, name, &first, &count, nargs)) {
     long long size = 1;
     int known = 1;
-    pe_term term = {.ok = true, .k = 1};
+    pe_term term = pe_term_const(1);
     for (int i = 0; i < nargs; i++) {
       CXCursor a = clang_Cursor_getArgument(c, i);
       w_val(w, a);

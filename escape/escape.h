@@ -63,14 +63,15 @@ typedef struct {
   unsigned line, col, off; /* expansion location in the file of the enclosing function */
 } pe_loc;
 
-/* A size as a product: k times the values of the enclosing function's parameters p[0..np).
- * ok false: not of that form (unknown). An allocation's size inside a wrapper, or an argument
- * of a call, is kept as a term so that a wrapper's callers can compute their own sizes. */
+/* A bound on a size: max(k * the values of the enclosing function's parameters p[0..np) + add,
+ * lo). ok false: not of that form (unknown). An allocation's size inside a wrapper, or an
+ * argument of a call, is kept as a term so that a wrapper's callers can compute their own
+ * sizes (n > 0 ? n : 8 is bounded by max(n, 8); two allocations returned, by the larger). */
 typedef struct {
   bool ok;
   int np;
   int p[4];
-  long long k;
+  long long k, add, lo;
 } pe_term;
 
 typedef struct {
@@ -176,7 +177,6 @@ typedef struct {
    * parameters), and does nothing else with it that outlives the call */
   bool wrapper;
   pe_term wterm;
-  int wnode;          /* the allocation node it returns (its "escapes: returned" verdict) */
   int freeparam;      /* frees its parameter freeparam and does nothing else with it, -1 not
                          (yet), -2 never (it was and stopped being: kept so the fixpoint ends) */
   unsigned backgoto_lo[64], backgoto_hi[64]; int nbackgoto;
@@ -190,7 +190,11 @@ typedef struct {
   pe_func *funcs; int nfuncs, capfuncs;
 } pe_unit;
 
-pe_term pe_term_mul(pe_term a, pe_term b); /* call.c: the product of two size terms */
+/* call.c: size terms */
+pe_term pe_term_const(long long c);
+pe_term pe_term_mul(pe_term a, pe_term b);
+pe_term pe_term_add(pe_term a, pe_term b);
+pe_term pe_term_max(pe_term a, pe_term b); /* a bound on either */
 
 /* ---- output records --------------------------------------------------------------------- */
 enum pe_rec_kind { R_ALLOC, R_ADDR, R_PARAM, R_FLOW };

@@ -58,8 +58,10 @@ void w_note_write(walker *w, CXCursor lhs) {
   CXCursor ref = clang_getCursorReferenced(s);
   if (ref.kind != CXCursor_ParmDecl) return;
   for (int p = 0; p < w->f->nparams && p < 64; p++)
-    if (clang_equalCursors(clang_Cursor_getArgument(w->fcur[w->f - w->u->funcs], (unsigned)p), ref))
-      w->pwritten |= 1ull << p;
+    if (clang_equalCursors(clang_Cursor_getArgument(w->fcur[w->f - w->u->funcs], (unsigned)p), ref)) {
+      unsigned off = w_loc_of(lhs).off;
+      if (off < w->pwmin[p]) w->pwmin[p] = off;
+    }
 }
 
 /* ++x, x--: from the tokens of the operator (inside a macro body, assumed). */

@@ -249,20 +249,21 @@ static void find_wrapper(pe_func *f, reach *r) {
   f->wrapper = false;
   if (!f->analyzed || f->recursive || f->calls_setjmp) return;
   int alloc = -1;
+  pe_term t = {0};
   for (int x = 0; x < f->nnodes; x++) {
     if (r->reason[PASS_RET][x] < 0) continue;
     pe_node *n = &f->nodes[x];
     /* an address-taken variable may be given any value through its address */
     if (n->mixed || n->kind == N_ADDR || n->kind == N_LOADED || n->addr_taken) return;
-    if (n->kind == N_ALLOC) {
-      if (alloc >= 0 || r->reason[PASS_ESC][x] >= 0) return;
+    if (n->kind == N_ALLOC) { /* several (malloc(n), or malloc(1) if that failed): the larger */
+      if (r->reason[PASS_ESC][x] >= 0) return;
+      t = alloc < 0 ? n->term : pe_term_max(t, n->term);
       alloc = x;
     }
   }
   if (alloc < 0) return;
   f->wrapper = true;
-  f->wterm = f->nodes[alloc].term;
-  f->wnode = alloc;
+  f->wterm = t;
 }
 
 /* The values of f's calls to allocation wrappers become allocations of f, sized by the
@@ -279,14 +280,15 @@ static void wrap_calls(const program *pg, pe_func *f) {
     free(n->name);
     n->name = pe_xstrdup(c->text);
     n->site = i;
-    pe_term t = {.ok = w->wterm.ok, .k = w->wterm.k};
+    pe_term t = w->wterm.ok ? pe_term_const(w->wterm.k) : (pe_term){0};
     for (int j = 0; j < w->wterm.np && t.ok; j++) {
       int p = w->wterm.p[j];
       t = p < c->nargs ? pe_term_mul(t, c->args[p]) : (pe_term){0};
     }
+    t = pe_term_max(pe_term_add(t, pe_term_const(w->wterm.add)), pe_term_const(w->wterm.lo));
     n->term = t;
     n->size_known = t.ok && t.np == 0;
-    n->size = n->size_known ? t.k : -1;
+    n->size = n->size_known ? (t.k + t.add > t.lo ? t.k + t.add : t.lo) : -1;
     n->loop_lo = c->loop_lo;
     n->loop_hi = c->loop_hi;
   }
@@ -442,7 +444,8 @@ static void verdicts(pe_func *f, int unit, graph *g, reach *r, const pe_opts *o,
       pe_rec rec = {.file = f->file, .line = n->loc.line, .col = n->loc.col, .kind = R_ALLOC,
                     .candidate = why == NULL, .expr = pe_xstrdup(n->name), .reason = why,
                     .func = f->name, .size = n->size_known ? n->size : -1,
-                    .inner = f->wrapper && a == f->wnode, .unit = unit};
+                    .inner = f->wrapper && r->reason[PASS_RET][a] >= 0,
+                    .unit = unit};
       rec.msg = why ? pe_fmt("%s escapes to heap: %s", n->name, why)
                     : pe_fmt("%s does not escape", n->name);
       pe_rec_add(recs, rec);

@@ -161,6 +161,13 @@ static const char *file_label(walker *w, CXFile f, CXFile *seen, int *nseen) {
   return name;
 }
 
+static void fix_term(walker *w, pe_term *t, unsigned off, bool in_loop) {
+  for (int j = 0; j < t->np; j++) {
+    unsigned first = t->p[j] < 64 ? w->pwmin[t->p[j]] : 0;
+    if (first != ~0u && (in_loop || first < off)) t->ok = false;
+  }
+}
+
 int pe_walk_unit(CXTranslationUnit tu, pe_unit *u, const char *dir, const pe_opts *o) {
   walker w = {.tu = tu, .u = u, .o = o, .dir = dir};
   CXString sp = clang_getTranslationUnitSpelling(tu);
@@ -195,7 +202,7 @@ int pe_walk_unit(CXTranslationUnit tu, pe_unit *u, const char *dir, const pe_opt
     w.nloops = 0;
     w.depth = 0;
     w.too_deep = false;
-    w.pwritten = 0;
+    memset(w.pwmin, 0xff, sizeof w.pwmin);
     f->loaded = w_node_new(&w, N_LOADED, pe_xstrdup("*(load)"), f->loc);
     f->nodes[f->loaded].mixed = true;
     f->other = w_node_new(&w, N_TEMP, NULL, f->loc);
@@ -220,21 +227,6 @@ int pe_walk_unit(CXTranslationUnit tu, pe_unit *u, const char *dir, const pe_opt
               "its allocations are taken to escape\n", f->file, f->loc.line, f->name);
       rc = -1;
     }
-    /* size terms naming a parameter that is assigned to (or whose address is taken) do not
-     * say the size: the parameter's value at the allocation is not the argument */
-    for (int p = 0; p < f->nparams && p < 64; p++)
-      if (f->nodes[f->param_node[p]].addr_taken) w.pwritten |= 1ull << p;
-    for (int n = 0; n < f->nnodes; n++) {
-      pe_term *t = &f->nodes[n].term;
-      for (int j = 0; j < t->np; j++)
-        if (t->p[j] >= 64 || (w.pwritten >> t->p[j]) & 1) t->ok = false;
-    }
-    for (int n = 0; n < f->ncalls; n++)
-      for (int a = 0; a < f->calls[n].nargs; a++) {
-        pe_term *t = &f->calls[n].args[a];
-        for (int j = 0; j < t->np; j++)
-          if (t->p[j] >= 64 || (w.pwritten >> t->p[j]) & 1) t->ok = false;
-      }
     for (int g = 0; g < f->nbackgoto; g++)
       for (int n = 0; n < f->nnodes; n++) {
         pe_node *a = &f->nodes[n];
@@ -255,6 +247,16 @@ int pe_walk_unit(CXTranslationUnit tu, pe_unit *u, const char *dir, const pe_opt
           a->loop_hi = hi;
         }
       }
+    /* size terms naming a parameter assigned to before (or, in a loop, anywhere), or whose
+     * address is taken, do not say the size: its value there is not the argument */
+    for (int p = 0; p < f->nparams && p < 64; p++)
+      if (f->nodes[f->param_node[p]].addr_taken) w.pwmin[p] = 0;
+    for (int n = 0; n < f->nnodes; n++)
+      if (f->nodes[n].kind == N_ALLOC)
+        fix_term(&w, &f->nodes[n].term, f->nodes[n].loc.off, f->nodes[n].loop_hi != 0);
+    for (int n = 0; n < f->ncalls; n++)
+      for (int a = 0; a < f->calls[n].nargs; a++)
+        fix_term(&w, &f->calls[n].args[a], f->calls[n].loc.off, f->calls[n].loop_hi != 0);
   }
   free(w.vars);
   free(w.fnames);

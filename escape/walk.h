@@ -30,7 +30,7 @@ typedef struct {
   region loops[512]; int nloops;
   int depth;
   bool too_deep;
-  unsigned long long pwritten; /* parameters of the walked function assigned to (bit p) */
+  unsigned pwmin[64];       /* offset of the first assignment to each parameter, ~0u: none */
 } walker;
 
 typedef struct { CXCursor *v; int n, cap; } kids_t;

@@ -84,6 +84,48 @@ void *xmalloc_nonzero(size_t n) {
   return malloc(n); // ERROR "malloc\(n\) escapes to heap: returned"
 }
 
+/* git's do_xmalloc: two allocations returned (malloc(1) when malloc(0) gave NULL): the size
+ * is bounded by the larger. */
+void *two_mallocs(size_t size) {
+  void *ret = malloc(size); // ERROR "malloc\(size\) escapes to heap: returned"
+  if (!ret && !size) ret = malloc(1); // ERROR "malloc\(1\) escapes to heap: returned"
+  if (!ret) die("out of memory");
+  return ret;
+}
+
+/* redis's zmalloc: a minimum size, a prefix, and the size parameter reused after the
+ * allocation (which does not change what was allocated). */
+#define MIN_SIZE(x) ((x) > 0 ? (x) : 4096)
+#define PREFIX (sizeof(long))
+extern size_t used_memory;
+void *prefixed(size_t size) {
+  void *p = malloc(MIN_SIZE(size) + PREFIX); // ERROR "escapes to heap: returned"
+  if (!p) return NULL;
+  size = 2 * size;
+  used_memory += size;
+  return p;
+}
+
+/* assigned in a loop around the allocation: not the argument any more */
+void *grows(size_t n, int tries) {
+  void *p = NULL;
+  while (!p && tries-- > 0) {
+    p = malloc(n); // ERROR "malloc\(n\) escapes to heap: returned"
+    n = n / 2;
+  }
+  return p;
+}
+
+void bounded_sizes(void) {
+  char *a = two_mallocs(16); // ERROR "two_mallocs\(16\) does not escape"
+  char *b = prefixed(16); // ERROR "too large for stack \(4104 bytes > 4032\)"
+  char *c = grows(16, 3); // ERROR "grows\(16, 3\) escapes to heap: non-constant size"
+  a[0] = b[0] = c[0] = 0;
+  free(a);
+  free(b);
+  free(c);
+}
+
 void not_wrappers(void) {
   char *a = alloc_and_keep(8);
   char *b = alloc_or_spare(8);
