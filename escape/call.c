@@ -310,18 +310,19 @@ int w_call(walker *w, CXCursor c) {
     call.loop_lo = w->loops[w->nloops - 1].lo;
     call.loop_hi = w->loops[w->nloops - 1].hi;
   }
+  /* recorded before its arguments are walked: calls inside them come after it */
   int ci = w->f->ncalls;
+  PE_PUSH(w->f->calls, w->f->ncalls, w->f->capcalls, call);
   for (int i = 0; i < nargs; i++) {
     CXCursor ac = clang_Cursor_getArgument(c, i);
     int a = w_val(w, ac);
-    call.args[i] = w_term(w, ac);
+    w->f->calls[ci].args[i] = w_term(w, ac);
     if (a < 0) continue;
     int t = w_node_new(w, N_TEMP, pe_fmt("argument %d of %s", i + 1, name), loc);
     w_edge(w, a, t, loc);
     pe_callarg ca = {ci, i, t, loc};
     PE_PUSH(w->f->cargs, w->f->ncargs, w->f->capcargs, ca);
   }
-  PE_PUSH(w->f->calls, w->f->ncalls, w->f->capcalls, call);
   free(name);
   return result;
 }

@@ -209,3 +209,12 @@ char *dup_of_local(void) {
   free(p);
   return d;
 }
+
+/* A call in an argument of another call: each argument goes to its own callee. */
+static char *nested_kept;
+static void keep_second(const char *a, char *b) { (void)a; nested_kept = b; } // ERROR "leaking param: b"
+static const char *first_of(const char *a, const char *b) { (void)b; return a; } // ERROR "leaking param: a to result"
+void nested_call_args(const char *x, const char *y) {
+  char *p = malloc(8); // ERROR "escapes to heap: passed to keep_second: stored to static nested_kept"
+  keep_second(first_of(x, y), p);
+}
