@@ -197,7 +197,10 @@ static void solve_func(const program *pg, pe_func *f, graph *g, reach *r) {
 /* Returns true if a summary flag changed. */
 static bool summarize(pe_func *f, graph *g, reach *r) {
   bool changed = false;
-  bool content = r->reason[PASS_ESC][f->loaded] >= 0 || r->reason[PASS_RET][f->loaded] >= 0;
+  /* what a parameter points to leaks if loads escape, are returned, or are freed (a free of
+   * *pp frees what the caller stored there: git's stop_progress(&progress)) */
+  bool content = r->reason[PASS_ESC][f->loaded] >= 0 || r->reason[PASS_RET][f->loaded] >= 0 ||
+                 r->reason[PASS_FREE][f->loaded] >= 0;
   for (int p = 0; p < f->nparams; p++) {
     int x = f->param_node[p];
     unsigned s = 0;

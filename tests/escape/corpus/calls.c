@@ -218,3 +218,13 @@ void nested_call_args(const char *x, const char *y) {
   char *p = malloc(8); // ERROR "escapes to heap: passed to keep_second: stored to static nested_kept"
   keep_second(first_of(x, y), p);
 }
+
+/* A callee that frees what its parameter points to (git's stop_progress(&progress)): the
+ * allocation stored there is freed by someone else. */
+struct progress { int n; };
+static void release_ref(struct progress **pp) { free(*pp); *pp = NULL; }
+void callee_frees_content(void) {
+  struct progress *p = malloc(sizeof *p); // ERROR "escapes to heap: stored in p, whose address escapes \(content leaked by release_ref\)"
+  p->n = 1;
+  release_ref(&p);
+}
