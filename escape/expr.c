@@ -181,6 +181,8 @@ static int cast(walker *w, CXCursor c, kids_t *k) {
   }
   if (is_ptr(t) && is_arr(et)) return w_addr(w, e);
   int r = w_val(w, e);
+  /* a designated initializer (.a = p) is unexposed and typed void: it is its value */
+  if (c.kind == CXCursor_UnexposedExpr && t.kind == CXType_Void) return carries(et) ? r : -1;
   if (is_ptr(t) && is_ptr(et)) {
     /* (uintptr_t *)&p, (char *)&s: what it points to may be read as integers, pointer bits
      * and all, and an integer is untracked: the pointee's content escapes. */
