@@ -18,7 +18,7 @@
 #include <unistd.h>
 #include "escape.h"
 
-#define PE_CACHE_MAGIC 0x70616c6c6f634531ull /* "pallocE1": bump when the graph changes */
+#define PE_CACHE_MAGIC 0x70616c6c6f634532ull /* "pallocE2": bump when the graph changes */
 
 /* ---- hashing ---------------------------------------------------------------------------- */
 static uint64_t mix(uint64_t h, uint64_t v) {
@@ -103,7 +103,7 @@ static void putstr(obuf *o, const char *s) {
 }
 static void putloc(obuf *o, pe_loc l) { put64(o, l.line); put64(o, l.col); put64(o, l.off); }
 static void putterm(obuf *o, pe_term t) {
-  put64(o, t.ok); put64(o, t.np); put64(o, t.k);
+  put64(o, t.ok); put64(o, t.np); put64(o, t.k); put64(o, t.add); put64(o, t.lo);
   for (int i = 0; i < 4; i++) put64(o, t.p[i]);
 }
 
@@ -242,7 +242,7 @@ static pe_loc getloc(ibuf *i) {
 }
 static pe_term getterm(ibuf *i) {
   pe_term t;
-  t.ok = get64(i); t.np = (int)get64(i); t.k = get64(i);
+  t.ok = get64(i); t.np = (int)get64(i); t.k = get64(i); t.add = get64(i); t.lo = get64(i);
   for (int k = 0; k < 4; k++) t.p[k] = (int)get64(i);
   if (t.np < 0 || t.np > 4) i->bad = true;
   return t;

@@ -129,6 +129,25 @@ with open(os.path.join(cache, os.listdir(cache)[0]), 'r+b') as f:  # a damaged e
 p5 = run(['-p', wp, '--cache', cache, A])
 expect(p5.returncode == 0 and p5.stdout == p3.stdout, 'cache: a truncated entry is ignored', p5)
 
+# the cache keeps everything the verdicts depend on: every corpus file gives the same output
+# from a warm cache as without one
+corpus = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'corpus')
+ccache = os.path.join(work, 'corpus-cache')
+subprocess.run(['rm', '-rf', ccache])
+for name in sorted(os.listdir(corpus)):
+    if not name.endswith('.c'):
+        continue
+    src = open(os.path.join(corpus, name)).read()
+    args = [a for line in src.splitlines() if '// ARGS:' in line for a in line.split('// ARGS:')[1].split()]
+    args += [os.path.join(corpus, w) for line in src.splitlines() if '// WITH:' in line
+             for w in line.split('// WITH:')[1].split()]
+    f = os.path.join(corpus, name)
+    cold = run(args + ['--cache', ccache, f])
+    warm = run(args + ['--cache', ccache, f])
+    none = run(args + [f])
+    expect(cold.stdout == none.stdout and warm.stdout == none.stdout,
+           f'cache: {name}: the same verdicts cold, warm and without a cache', warm)
+
 # usage
 for args in ([], ['--bogus', good], ['--max-stack', 'x', good], ['--profile'], ['-p'],
              ['--top', '-1', good], ['--realloc'],
