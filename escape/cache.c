@@ -290,6 +290,7 @@ int pe_cache_load(const pe_opts *o, const char *file, const char *dir, char **ar
   for (int k = 0; k < nfuncs && !in.bad; k++) {
     pe_func f = {0};
     f.freeparam = -1;
+    f.passthru = -1;
     f.name = getstr(&in);
     int64_t fi = get64(&in);
     f.file = fi >= 0 && fi < v.nfiles ? v.files[fi] : v.path;

@@ -315,7 +315,8 @@ int w_call(walker *w, CXCursor c) {
   PE_PUSH(w->f->calls, w->f->ncalls, w->f->capcalls, call);
   for (int i = 0; i < nargs; i++) {
     CXCursor ac = clang_Cursor_getArgument(c, i);
-    int a = w_val(w, ac);
+    int a = w_assigned(w, ac, w_val(w, ac)); /* an untracked pointer is OTHER: a pass-through
+                                                 returns it */
     w->f->calls[ci].args[i] = w_term(w, ac);
     if (a < 0) continue;
     int t = w_node_new(w, N_TEMP, pe_fmt("argument %d of %s", i + 1, name), loc);

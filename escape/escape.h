@@ -177,6 +177,7 @@ typedef struct {
    * parameters), and does nothing else with it that outlives the call */
   bool wrapper;
   pe_term wterm;
+  int passthru;       /* returns its parameter passthru and nothing else, or -1 */
   int freeparam;      /* frees its parameter freeparam and does nothing else with it, -1 not
                          (yet), -2 never (it was and stopped being: kept so the fixpoint ends) */
   unsigned backgoto_lo[64], backgoto_hi[64]; int nbackgoto;

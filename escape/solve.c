@@ -250,7 +250,21 @@ static bool summarize(pe_func *f, graph *g, reach *r) {
  * reaching a return is untainted by parameters, loads, unknown call results, addresses. */
 static void find_wrapper(pe_func *f, reach *r) {
   f->wrapper = false;
+  f->passthru = -1;
   if (!f->analyzed || f->recursive || f->calls_setjmp) return;
+  /* a pass-through (redis's extend_to_usable(ptr, size) returns ptr): what reaches its returns
+   * is one parameter, copied through untainted variables */
+  int param = -1;
+  bool pure = true;
+  for (int x = 0; x < f->nnodes && pure; x++) {
+    if (r->reason[PASS_RET][x] < 0) continue;
+    pe_node *n = &f->nodes[x];
+    if (n->kind == N_VAR && n->param >= 0 && !n->addr_taken && (param < 0 || param == n->param))
+      param = n->param;
+    else if (n->mixed || n->kind != N_VAR || n->addr_taken)
+      pure = false;
+  }
+  if (pure && param >= 0 && (f->psum[param] & P_SRET)) f->passthru = param;
   int alloc = -1;
   pe_term t = {0};
   for (int x = 0; x < f->nnodes; x++) {
@@ -274,6 +288,11 @@ static void find_wrapper(pe_func *f, reach *r) {
 static void wrap_calls(const program *pg, pe_func *f) {
   for (int i = 0; i < f->ncalls; i++) {
     pe_call *c = &f->calls[i];
+    /* the value of a pass-through's call is its argument: no longer mixed (the argument's
+     * node flows to it by the callee's summary) */
+    if (c->target >= 0 && c->result >= 0 && pg->fn[c->target]->passthru >= 0 &&
+        pg->fn[c->target]->passthru < c->nargs)
+      f->nodes[c->result].mixed = false;
     if (c->target < 0 || c->result < 0 || !pg->fn[c->target]->wrapper) continue;
     pe_func *w = pg->fn[c->target];
     pe_node *n = &f->nodes[c->result];

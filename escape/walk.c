@@ -119,6 +119,7 @@ static enum CXChildVisitResult top(CXCursor c, CXCursor parent, CXClientData d) 
   fn.external = clang_getCursorLinkage(c) == CXLinkage_External;
   fn.nparams = clang_Cursor_getNumArguments(c);
   fn.freeparam = -1;
+  fn.passthru = -1;
   if (fn.nparams < 0) fn.nparams = 0;
   int capfcur = w->u->capfuncs;
   PE_PUSH(w->u->funcs, w->u->nfuncs, w->u->capfuncs, fn);
