@@ -18,7 +18,7 @@
 #include <unistd.h>
 #include "escape.h"
 
-#define PE_CACHE_MAGIC 0x70616c6c6f634532ull /* "pallocE2": bump when the graph changes */
+#define PE_CACHE_MAGIC 0x70616c6c6f634533ull /* "pallocE3": bump when the graph changes */
 
 /* ---- hashing ---------------------------------------------------------------------------- */
 static uint64_t mix(uint64_t h, uint64_t v) {
@@ -158,7 +158,7 @@ void pe_cache_store(const pe_opts *o, const char *file, const char *dir, char **
       putstr(&b, n->name);
       putloc(&b, n->loc);
       put64(&b, n->var); put64(&b, n->param);
-      put64(&b, n->addr_taken | n->carries << 1 | n->mixed << 2);
+      put64(&b, n->addr_taken | n->carries << 1 | n->mixed << 2 | n->resized << 3);
       put64(&b, n->size_known); put64(&b, n->size);
       put64(&b, n->loop_lo); put64(&b, n->loop_hi);
       putterm(&b, n->term);
@@ -312,7 +312,7 @@ int pe_cache_load(const pe_opts *o, const char *file, const char *dir, char **ar
       x.loc = getloc(&in);
       x.var = (int)get64(&in); x.param = (int)get64(&in);
       int64_t b = get64(&in);
-      x.addr_taken = b & 1; x.carries = b >> 1 & 1; x.mixed = b >> 2 & 1;
+      x.addr_taken = b & 1; x.carries = b >> 1 & 1; x.mixed = b >> 2 & 1; x.resized = b >> 3 & 1;
       x.size_known = (int)get64(&in); x.size = get64(&in);
       x.loop_lo = (unsigned)get64(&in); x.loop_hi = (unsigned)get64(&in);
       x.term = getterm(&in);

@@ -266,7 +266,18 @@ int w_call(walker *w, CXCursor c) {
         case 'r': result = w_merge(w, result, a, loc); break;
         case 'c': w_sink(w, a, S_CAPTURE, pe_fmt("captured by %s", name), false, loc); break;
         case 'f': w_sink(w, a, S_FREE, pe_fmt("freed by %s", name), false, loc); break;
-        case 'R': w_sink(w, a, S_REALLOC, pe_fmt("realloc'd by %s", name), false, loc); break;
+        case 'R':
+          w_sink(w, a, S_REALLOC, pe_fmt("realloc'd by %s", name), false, loc);
+          if (carry && result < 0) { /* its value: a heap block of its own */
+            result = w_node_new(w, N_ALLOC, w_call_text(w, c), loc);
+            w->f->nodes[result].resized = true;
+            w->f->nodes[result].size_known = 0;
+            if (w->nloops) {
+              w->f->nodes[result].loop_lo = w->loops[w->nloops - 1].lo;
+              w->f->nodes[result].loop_hi = w->loops[w->nloops - 1].hi;
+            }
+          }
+          break;
         case 'C': w_sink(w, a, S_DEREF, pe_fmt("copied by %s", name), false, loc); break;
         case 'D': w_sink(w, a, S_DEREF, pe_fmt("realloc'd by %s", name), false, loc); break;
         case 'e': {

@@ -90,6 +90,8 @@ typedef struct {
   long long size;
   unsigned loop_lo, loop_hi; /* iteration region (offsets) of the innermost loop, hi=0: none */
   pe_term term;       /* N_ALLOC: size as a product of the function's parameters */
+  bool resized;       /* N_ALLOC: the value of a realloc (or of a realloc wrapper): an allocation
+                         site for the profile, never a stack candidate */
   int site;           /* N_ALLOC made from a wrapper call: the index of the call, else -1 */
 } pe_node;
 
@@ -178,6 +180,7 @@ typedef struct {
   bool wrapper;
   pe_term wterm;
   int passthru;       /* returns its parameter passthru and nothing else, or -1 */
+  bool wresized;      /* a wrapper of realloc: what it returns was resized */
   int freeparam;      /* frees its parameter freeparam and does nothing else with it, -1 not
                          (yet), -2 never (it was and stopped being: kept so the fixpoint ends) */
   unsigned backgoto_lo[64], backgoto_hi[64]; int nbackgoto;

@@ -266,6 +266,7 @@ static void find_wrapper(pe_func *f, reach *r) {
   }
   if (pure && param >= 0 && (f->psum[param] & P_SRET)) f->passthru = param;
   int alloc = -1;
+  bool resized = false;
   pe_term t = {0};
   for (int x = 0; x < f->nnodes; x++) {
     if (r->reason[PASS_RET][x] < 0) continue;
@@ -276,11 +277,13 @@ static void find_wrapper(pe_func *f, reach *r) {
       if (r->reason[PASS_ESC][x] >= 0) return;
       t = alloc < 0 ? n->term : pe_term_max(t, n->term);
       alloc = x;
+      if (n->resized) resized = true;
     }
   }
   if (alloc < 0) return;
   f->wrapper = true;
   f->wterm = t;
+  f->wresized = resized;
 }
 
 /* The values of f's calls to allocation wrappers become allocations of f, sized by the
@@ -302,6 +305,7 @@ static void wrap_calls(const program *pg, pe_func *f) {
     free(n->name);
     n->name = pe_xstrdup(c->text);
     n->site = i;
+    n->resized = w->wresized;
     pe_term t = w->wterm.ok ? pe_term_const(w->wterm.k) : (pe_term){0};
     for (int j = 0; j < w->wterm.np && t.ok; j++) {
       int p = w->wterm.p[j];
@@ -446,7 +450,8 @@ static void verdicts(pe_func *f, int unit, graph *g, reach *r, const pe_opts *o,
       } else if (r->reason[PASS_RET][a] >= 0) {
         pass = PASS_RET;
         why = pe_xstrdup("returned");
-      } else if (!n->size_known) why = pe_xstrdup("non-constant size");
+      } else if (n->resized) why = pe_xstrdup("resized by realloc");
+      else if (!n->size_known) why = pe_xstrdup("non-constant size");
       else if (n->size > o->max_stack)
         why = pe_fmt("too large for stack (%lld bytes > %lld)", n->size, o->max_stack);
       if (!why && n->loop_hi) {

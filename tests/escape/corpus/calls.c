@@ -94,7 +94,7 @@ void getline_reallocs(FILE *f) {
 
 void reallocated(void) {
   char *p = malloc(16); // ERROR "escapes to heap: realloc'd by realloc"
-  char *q = realloc(p, 32);
+  char *q = realloc(p, 32); // ERROR "realloc\(p, 32\) escapes to heap: resized by realloc"
   free(q);
 }
 

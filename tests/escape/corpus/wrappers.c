@@ -135,20 +135,23 @@ void not_wrappers(void) {
   free(d);
 }
 
-/* --realloc names one the analysis cannot see; a realloc wrapper it can see realloc's too. */
+/* --realloc names one the analysis cannot see; a realloc wrapper it can see realloc's too.
+ * What they return is an allocation site (for the profile), never a stack candidate. */
 // ARGS: --realloc ext_realloc
 extern void *ext_realloc(void *p, size_t n);
 void *xrealloc(void *p, size_t n) { // ERROR "leaking param: p"
-  void *q = realloc(p, n);
+  void *q = realloc(p, n); // ERROR "realloc\(p, n\) escapes to heap: returned"
   if (!q) die("out of memory");
   return q;
 }
 
 void reallocs(void) {
+  char *r = xrealloc(NULL, 8); // ERROR "xrealloc\(NULL, 8\) escapes to heap: resized by realloc"
+  free(r);
   char *p = xmalloc(16); // ERROR "escapes to heap: realloc'd by ext_realloc"
-  p = ext_realloc(p, 32);
+  p = ext_realloc(p, 32); // ERROR "ext_realloc\(p, 32\) escapes to heap: realloc'd by ext_realloc"
   char *q = xmalloc(16); // ERROR "escapes to heap: passed to xrealloc: realloc'd by realloc"
-  q = xrealloc(q, 32);
+  q = xrealloc(q, 32); // ERROR "xrealloc\(q, 32\) escapes to heap: passed to xrealloc: realloc'd by realloc"
   free(p);
   free(q);
 }
