@@ -243,8 +243,8 @@ int pe_profile_join(pe_recs *r, const pe_opts *o, FILE *out) {
       pe_rec *x = rank[i];
       pe_human_bytes(x->alloc_space, b);
       if (x->sampled)
-        fprintf(out, "%s:%u:%u: %s: %s in %lld allocations, all of them could be on the stack\n",
-                x->file, x->line, x->col, x->msg, b, x->alloc_objects);
+        fprintf(out, "%s:%u:%u: %s: %s in %lld allocation%s, all could be on the stack\n",
+                x->file, x->line, x->col, x->msg, b, x->alloc_objects, x->alloc_objects == 1 ? "" : "s");
       else
         fprintf(out, "%s:%u:%u: %s: not in the profile\n", x->file, x->line, x->col, x->msg);
     }
@@ -255,8 +255,9 @@ int pe_profile_join(pe_recs *r, const pe_opts *o, FILE *out) {
       for (int i = 0; i < shown; i++) {
         pe_rec *x = hot[i];
         pe_human_bytes(x->alloc_space, b);
-        fprintf(out, "%s:%u:%u: %s: %s in %lld allocations: %s\n", x->file, x->line, x->col,
-                x->expr, b, x->alloc_objects, x->msg + strlen(x->expr) + 1);
+        fprintf(out, "%s:%u:%u: %s: %s in %lld allocation%s: %s\n", x->file, x->line, x->col,
+                x->expr, b, x->alloc_objects, x->alloc_objects == 1 ? "" : "s",
+                x->msg + strlen(x->expr) + 1);
         for (pe_rec *f = x + 1; f < r->v + r->n && f->kind == R_FLOW; f++)
           fprintf(out, "%s:%u:%u: %s\n", f->file, f->line, f->col, f->msg);
       }

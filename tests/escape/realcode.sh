@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/escape/realcode.sh [fetch|build|measure|all] [PROJECT...] - palloc-escape on real code.
+# tests/escape/realcode.sh [fetch|build|measure|hot|all] [PROJECT...] - palloc-escape on real code.
 #
 # Not part of CI (it downloads sources and builds them): the measurement behind issue 18.
 #   fetch    Debian's source packages through a private apt configuration under the cache (its
@@ -11,6 +11,10 @@
 #            over the same database, the time of `palloc-escape -p` (cold cache, then warm),
 #            the candidates, and the escaping allocation sites. Results go to
 #            CACHE/results/PROJECT.{txt,stats}; a summary table on stdout.
+#   hot      zlib, lz4, redis run under libpalloc (build/alloc/libpalloc.so): minigzip and lz4
+#            compress 27 MB, redis-server serves a short redis-benchmark; then
+#            `palloc-escape --profile` lists the candidates and the top escaping sites
+#            (CACHE/results/PROJECT.hot).
 # The cache is $PALLOC_ESCAPE_REAL (default: .cache/escape-real in the repository).
 # PALLOC_ESCAPE is the tool (default build/escape/palloc-escape).
 # Projects: zlib lz4 git sqlite3 redis stb (stb: header-only, analysed through a .c file that
@@ -125,12 +129,43 @@ measure() {
     "$p" "$files" "$ts" "$tc" "$(echo "$tc / $ts" | bc -l)" "$tw" "$cand" "$esc" "$fail" | tee "$r/$p.stats"
 }
 
+hot() {
+  local p=$1 d=$cache/$p r=$cache/results lib=$repo/build/alloc/libpalloc.so w=$cache/hot
+  mkdir -p "$w" "$r"
+  [ -f "$w/input.txt" ] || head -c 20000000 /dev/urandom | base64 > "$w/input.txt"
+  rm -f "$w/$p.pb.gz"
+  case $p in
+    zlib)
+      gcc -O0 -g -w -I"$d" "$d/test/minigzip.c" "$d"/{adler32,crc32,deflate,inflate,inffast,inftrees,trees,zutil,gzlib,gzread,gzwrite,gzclose,compress,uncompr}.c \
+        -o "$w/minigzip"
+      cp "$w/input.txt" "$w/z.txt"
+      LD_PRELOAD=$lib PALLOC_SAMPLE_RATE=1 PALLOC_PROFILE=$w/$p.pb.gz "$w/minigzip" -f "$w/z.txt" ;;
+    lz4)
+      gcc -O0 -g -I"$d/lib" "$d"/programs/{lz4cli,lz4io,bench,datagen}.c "$d"/lib/{lz4,lz4hc,lz4frame,xxhash}.c \
+        -o "$w/lz4" -lpthread
+      LD_PRELOAD=$lib PALLOC_SAMPLE_RATE=1 PALLOC_PROFILE=$w/$p.pb.gz "$w/lz4" -f -q "$w/input.txt" "$w/input.lz4" ;;
+    redis)
+      local port=16399
+      LD_PRELOAD=$lib PALLOC_SAMPLE_RATE=4096 PALLOC_PROFILE=$w/$p.pb.gz \
+        "$d/src/redis-server" --port $port --save "" --appendonly no > "$w/redis.log" 2>&1 &
+      sleep 2
+      "$d/src/redis-benchmark" -p $port -n 20000 -q -c 4 -t set,get,lpush,lpop,sadd,hset,zadd,lrange_100 > /dev/null 2>&1 || true
+      "$d/src/redis-cli" -p $port shutdown nosave > /dev/null 2>&1 || true
+      wait ;;
+    *) say "hot: no workload for $p"; return 0 ;;
+  esac
+  "$tool" -p "$d" --cache "$d/.palloc-escape-cache" --profile "$w/$p.pb.gz" --top 5 > "$r/$p.hot" 2> "$r/$p.hot.err" || true
+  tail -1 "$r/$p.hot.err"
+  sed "s|$d/||" "$r/$p.hot" | grep -v 'not in the profile'
+}
+
 for p in "${projects[@]}"; do
   case $stage in
+    hot) hot "$p" ;;
     fetch) fetch "$p" ;;
     build) fetch "$p" && build "$p" ;;
     measure) measure "$p" ;;
     all) fetch "$p" && build "$p" && measure "$p" ;;
-    *) echo "usage: $0 [fetch|build|measure|all] [PROJECT...]" >&2; exit 2 ;;
+    *) echo "usage: $0 [fetch|build|measure|hot|all] [PROJECT...]" >&2; exit 2 ;;
   esac
 done
