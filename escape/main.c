@@ -91,6 +91,10 @@ static void *run(void *arg) {
     if (!tu) { w->failed++; continue; }
     if (parse_only) { clang_disposeTranslationUnit(tu); continue; }
     if (pe_walk_unit(tu, u, j->dir, w->o) != 0) w->failed++;
+    else if (u->nfuncs == 0 && u->report) /* stb_ds.h alone: its bodies are under a macro */
+      fprintf(stderr, "palloc-escape: %s: no function is defined in it or in the project headers "
+              "it includes (a header-only library defines them under its implementation macro: "
+              "name it after --, e.g. -DSTB_DS_IMPLEMENTATION)\n", j->file);
     else if (w->o->cache) pe_cache_store(w->o, j->file, j->dir, j->args, j->nargs, tu, u);
     clang_disposeTranslationUnit(tu);
   }

@@ -47,6 +47,21 @@ expect('bad.c' not in p.stdout, 'nothing reported from the bad file', p)
 
 p = run([empty, good])
 expect(p.returncode == 0 and p.stdout.strip() == GOOD, 'an empty file is no error', p)
+expect('empty.c: no function is defined' in p.stderr, 'a file without functions is said so', p)
+
+# a header-only library: its functions are reported at the header's lines, once, whichever
+# files include it with the implementation macro
+hol = write('hol.h', '#include <stdlib.h>\n#ifdef HOL_IMPLEMENTATION\n'
+            'static int hol_tmp(void) { char *p = malloc(8); p[0] = 1; int r = p[0]; free(p); return r; }\n'
+            'int hol_use(void) { return hol_tmp(); }\n#endif\n')
+u1 = write('hol1.c', '#define HOL_IMPLEMENTATION\n#include "hol.h"\n')
+u2 = write('hol2.c', '#define HOL_IMPLEMENTATION\n#include "hol.h"\nint two(void) { return hol_use(); }\n')
+p = run([u1, u2])
+expect(p.returncode == 0 and p.stdout.count('hol.h:3:38: malloc(8) does not escape') == 1,
+       'a header-only library: its verdicts at the header, once', p)
+p = run([hol])
+expect(p.returncode == 0 and 'no function is defined' in p.stderr and 'HOL' not in p.stdout,
+       'the header alone: nothing to analyze, and it is said why', p)
 
 p = run([missing, good])
 expect(p.returncode == 1 and GOOD in p.stdout, 'a missing file: exit 1, others analyzed', p)
