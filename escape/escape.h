@@ -13,10 +13,16 @@
  * gets an edge x -> LOADED. When &x itself escapes, x's content does too (the solver adds a
  * sink on x). This keeps the model sound without Go's dereference levels.
  *
- * Interprocedural: each function defined in the translation unit gets a summary per parameter
- * (escapes / flows to the result / is freed / its content leaks), computed bottom-up and
- * iterated to a fixpoint, so recursion is handled. Call sites of such functions are recorded as
- * (argument node, result node) pairs and resolved against the summary at solve time.
+ * Interprocedural: each function defined in the program (the analyzed files and the project
+ * headers they include) gets a summary per parameter (escapes / flows to the result / is freed /
+ * its content leaks), computed bottom-up over the whole program and iterated to a fixpoint, so
+ * recursion, also across files, is handled. Calls of such functions are recorded (pe_call, one
+ * pe_callarg per argument node) and resolved at solve time: by index within the file, by name
+ * across files (external linkage); a name no file defines is an unknown callee.
+ *
+ * After the fixpoint: a function that returns one fresh allocation and nothing else is an
+ * allocation wrapper, and the values of its calls become allocation nodes of the callers, sized
+ * by a pe_term of the callee's parameters; one that only frees its parameter is a free().
  */
 #ifndef PALLOC_ESCAPE_H
 #define PALLOC_ESCAPE_H

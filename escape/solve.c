@@ -16,10 +16,17 @@
  * every free() it reaches must see only this allocation, since the rewrite deletes that free
  * (p = malloc(8); if (c) p = malloc(16); free(p) rewrites neither); no setjmp, no recursion.
  *
- * Summaries are iterated over the functions in Tarjan order (callees first) until no flag
- * changes; flags only grow, so this terminates at the least fixpoint, which is the sound one for
- * reachability. Functions in a call cycle get no stack candidates (unbounded recursion of a
- * stack frame that grew would overflow where the heap would not).
+ * The program is every unit's functions at once: calls across units are linked by name
+ * (link_program). Summaries are iterated over all functions in Tarjan order (callees first)
+ * until no flag changes; flags only grow, so this terminates at the least fixpoint, which is
+ * the sound one for reachability. A free wrapper (freeparam) turns its callers' free sinks
+ * into their own frees; its state only moves -1 -> p -> -2, so the fixpoint still ends.
+ * Functions in a call cycle get no stack candidates (unbounded recursion of a stack frame that
+ * grew would overflow where the heap would not).
+ *
+ * Then, callees first: pass-through functions (return their parameter) and allocation
+ * wrappers (find_wrapper), whose call values become allocations of their callers (wrap_calls);
+ * then the verdicts of the units to report.
  */
 #include <stdlib.h>
 #include <string.h>
