@@ -3,8 +3,8 @@
  *
  * An entry is named by a hash of what the graph is made from besides file contents: the
  * format version, the tool's own binary (size and modification time), the options that change
- * the walk (--alloc, --free, --realloc, --resource-dir), the file's name, its directory and its
- * compile flags. It lists every file the translation unit read (the main file and every header,
+ * the walk (--alloc, --free, --realloc, --resource-dir), the current directory (header names
+ * are printed relative to it), the file's name, its directory and its compile flags. It lists every file the translation unit read (the main file and every header,
  * as clang_getInclusions reports them) with a hash of its content; it is used only if every
  * one still hashes the same. Then comes the graph (escape.h's pe_unit without the summaries,
  * which are computed anew for the whole program). Anything unexpected in an entry (truncated,
@@ -79,6 +79,8 @@ static char *entry_path(const pe_opts *o, const char *file, const char *dir, cha
   for (int i = 0; i < o->nfrees; i++) h = hash_str(mix(h, 'f'), o->frees[i]);
   for (int i = 0; i < o->nreallocs; i++) h = hash_str(mix(h, 'r'), o->reallocs[i]);
   h = hash_str(h, o->resource_dir);
+  char cwd[4096]; /* header names are printed relative to it */
+  h = hash_str(h, getcwd(cwd, sizeof cwd) ? cwd : "");
   h = hash_str(h, file);
   h = hash_str(h, dir);
   for (int i = 0; i < nargs; i++) h = hash_str(h, args[i]);

@@ -167,6 +167,7 @@ static bool printf_derefs(CXCursor fmt, bool *deref, int nvar) {
     }
     while (*f && strchr("hlLqjzZt", *f)) f++;
     if (!*f) break;
+    if (*f == 'm') continue; /* glibc: strerror(errno), no argument */
     if ((*f == 's' || *f == 'S' || *f == 'n') && a < nvar) deref[a] = true;
     a++;
   }

@@ -512,8 +512,7 @@ static void verdicts(pe_func *f, int unit, graph *g, reach *r, const pe_opts *o,
 }
 
 /* Resolves every external call by name: to the one function of that name with external
- * linkage (several definitions at one place are one header's, alike); none, or several that
- * differ: unknown. Fills pg and the call graph (callees, global indexes). */
+ * linkage; none, or several: unknown. Fills pg and the call graph (callees, global indexes). */
 static void link_program(program *pg) {
   pg->nf = 0;
   for (int i = 0; i < pg->nunits; i++) pg->nf += pg->units[i].nfuncs;
@@ -543,10 +542,9 @@ static void link_program(program *pg) {
     if (!names[j]) {
       names[j] = f->name;
       idx[j] = i;
-    } else if (idx[j] >= 0) {
-      pe_func *g = pg->fn[idx[j]];
-      if (strcmp(g->file, f->file) != 0 || g->loc.line != f->loc.line || g->loc.col != f->loc.col)
-        idx[j] = -2;
+    } else {
+      idx[j] = -2; /* several definitions (two programs, or an inline one per file, which
+                      macros may make differ): which one is called is not known here */
     }
   }
   for (int i = 0; i < pg->nf; i++) {

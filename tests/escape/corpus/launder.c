@@ -51,3 +51,12 @@ void print_count(void) {
   printf("abc%n\n", n);
   free(n);
 }
+
+/* glibc's %m prints errno's text and takes no argument: the %p after it is p's. */
+void print_errno_then_pointer(void) {
+  char *s = malloc(8); // ERROR "malloc\(8\) does not escape"
+  char *p = malloc(8); // ERROR "escapes to heap: formatted as a number by printf \(%p\)"
+  strcpy(s, "x");
+  printf("%m %s %p\n", s, (void *)p);
+  free(s);
+}
