@@ -79,8 +79,7 @@ static char *entry_path(const pe_opts *o, const char *file, const char *dir, cha
   for (int i = 0; i < o->nfrees; i++) h = hash_str(mix(h, 'f'), o->frees[i]);
   for (int i = 0; i < o->nreallocs; i++) h = hash_str(mix(h, 'r'), o->reallocs[i]);
   h = hash_str(h, o->resource_dir);
-  char cwd[4096]; /* header names are printed relative to it */
-  h = hash_str(h, getcwd(cwd, sizeof cwd) ? cwd : "");
+  h = hash_str(h, pe_start_dir); /* header names are printed relative to it */
   h = hash_str(h, file);
   h = hash_str(h, dir);
   for (int i = 0; i < nargs; i++) h = hash_str(h, args[i]);

@@ -47,6 +47,9 @@ void *pe_xrealloc(void *p, size_t n);
 char *pe_xstrdup(const char *s);
 char *pe_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *pe_intern(const char *s); /* one copy of each string, kept to the end */
+/* The directory palloc-escape started in: libclang's -working-directory changes the process's
+ * current directory while it parses (LLVM's real file system chdirs), so getcwd() is not it. */
+extern char pe_start_dir[4096];
 
 /* ---- options ---------------------------------------------------------------------------- */
 typedef struct {
@@ -60,6 +63,7 @@ typedef struct {
   const char *resource_dir;
   const char *cache;      /* --cache DIR: per-file graphs (cache.c), NULL: none */
   int top;                /* --top N: escaping hot sites listed with --profile */
+  const char *lifetimes;  /* --lifetimes FILE: a lifetime profile (PALLOC_LIFETIME_PROFILE) */
 } pe_opts;
 
 /* ---- the graph -------------------------------------------------------------------------- */
@@ -226,6 +230,9 @@ typedef struct {
   /* filled by the profile join */
   long long alloc_objects, alloc_space;
   bool sampled;
+  /* filled by the lifetime profile's join (--lifetimes) */
+  long long freed_objects, lifetime_ns, temp_objects;
+  bool lived;
 } pe_rec;
 
 typedef struct {

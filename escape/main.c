@@ -46,6 +46,8 @@ static const char usage[] =
     "  --profile FILE    rank the candidates by a heap profile (pprof .pb.gz), then the\n"
     "                    escaping allocation sites that allocate the most, with their reason\n"
     "  --top N           escaping sites listed with --profile (default 10)\n"
+    "  --lifetimes FILE  with --profile: join a lifetime profile (PALLOC_LIFETIME_PROFILE):\n"
+    "                    mean lifetimes, temporaries, the shortest-lived hot sites first\n"
     "  --cache DIR       keep each file's analysis in DIR (default with -p:\n"
     "                    $XDG_CACHE_HOME/palloc-escape); --no-cache: none\n"
     "  --resource-dir D  clang resource directory (builtin headers)\n";
@@ -56,6 +58,7 @@ typedef struct {
   char **args;     /* full argv, args[0] the compiler */
   int nargs;
   bool report;     /* its verdicts are printed */
+  bool named;      /* named on the command line (not only found in the database) */
 } job;
 
 typedef struct {
@@ -88,10 +91,12 @@ static void *run(void *arg) {
     }
     if (progress) fprintf(stderr, "palloc-escape: [%d/%d] %s\n", i + 1, w->njobs, j->file);
     CXTranslationUnit tu = pe_parse(idx, j->file, j->dir, j->args, j->nargs, w->o);
+    if (j->dir && pe_start_dir[0] && chdir(pe_start_dir) != 0) /* see pe_start_dir */
+      fprintf(stderr, "palloc-escape: cannot return to %s\n", pe_start_dir);
     if (!tu) { w->failed++; continue; }
     if (parse_only) { clang_disposeTranslationUnit(tu); continue; }
     if (pe_walk_unit(tu, u, j->dir, w->o) != 0) w->failed++;
-    else if (u->nfuncs == 0 && u->report) /* stb_ds.h alone: its bodies are under a macro */
+    else if (u->nfuncs == 0 && j->named) /* stb_ds.h alone: its bodies are under a macro */
       fprintf(stderr, "palloc-escape: %s: no function is defined in it or in the project headers "
               "it includes (a header-only library defines them under its implementation macro: "
               "name it after --, e.g. -DSTB_DS_IMPLEMENTATION)\n", j->file);
@@ -109,7 +114,7 @@ static void *run(void *arg) {
 }
 
 static job plain_job(const char *file, char **flags, int nflags) {
-  job j = {.file = pe_xstrdup(file), .report = true};
+  job j = {.file = pe_xstrdup(file), .report = true, .named = true};
   j.args = malloc(sizeof *j.args * (size_t)(nflags + 2));
   j.args[j.nargs++] = "clang";
   for (int i = 0; i < nflags; i++) j.args[j.nargs++] = flags[i];
@@ -147,7 +152,7 @@ static int m_level(const char *arg) {
 }
 
 enum { OPT_JSON = 256, OPT_PROFILE, OPT_RESOURCE_DIR, OPT_MAX_STACK, OPT_ALLOC, OPT_FREE,
-       OPT_REALLOC, OPT_CACHE, OPT_NO_CACHE, OPT_TOP };
+       OPT_REALLOC, OPT_CACHE, OPT_NO_CACHE, OPT_TOP, OPT_LIFETIMES };
 
 static const struct option longopts[] = {
   {"help", no_argument, NULL, 'h'},
@@ -161,10 +166,14 @@ static const struct option longopts[] = {
   {"cache", required_argument, NULL, OPT_CACHE},
   {"no-cache", no_argument, NULL, OPT_NO_CACHE},
   {"top", required_argument, NULL, OPT_TOP},
+  {"lifetimes", required_argument, NULL, OPT_LIFETIMES},
   {NULL, 0, NULL, 0},
 };
 
+char pe_start_dir[4096];
+
 int main(int argc, char **argv) {
+  if (!getcwd(pe_start_dir, sizeof pe_start_dir)) pe_start_dir[0] = 0;
   pe_opts o = {.m = 1, .max_stack = 4032, .resource_dir = PE_RESOURCE_DIR, .top = 10};
   const char *dbdir = NULL;
   bool no_cache = false;
@@ -212,6 +221,7 @@ int main(int argc, char **argv) {
       break;
     case OPT_CACHE: o.cache = optarg; break;
     case OPT_NO_CACHE: no_cache = true; break;
+    case OPT_LIFETIMES: o.lifetimes = optarg; break;
     case OPT_TOP: {
       char *end;
       long v = strtol(optarg, &end, 10);
@@ -243,6 +253,10 @@ int main(int argc, char **argv) {
     fprintf(stderr, "palloc-escape: no input files\n%s", usage);
     return 2;
   }
+  if (o.lifetimes && !o.profile) {
+    fprintf(stderr, "palloc-escape: --lifetimes needs --profile\n%s", usage);
+    return 2;
+  }
   char *default_cache = NULL;
   if (no_cache || (o.cache && !o.cache[0])) o.cache = NULL;
   else if (!o.cache && dbdir) {
@@ -251,6 +265,8 @@ int main(int argc, char **argv) {
     else if (home && home[0] == '/') default_cache = pe_fmt("%s/.cache/palloc-escape", home);
     o.cache = default_cache;
   }
+  if (o.cache && o.cache[0] != '/' && pe_start_dir[0]) /* see pe_start_dir */
+    o.cache = pe_fmt("%s/%s", pe_start_dir, o.cache);
 
   if (o.profile) o.m = 2; /* the hot sites are shown with their flow */
   work w = {.o = &o};
@@ -280,7 +296,7 @@ int main(int argc, char **argv) {
         j.report = nfiles == 0;
         for (int k = 0; k < nfiles; k++)
           if (!found[k] && rj && real[k] && strcmp(rj, real[k]) == 0) {
-            j.report = found[k] = true;
+            j.report = j.named = found[k] = true;
             for (int a = 0; a < j.nargs; a++) /* make the file name resolvable from its dir */
               if (strcmp(j.args[a], j.file) == 0 || strcmp(j.args[a], files[k]) == 0)
                 j.args[a] = real[k];

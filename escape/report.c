@@ -167,6 +167,9 @@ void pe_recs_print(const pe_recs *r, const pe_opts *o, FILE *out) {
     if (x->sampled)
       fprintf(out, ", \"alloc_objects\": %lld, \"alloc_space\": %lld", x->alloc_objects,
               x->alloc_space);
+    if (x->lived)
+      fprintf(out, ", \"freed_objects\": %lld, \"lifetime_ns\": %lld, \"temp_objects\": %lld",
+              x->freed_objects, x->lifetime_ns, x->temp_objects);
     if (o->m >= 2) { /* the flow lines that follow this record */
       fputs(", \"flow\": [", out);
       for (int j = i + 1; j < r->n && r->v[j].kind == R_FLOW; j++) {

@@ -141,10 +141,9 @@ static char *header_name(CXFile f, const char *dir) {
   clang_disposeString(s);
   char *real = realpath(p, NULL);
   if (real) { free(p); p = real; }
-  char cwd[4096];
+  const char *cwd = pe_start_dir;
   size_t k;
-  if (p[0] == '/' && getcwd(cwd, sizeof cwd) && (k = strlen(cwd)) > 1 && strncmp(p, cwd, k) == 0 &&
-      p[k] == '/')
+  if (p[0] == '/' && (k = strlen(cwd)) > 1 && strncmp(p, cwd, k) == 0 && p[k] == '/')
     memmove(p, p + k + 1, strlen(p + k + 1) + 1);
   return p;
 }

@@ -163,6 +163,20 @@ for name in sorted(os.listdir(corpus)):
     expect(cold.stdout == none.stdout and warm.stdout == none.stdout,
            f'cache: {name}: the same verdicts cold, warm and without a cache', warm)
 
+# relative names from the directory the tool runs in, with a database whose commands have a
+# directory of their own (libclang changes the process's directory while it parses): a file
+# not in the database after one that is, and a relative --cache, both still found there
+loose = write('loose.c', '#include <stdlib.h>\nvoid l(void) { char *p = malloc(4); free(p); }\n')
+sub = os.path.join(work, 'sub')
+os.makedirs(sub, exist_ok=True)
+subprocess.run(['rm', '-rf', os.path.join(sub, 'relcache')])
+p = subprocess.run([os.path.abspath(tool), '-p', '../build', '--cache', 'relcache', '../sized.c',
+                    '../loose.c'], cwd=sub, capture_output=True, text=True, timeout=60)
+expect(p.returncode == 0 and '../loose.c:2:26: malloc(4) does not escape' in p.stdout and
+       '../sized.c:2:26: malloc(SIZE) escapes' in p.stdout and
+       os.path.isdir(os.path.join(sub, 'relcache')),
+       'relative names and --cache resolve from the directory the tool was started in', p)
+
 # usage
 for args in ([], ['--bogus', good], ['--max-stack', 'x', good], ['--profile'], ['-p'],
              ['--top', '-1', good], ['--realloc'],

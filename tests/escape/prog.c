@@ -40,6 +40,13 @@ static NOINLINE char *escaping(int i) {
   return p;
 }
 
+/* Escapes (stored to a static): 20 x 1024, the second escaping site. */
+static char *slot;
+static NOINLINE void swap_slot(void) {
+  free(slot);
+  slot = malloc(1024);
+}
+
 /* Escapes (stored to a static): 200 x 512, the hot escaping site. */
 static char *ring[4];
 static NOINLINE void stored(int i) {
@@ -66,6 +73,7 @@ int main(int argc, char **argv) {
     free(p);
   }
   for (int i = 0; i < 200; i++) stored(i);
+  for (int i = 0; i < 20; i++) swap_slot();
   if (argc > 5) sum += never();
   printf("%ld\n", sum);
   (void)argv;
