@@ -90,6 +90,7 @@ static char *entry_path(const pe_opts *o, const char *file, const char *dir, cha
 typedef struct { char *b; size_t n, cap; } obuf;
 
 static void put(obuf *o, const void *p, size_t n) {
+  if (n == 0) return;
   if (o->n + n > o->cap) {
     while (o->n + n > o->cap) o->cap = o->cap ? o->cap * 2 : 65536;
     o->b = pe_xrealloc(o->b, o->cap);

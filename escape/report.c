@@ -62,7 +62,9 @@ static int cmp(const void *a, const void *b) {
   return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-void pe_recs_sort(pe_recs *r) { qsort(r->v, (size_t)r->n, sizeof *r->v, cmp); }
+void pe_recs_sort(pe_recs *r) {
+  if (r->n > 1) qsort(r->v, (size_t)r->n, sizeof *r->v, cmp); /* r->v is NULL when empty */
+}
 
 static bool same_place(const pe_rec *a, const pe_rec *b) {
   return a->line == b->line && a->col == b->col && !strcmp(a->file, b->file);
