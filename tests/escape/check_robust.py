@@ -24,8 +24,12 @@ def write(name, text):
     return path
 
 
+# -p caches in $XDG_CACHE_HOME/palloc-escape by default: here, not in the user's home
+env = dict(os.environ, XDG_CACHE_HOME=os.path.join(work, 'xdg'))
+
+
 def run(args, timeout=120):
-    return subprocess.run([tool] + args, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([tool] + args, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def expect(cond, what, p=None):
@@ -103,6 +107,7 @@ expect(p.returncode == 0 and 'malloc(SIZE) escapes to heap: too large for stack 
 p = run(['-p', db])
 expect(p.returncode == 0 and 'malloc(SIZE) escapes' in p.stdout and 'good.c:2:25: malloc(8) does not escape' in p.stdout,
        '-p without files: every file of the database', p)
+expect(os.path.isdir(os.path.join(work, 'xdg', 'palloc-escape')), '-p caches in $XDG_CACHE_HOME/palloc-escape', p)
 p = run(['-p', os.path.join(work, 'no-build-dir'), good])
 expect(p.returncode == 1 and 'compile_commands.json' in p.stderr and GOOD in p.stdout,
        'a missing compile database: error, the named files still analyzed', p)
@@ -171,7 +176,7 @@ sub = os.path.join(work, 'sub')
 os.makedirs(sub, exist_ok=True)
 subprocess.run(['rm', '-rf', os.path.join(sub, 'relcache')])
 p = subprocess.run([os.path.abspath(tool), '-p', '../build', '--cache', 'relcache', '../sized.c',
-                    '../loose.c'], cwd=sub, capture_output=True, text=True, timeout=60)
+                    '../loose.c'], cwd=sub, env=env, capture_output=True, text=True, timeout=60)
 expect(p.returncode == 0 and '../loose.c:2:26: malloc(4) does not escape' in p.stdout and
        '../sized.c:2:26: malloc(SIZE) escapes' in p.stdout and
        os.path.isdir(os.path.join(sub, 'relcache')),
