@@ -13,10 +13,16 @@
  * gets an edge x -> LOADED. When &x itself escapes, x's content does too (the solver adds a
  * sink on x). This keeps the model sound without Go's dereference levels.
  *
- * Interprocedural: each function defined in the translation unit gets a summary per parameter
- * (escapes / flows to the result / is freed / its content leaks), computed bottom-up and
- * iterated to a fixpoint, so recursion is handled. Call sites of such functions are recorded as
- * (argument node, result node) pairs and resolved against the summary at solve time.
+ * Interprocedural: each function defined in the program (the analyzed files and the project
+ * headers they include) gets a summary per parameter (escapes / flows to the result / is freed /
+ * its content leaks), computed bottom-up over the whole program and iterated to a fixpoint, so
+ * recursion, also across files, is handled. Calls of such functions are recorded (pe_call, one
+ * pe_callarg per argument node) and resolved at solve time: by index within the file, by name
+ * across files (external linkage); a name no file defines is an unknown callee.
+ *
+ * After the fixpoint: a function that returns one fresh allocation and nothing else is an
+ * allocation wrapper, and the values of its calls become allocation nodes of the callers, sized
+ * by a pe_term of the callee's parameters; one that only frees its parameter is a free().
  */
 #ifndef PALLOC_ESCAPE_H
 #define PALLOC_ESCAPE_H
@@ -40,6 +46,10 @@
 void *pe_xrealloc(void *p, size_t n);
 char *pe_xstrdup(const char *s);
 char *pe_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *pe_intern(const char *s); /* one copy of each string, kept to the end */
+/* The directory palloc-escape started in: libclang's -working-directory changes the process's
+ * current directory while it parses (LLVM's real file system chdirs), so getcwd() is not it. */
+extern char pe_start_dir[4096];
 
 /* ---- options ---------------------------------------------------------------------------- */
 typedef struct {
@@ -49,15 +59,30 @@ typedef struct {
   const char *profile;
   char **allocs; int nallocs;   /* --alloc */
   char **frees;  int nfrees;    /* --free */
+  char **reallocs; int nreallocs; /* --realloc */
   const char *resource_dir;
+  const char *cache;      /* --cache DIR: per-file graphs (cache.c), NULL: none */
+  int top;                /* --top N: escaping hot sites listed with --profile */
+  const char *lifetimes;  /* --lifetimes FILE: a lifetime profile (PALLOC_LIFETIME_PROFILE) */
 } pe_opts;
 
 /* ---- the graph -------------------------------------------------------------------------- */
 enum pe_node_kind { N_VAR, N_ALLOC, N_ADDR, N_LOADED, N_TEMP };
 
 typedef struct {
-  unsigned line, col, off; /* expansion location in the main file */
+  unsigned line, col, off; /* expansion location in the file of the enclosing function */
 } pe_loc;
+
+/* A bound on a size: max(k * the values of the enclosing function's parameters p[0..np) + add,
+ * lo). ok false: not of that form (unknown). An allocation's size inside a wrapper, or an
+ * argument of a call, is kept as a term so that a wrapper's callers can compute their own
+ * sizes (n > 0 ? n : 8 is bounded by max(n, 8); two allocations returned, by the larger). */
+typedef struct {
+  bool ok;
+  int np;
+  int p[4];
+  long long k, add, lo;
+} pe_term;
 
 typedef struct {
   enum pe_node_kind kind;
@@ -74,6 +99,10 @@ typedef struct {
   int size_known;     /* 1 constant, 0 not constant */
   long long size;
   unsigned loop_lo, loop_hi; /* iteration region (offsets) of the innermost loop, hi=0: none */
+  pe_term term;       /* N_ALLOC: size as a product of the function's parameters */
+  bool resized;       /* N_ALLOC: the value of a realloc (or of a realloc wrapper): an allocation
+                         site for the profile, never a stack candidate */
+  int site;           /* N_ALLOC made from a wrapper call: the index of the call, else -1 */
 } pe_node;
 
 enum pe_sink_kind {
@@ -109,11 +138,26 @@ typedef struct {
                       &local report (which must not cry wolf) does not */
 } pe_edge;
 
-typedef struct {   /* a call to a function defined in this translation unit */
-  int callee;      /* function index */
+/* A call to a function that is not in the libc table: one defined in the translation unit
+ * (callee >= 0, its index there) or an external one, known by name (callee = -1 - index in
+ * the function's ext[]), resolved against the other units of the program before solving
+ * (target), and unknown if no unit defines it. */
+#define PE_UNKNOWN INT32_MIN
+typedef struct {
+  int callee;
+  int target;      /* after linking: index into the program's functions, or PE_UNKNOWN */
+  int result;      /* node holding the call's value (mixed N_TEMP), or -1 */
+  int nargs;
+  pe_term *args;   /* each argument as a size term of the caller's parameters */
+  char *text;      /* source text, "xmalloc(64)" */
+  unsigned loop_lo, loop_hi;
+  pe_loc loc;
+} pe_call;
+
+typedef struct {   /* one argument of a pe_call */
+  int call;        /* index into the function's calls */
   int param;       /* parameter index */
   int arg;         /* node holding the argument value */
-  int result;      /* node holding the call's value, or -1 */
   pe_loc loc;
 } pe_callarg;
 
@@ -122,14 +166,18 @@ enum { P_ESC = 1, P_RET = 2, P_FREE = 4, P_CONTENT = 8, P_DANGLE = 16, P_SRET = 
 
 typedef struct {
   char *name;
+  const char *file;   /* where it is defined, as printed (owned by the unit) */
   pe_loc loc;
+  bool external;      /* external linkage: calls from other units resolve to it */
   bool analyzed;      /* body walked completely */
   bool calls_setjmp;
   bool recursive;
   pe_node *nodes; int nnodes, capnodes;
   pe_edge *edges; int nedges, capedges;
   pe_sink *sinks; int nsinks, capsinks;
-  pe_callarg *calls; int ncalls, capcalls;
+  pe_call *calls; int ncalls, capcalls;
+  pe_callarg *cargs; int ncargs, capcargs;
+  char **ext; int next, capext;            /* names of external callees */
   int *callees; int ncallees, capcallees;  /* call graph (function indexes, repeats allowed) */
   int loaded;                              /* the LOADED node */
   int other;                               /* OTHER: any untracked non-null pointer value */
@@ -137,15 +185,30 @@ typedef struct {
   int *param_node;
   unsigned *psum;     /* per parameter, P_* */
   char **preason;     /* per parameter, why it escapes (static string owned by a sink) */
+  /* allocation wrapper (solve.c): returns a fresh allocation of size wterm (a term of its
+   * parameters), and does nothing else with it that outlives the call */
+  bool wrapper;
+  pe_term wterm;
+  int passthru;       /* returns its parameter passthru and nothing else, or -1 */
+  bool wresized;      /* a wrapper of realloc: what it returns was resized */
+  int freeparam;      /* frees its parameter freeparam and does nothing else with it, -1 not
+                         (yet), -2 never (it was and stopped being: kept so the fixpoint ends) */
   unsigned backgoto_lo[64], backgoto_hi[64]; int nbackgoto;
 } pe_func;
 
 typedef struct {
   const char *path;   /* as the user named it: used in the output */
-  const char *buf;    /* main file contents */
-  size_t buflen;
+  const char **files; int nfiles, capfiles; /* printed names of the headers its functions are
+                                               in (interned: records point to them) */
+  bool report;        /* its verdicts are printed (not only used for the summaries) */
   pe_func *funcs; int nfuncs, capfuncs;
 } pe_unit;
+
+/* call.c: size terms */
+pe_term pe_term_const(long long c);
+pe_term pe_term_mul(pe_term a, pe_term b);
+pe_term pe_term_add(pe_term a, pe_term b);
+pe_term pe_term_max(pe_term a, pe_term b); /* a bound on either */
 
 /* ---- output records --------------------------------------------------------------------- */
 enum pe_rec_kind { R_ALLOC, R_ADDR, R_PARAM, R_FLOW };
@@ -161,9 +224,15 @@ typedef struct {
   char *reason;          /* R_ALLOC escaping: why */
   char *func;            /* enclosing function */
   long long size;        /* R_ALLOC: constant size or -1 */
+  int owner;             /* R_FLOW: seq of the verdict it explains */
+  int unit;              /* R_ALLOC, R_ADDR: the translation unit that gave it */
+  bool inner;            /* R_ALLOC: the allocation an allocation wrapper returns */
   /* filled by the profile join */
   long long alloc_objects, alloc_space;
   bool sampled;
+  /* filled by the lifetime profile's join (--lifetimes) */
+  long long freed_objects, lifetime_ns, temp_objects;
+  bool lived;
 } pe_rec;
 
 typedef struct {
@@ -175,11 +244,20 @@ typedef struct {
 /* parse.c: parses one file; returns NULL (message on stderr) if it does not compile. */
 CXTranslationUnit pe_parse(CXIndex idx, const char *file, const char *dir, char **args, int nargs,
                            const pe_opts *o);
-/* walk.c: builds the graph of every function defined in the main file. 0 ok, -1 on failure. */
-int pe_walk_unit(CXTranslationUnit tu, pe_unit *u, const pe_opts *o);
-/* solve.c: summaries to a fixpoint, then verdicts appended to recs. */
-void pe_solve_unit(pe_unit *u, const pe_opts *o, pe_recs *recs);
+/* walk.c: builds the graph of every function defined in the main file and in the project's
+ * headers it includes (not system headers). dir: the compile command's directory, for the
+ * names of headers. 0 ok, -1 on failure. */
+int pe_walk_unit(CXTranslationUnit tu, pe_unit *u, const char *dir, const pe_opts *o);
+/* solve.c: links the units' external calls, computes summaries to a fixpoint over all of
+ * them, then appends the verdicts of the units to report to recs. */
+void pe_solve_program(pe_unit *units, int nunits, const pe_opts *o, pe_recs *recs);
 void pe_unit_free(pe_unit *u);
+/* cache.c: a unit's graph saved under a key of its file's content, its headers' content and
+ * its flags. pe_cache_load returns 0 and fills u if a valid entry exists. */
+int pe_cache_load(const pe_opts *o, const char *file, const char *dir, char **args, int nargs,
+                  pe_unit *u);
+void pe_cache_store(const pe_opts *o, const char *file, const char *dir, char **args, int nargs,
+                    CXTranslationUnit tu, const pe_unit *u);
 /* libc.c: what a known callee does with each argument. Returns NULL if unknown.
  * One char per argument, the last one repeats for variadic arguments:
  *   s safe (read/write through it), r safe and returned (derived pointer), c captured,
@@ -191,6 +269,11 @@ bool pe_libc_known_builtin(const char *name);
 /* report.c */
 void pe_rec_add(pe_recs *r, pe_rec rec);
 void pe_recs_sort(pe_recs *r);
+/* One verdict per location and expression when several units report the same header line:
+ * the escaping one wins (a candidate must be one in every unit). Expects sorted records. */
+void pe_recs_merge(pe_recs *r);
+/* human units: "1.5 MiB" */
+void pe_human_bytes(long long n, char out[32]);
 void pe_recs_print(const pe_recs *r, const pe_opts *o, FILE *out);
 /* profile.c: joins allocation records with a heap profile; prints the ranking. -1 on error. */
 int pe_profile_join(pe_recs *r, const pe_opts *o, FILE *out);

@@ -52,6 +52,40 @@ int w_assigned(walker *w, CXCursor rhs, int n) {
   return w->f->other;
 }
 
+void w_note_write(walker *w, CXCursor lhs) {
+  CXCursor s = w_strip_casts(lhs);
+  if (s.kind != CXCursor_DeclRefExpr) return;
+  CXCursor ref = clang_getCursorReferenced(s);
+  if (ref.kind != CXCursor_ParmDecl) return;
+  for (int p = 0; p < w->f->nparams && p < 64; p++)
+    if (clang_equalCursors(clang_Cursor_getArgument(w->fcur[w->f - w->u->funcs], (unsigned)p), ref)) {
+      unsigned off = w_loc_of(lhs).off;
+      if (off < w->pwmin[p]) w->pwmin[p] = off;
+    }
+}
+
+/* ++x, x--: from the tokens of the operator (inside a macro body, assumed). */
+static bool is_incdec(walker *w, CXCursor c) {
+  CXSourceRange ext = clang_getCursorExtent(c);
+  CXFile f1, f2;
+  unsigned o1, o2;
+  clang_getSpellingLocation(clang_getRangeStart(ext), &f1, NULL, NULL, &o1);
+  clang_getExpansionLocation(clang_getRangeStart(ext), &f2, NULL, NULL, &o2);
+  if (!f1 || !f2 || !clang_File_isEqual(f1, f2) || o1 != o2) return true;
+  CXToken *toks = NULL;
+  unsigned n = 0;
+  bool r = false;
+  clang_tokenize(w->tu, ext, &toks, &n);
+  for (unsigned i = 0; i < n; i++) {
+    CXString t = clang_getTokenSpelling(w->tu, toks[i]);
+    const char *ts = clang_getCString(t);
+    if (!strcmp(ts, "++") || !strcmp(ts, "--")) r = true;
+    clang_disposeString(t);
+  }
+  clang_disposeTokens(w->tu, toks, n);
+  return r;
+}
+
 void w_through(walker *w, CXCursor ptr, int n, pe_loc loc) {
   CXCursor s = w_strip_casts(ptr);
   if (s.kind == CXCursor_DeclRefExpr) {
@@ -74,6 +108,7 @@ void w_store(walker *w, CXCursor lhs, int n, pe_loc loc) {
       break;
     case CXCursor_DeclRefExpr: {
       CXCursor ref = clang_getCursorReferenced(lhs);
+      w_note_write(w, lhs);
       if (ref.kind != CXCursor_VarDecl && ref.kind != CXCursor_ParmDecl) break;
       int cls = w_var_class(ref);
       if (cls == 0) {
@@ -146,6 +181,8 @@ static int cast(walker *w, CXCursor c, kids_t *k) {
   }
   if (is_ptr(t) && is_arr(et)) return w_addr(w, e);
   int r = w_val(w, e);
+  /* a designated initializer (.a = p) is unexposed and typed void: it is its value */
+  if (c.kind == CXCursor_UnexposedExpr && t.kind == CXType_Void) return carries(et) ? r : -1;
   if (is_ptr(t) && is_ptr(et)) {
     /* (uintptr_t *)&p, (char *)&s: what it points to may be read as integers, pointer bits
      * and all, and an integer is untracked: the pointee's content escapes. */
@@ -194,6 +231,8 @@ static int val_(walker *w, CXCursor c) {
         w_val(w, k.v[0]);
         r = carries(t) ? w->f->loaded : -1;
       } else {
+        if (w_strip_casts(k.v[0]).kind == CXCursor_DeclRefExpr && is_incdec(w, c))
+          w_note_write(w, k.v[0]);
         r = w_val(w, k.v[0]);
         if (!carries(t)) r = -1;
       }
@@ -222,6 +261,7 @@ static int val_(walker *w, CXCursor c) {
     }
     case CXCursor_CompoundAssignOperator:
       if (k.n == 2) {
+        w_note_write(w, k.v[0]);
         w_val(w, k.v[1]);
         r = w_val(w, k.v[0]);
         if (!carries(t)) r = -1;
@@ -230,7 +270,8 @@ static int val_(walker *w, CXCursor c) {
     case CXCursor_ConditionalOperator:
       for (int i = 0; i < k.n; i++) {
         int v = w_val(w, k.v[i]);
-        if (i > 0 || k.n == 2) r = w_merge(w, r, v, loc);
+        /* an untracked branch (a global, a string) is OTHER: the value may be it */
+        if (i > 0 || k.n == 2) r = w_merge(w, r, carries(t) ? w_assigned(w, k.v[i], v) : v, loc);
       }
       if (!carries(t)) r = -1;
       break;

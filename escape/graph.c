@@ -43,7 +43,8 @@ void w_extent_offs(CXCursor c, unsigned *lo, unsigned *hi) {
 }
 
 int w_node_new(walker *w, enum pe_node_kind k, char *name, pe_loc loc) {
-  pe_node n = {.kind = k, .name = name, .loc = loc, .var = -1, .param = -1, .size = -1};
+  pe_node n = {.kind = k, .name = name, .loc = loc, .var = -1, .param = -1, .size = -1,
+               .site = -1};
   PE_PUSH(w->f->nodes, w->f->nnodes, w->f->capnodes, n);
   return w->f->nnodes - 1;
 }

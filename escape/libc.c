@@ -61,6 +61,7 @@ static const struct { const char *name, *eff; } table[] = {
   {"hsearch", "cs"}, {"pthread_key_create", "sc"}, {"signal", "sc"}, {"sigaction", "scs"},
   {"makecontext", "c"}, {"aio_read", "c"}, {"aio_write", "c"},
   /* freeing and reallocating */
+  {"malloc_usable_size", "s"},
   {"free", "f"}, {"cfree", "f"}, {"realloc", "Rs"}, {"reallocarray", "Rss"},
   {"getline", "DDs"}, {"getdelim", "DDss"},
   /* compiler builtins the headers expand to */

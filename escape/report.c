@@ -38,6 +38,16 @@ char *pe_fmt(const char *fmt, ...) {
   return r;
 }
 
+const char *pe_intern(const char *s) {
+  static char **tab;
+  static size_t n, cap;
+  for (size_t i = 0; i < n; i++)
+    if (!strcmp(tab[i], s)) return tab[i];
+  char *c = pe_xstrdup(s);
+  PE_PUSH(tab, n, cap, c);
+  return c;
+}
+
 void pe_rec_add(pe_recs *r, pe_rec rec) {
   rec.seq = r->seq++;
   PE_PUSH(r->v, r->n, r->cap, rec);
@@ -52,7 +62,63 @@ static int cmp(const void *a, const void *b) {
   return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-void pe_recs_sort(pe_recs *r) { qsort(r->v, (size_t)r->n, sizeof *r->v, cmp); }
+void pe_recs_sort(pe_recs *r) {
+  if (r->n > 1) qsort(r->v, (size_t)r->n, sizeof *r->v, cmp); /* r->v is NULL when empty */
+}
+
+static bool same_place(const pe_rec *a, const pe_rec *b) {
+  return a->line == b->line && a->col == b->col && !strcmp(a->file, b->file);
+}
+
+/* Two verdicts are about the same thing: the same allocation (or address) at one place, or
+ * the same message. */
+static bool same_subject(const pe_rec *a, const pe_rec *b) {
+  if (a->kind != b->kind) return false;
+  /* two allocations of one unit at one place (a macro) are two, not a repeat */
+  if (a->kind == R_ALLOC || a->kind == R_ADDR) return a->unit != b->unit && !strcmp(a->expr, b->expr);
+  return !strcmp(a->msg, b->msg);
+}
+
+void pe_recs_merge(pe_recs *r) {
+  bool *drop = calloc((size_t)r->n + 1, sizeof *drop);
+  for (int lo = 0, hi; lo < r->n; lo = hi) {
+    for (hi = lo + 1; hi < r->n && same_place(&r->v[lo], &r->v[hi]); hi++) {}
+    /* for each subject the first verdict, replaced by an escaping one if any */
+    for (int i = lo; i < hi; i++) {
+      pe_rec *x = &r->v[i];
+      if (x->kind == R_FLOW || drop[i]) continue;
+      for (int j = i + 1; j < hi; j++) {
+        pe_rec *y = &r->v[j];
+        if (y->kind == R_FLOW || drop[j] || !same_subject(x, y)) continue;
+        if (x->kind == R_ALLOC && x->candidate && !y->candidate) {
+          drop[i] = true;
+          break;
+        }
+        drop[j] = true;
+      }
+    }
+    for (int i = lo; i < hi; i++) { /* flows go with their verdict */
+      if (r->v[i].kind != R_FLOW) continue;
+      drop[i] = true;
+      for (int j = lo; j < hi; j++)
+        if (r->v[j].kind != R_FLOW && !drop[j] && r->v[j].seq == r->v[i].owner) drop[i] = false;
+    }
+  }
+  int k = 0;
+  for (int i = 0; i < r->n; i++)
+    if (!drop[i]) r->v[k++] = r->v[i];
+  r->n = k;
+  free(drop);
+}
+
+void pe_human_bytes(long long n, char out[32]) {
+  static const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  double v = (double)n;
+  int u = 0;
+  while ((v >= 1024 || v <= -1024) && u < 5) { v /= 1024; u++; }
+  if (u == 0) snprintf(out, 32, "%lld B", n);
+  else snprintf(out, 32, "%.*f %s", v < 10 ? 2 : v < 100 ? 1 : 0, v, unit[u]);
+}
 
 static void json_str(FILE *out, const char *s) {
   fputc('"', out);
@@ -103,6 +169,9 @@ void pe_recs_print(const pe_recs *r, const pe_opts *o, FILE *out) {
     if (x->sampled)
       fprintf(out, ", \"alloc_objects\": %lld, \"alloc_space\": %lld", x->alloc_objects,
               x->alloc_space);
+    if (x->lived)
+      fprintf(out, ", \"freed_objects\": %lld, \"lifetime_ns\": %lld, \"temp_objects\": %lld",
+              x->freed_objects, x->lifetime_ns, x->temp_objects);
     if (o->m >= 2) { /* the flow lines that follow this record */
       fputs(", \"flow\": [", out);
       for (int j = i + 1; j < r->n && r->v[j].kind == R_FLOW; j++) {

@@ -16,14 +16,29 @@
  * every free() it reaches must see only this allocation, since the rewrite deletes that free
  * (p = malloc(8); if (c) p = malloc(16); free(p) rewrites neither); no setjmp, no recursion.
  *
- * Summaries are iterated over the functions in Tarjan order (callees first) until no flag
- * changes; flags only grow, so this terminates at the least fixpoint, which is the sound one for
- * reachability. Functions in a call cycle get no stack candidates (unbounded recursion of a
- * stack frame that grew would overflow where the heap would not).
+ * The program is every unit's functions at once: calls across units are linked by name
+ * (link_program). Summaries are iterated over all functions in Tarjan order (callees first)
+ * until no flag changes; flags only grow, so this terminates at the least fixpoint, which is
+ * the sound one for reachability. A free wrapper (freeparam) turns its callers' free sinks
+ * into their own frees; its state only moves -1 -> p -> -2, so the fixpoint still ends.
+ * Functions in a call cycle get no stack candidates (unbounded recursion of a stack frame that
+ * grew would overflow where the heap would not).
+ *
+ * Then, callees first: pass-through functions (return their parameter) and allocation
+ * wrappers (find_wrapper), whose call values become allocations of their callers (wrap_calls);
+ * then the verdicts of the units to report.
  */
 #include <stdlib.h>
 #include <string.h>
 #include "escape.h"
+
+/* The functions of all units, linked: calls by name to a function with external linkage
+ * defined in another unit resolve to it. */
+typedef struct {
+  pe_unit *units; int nunits;
+  pe_func **fn; int nf;
+  int *unit_of;
+} program;
 
 typedef struct {
   pe_edge *e; int ne, cape;
@@ -100,15 +115,36 @@ static void add_sink(graph *g, int node, enum pe_sink_kind k, char *text, bool d
   PE_PUSH(g->s, g->ns, g->caps, s);
 }
 
+static const char *call_name(const program *pg, const pe_func *f, const pe_call *c) {
+  if (c->callee < 0) return f->ext[-c->callee - 1];
+  return c->target >= 0 ? pg->fn[c->target]->name : "?";
+}
+
 /* Builds the graph of f under the current summaries and runs every pass. */
-static void solve_func(pe_unit *u, pe_func *f, graph *g, reach *r) {
+static void solve_func(const program *pg, pe_func *f, graph *g, reach *r) {
   int nn = f->nnodes;
   g->ne = g->ns = 0;
   for (int i = 0; i < f->nedges; i++) PE_PUSH(g->e, g->ne, g->cape, f->edges[i]);
   for (int i = 0; i < f->nsinks; i++) PE_PUSH(g->s, g->ns, g->caps, f->sinks[i]);
-  for (int i = 0; i < f->ncalls; i++) {
-    pe_callarg *c = &f->calls[i];
-    pe_func *callee = &u->funcs[c->callee];
+  for (int i = 0; i < f->ncargs; i++) {
+    pe_callarg *c = &f->cargs[i];
+    pe_call *call = &f->calls[c->call];
+    if (call->target < 0) {
+      add_sink(g, c->arg, S_UNKNOWN,
+               own(g, pe_fmt("passed to unknown function %s", call_name(pg, f, call))), false,
+               c->loc);
+      continue;
+    }
+    pe_func *callee = pg->fn[call->target];
+    if (c->param >= callee->nparams) {
+      add_sink(g, c->arg, S_UNKNOWN, own(g, pe_fmt("passed to variadic %s", callee->name)),
+               false, c->loc);
+      continue;
+    }
+    if (callee->analyzed && callee->freeparam == c->param) { /* a free() of its own */
+      add_sink(g, c->arg, S_FREE, own(g, pe_fmt("freed by %s", callee->name)), false, c->loc);
+      continue;
+    }
     unsigned s = callee->analyzed ? callee->psum[c->param] : (P_ESC | P_RET | P_FREE | P_CONTENT);
     const char *why = callee->analyzed ? callee->preason[c->param] : "not analyzed";
     if (s & P_ESC)
@@ -121,8 +157,8 @@ static void solve_func(pe_unit *u, pe_func *f, graph *g, reach *r) {
     if (s & P_CONTENT)
       add_sink(g, c->arg, S_DEREF, own(g, pe_fmt("content leaked by %s", callee->name)), false,
                c->loc);
-    if ((s & P_RET) && c->result >= 0) {
-      pe_edge e = {c->arg, c->result, c->loc, !(s & P_SRET)};
+    if ((s & P_RET) && call->result >= 0) {
+      pe_edge e = {c->arg, call->result, c->loc, !(s & P_SRET)};
       PE_PUSH(g->e, g->ne, g->cape, e);
     }
   }
@@ -168,7 +204,10 @@ static void solve_func(pe_unit *u, pe_func *f, graph *g, reach *r) {
 /* Returns true if a summary flag changed. */
 static bool summarize(pe_func *f, graph *g, reach *r) {
   bool changed = false;
-  bool content = r->reason[PASS_ESC][f->loaded] >= 0 || r->reason[PASS_RET][f->loaded] >= 0;
+  /* what a parameter points to leaks if loads escape, are returned, or are freed (a free of
+   * *pp frees what the caller stored there: git's stop_progress(&progress)) */
+  bool content = r->reason[PASS_ESC][f->loaded] >= 0 || r->reason[PASS_RET][f->loaded] >= 0 ||
+                 r->reason[PASS_FREE][f->loaded] >= 0;
   for (int p = 0; p < f->nparams; p++) {
     int x = f->param_node[p];
     unsigned s = 0;
@@ -191,12 +230,106 @@ static bool summarize(pe_func *f, graph *g, reach *r) {
       f->preason[p] = pe_xstrdup(why);
     }
   }
+  /* A free wrapper: exactly one parameter is freed, and only freed (not kept, returned, nor
+   * its content leaked), and nothing else the function did not allocate itself is freed. Its
+   * callers see a free() of their own (free counterparts of allocation wrappers). */
+  int fp = -1, nfree = 0;
+  for (int p = 0; p < f->nparams; p++)
+    if (f->psum[p] & P_FREE) {
+      nfree++;
+      if (f->psum[p] == P_FREE) fp = p;
+    }
+  if (nfree != 1 || r->reason[PASS_FREE][f->loaded] >= 0 || r->reason[PASS_FREE][f->other] >= 0)
+    fp = -1;
+  if (f->freeparam == -1 && fp >= 0) {
+    f->freeparam = fp;
+    changed = true;
+  } else if (f->freeparam >= 0 && fp != f->freeparam) {
+    f->freeparam = -2;
+    changed = true;
+  }
   return changed;
+}
+
+/* ---- allocation wrappers ---------------------------------------------------------------- */
+/* After the summaries: f is an allocation wrapper if what it returns is one allocation of its
+ * own (or of a wrapper it calls) that does not otherwise escape, and nothing else: every node
+ * reaching a return is untainted by parameters, loads, unknown call results, addresses. */
+static void find_wrapper(pe_func *f, reach *r) {
+  f->wrapper = false;
+  f->passthru = -1;
+  if (!f->analyzed || f->recursive || f->calls_setjmp) return;
+  /* a pass-through (redis's extend_to_usable(ptr, size) returns ptr): what reaches its returns
+   * is one parameter, copied through untainted variables */
+  int param = -1;
+  bool pure = true;
+  for (int x = 0; x < f->nnodes && pure; x++) {
+    if (r->reason[PASS_RET][x] < 0) continue;
+    pe_node *n = &f->nodes[x];
+    if (n->kind == N_VAR && n->param >= 0 && !n->addr_taken && (param < 0 || param == n->param))
+      param = n->param;
+    else if (n->mixed || n->kind != N_VAR || n->addr_taken)
+      pure = false;
+  }
+  if (pure && param >= 0 && (f->psum[param] & P_SRET)) f->passthru = param;
+  int alloc = -1;
+  bool resized = false;
+  pe_term t = {0};
+  for (int x = 0; x < f->nnodes; x++) {
+    if (r->reason[PASS_RET][x] < 0) continue;
+    pe_node *n = &f->nodes[x];
+    /* an address-taken variable may be given any value through its address */
+    if (n->mixed || n->kind == N_ADDR || n->kind == N_LOADED || n->addr_taken) return;
+    if (n->kind == N_ALLOC) { /* several (malloc(n), or malloc(1) if that failed): the larger */
+      if (r->reason[PASS_ESC][x] >= 0) return;
+      t = alloc < 0 ? n->term : pe_term_max(t, n->term);
+      alloc = x;
+      if (n->resized) resized = true;
+    }
+  }
+  if (alloc < 0) return;
+  f->wrapper = true;
+  f->wterm = t;
+  f->wresized = resized;
+}
+
+/* The values of f's calls to allocation wrappers become allocations of f, sized by the
+ * wrapper's term of its parameters, with f's arguments put in. */
+static void wrap_calls(const program *pg, pe_func *f) {
+  for (int i = 0; i < f->ncalls; i++) {
+    pe_call *c = &f->calls[i];
+    /* the value of a pass-through's call is its argument: no longer mixed (the argument's
+     * node flows to it by the callee's summary) */
+    if (c->target >= 0 && c->result >= 0 && pg->fn[c->target]->passthru >= 0 &&
+        pg->fn[c->target]->passthru < c->nargs)
+      f->nodes[c->result].mixed = false;
+    if (c->target < 0 || c->result < 0 || !pg->fn[c->target]->wrapper) continue;
+    pe_func *w = pg->fn[c->target];
+    pe_node *n = &f->nodes[c->result];
+    if (n->kind == N_ALLOC) continue;
+    n->kind = N_ALLOC;
+    n->mixed = false;
+    free(n->name);
+    n->name = pe_xstrdup(c->text);
+    n->site = i;
+    n->resized = w->wresized;
+    pe_term t = w->wterm.ok ? pe_term_const(w->wterm.k) : (pe_term){0};
+    for (int j = 0; j < w->wterm.np && t.ok; j++) {
+      int p = w->wterm.p[j];
+      t = p < c->nargs ? pe_term_mul(t, c->args[p]) : (pe_term){0};
+    }
+    t = pe_term_max(pe_term_add(t, pe_term_const(w->wterm.add)), pe_term_const(w->wterm.lo));
+    n->term = t;
+    n->size_known = t.ok && t.np == 0;
+    n->size = n->size_known ? (t.k + t.add > t.lo ? t.k + t.add : t.lo) : -1;
+    n->loop_lo = c->loop_lo;
+    n->loop_hi = c->loop_hi;
+  }
 }
 
 /* ---- recursion: Tarjan's strongly connected components ---------------------------------- */
 typedef struct {
-  pe_unit *u;
+  program *pg;
   int *index, *low, *stack, *order;
   bool *on;
   int counter, sp, norder;
@@ -206,7 +339,7 @@ static void strong(tarjan *t, int v) {
   t->index[v] = t->low[v] = t->counter++;
   t->stack[t->sp++] = v;
   t->on[v] = true;
-  pe_func *f = &t->u->funcs[v];
+  pe_func *f = t->pg->fn[v];
   for (int i = 0; i < f->ncallees; i++) {
     int w = f->callees[i];
     if (w == v) f->recursive = true;
@@ -225,18 +358,20 @@ static void strong(tarjan *t, int v) {
       t->order[t->norder++] = w;
     } while (w != v);
     if (first - t->sp > 1)
-      for (int i = t->sp; i < first; i++) t->u->funcs[t->stack[i]].recursive = true;
+      for (int i = t->sp; i < first; i++) t->pg->fn[t->stack[i]]->recursive = true;
   }
 }
 
 /* ---- verdicts --------------------------------------------------------------------------- */
-static void add(pe_recs *recs, pe_unit *u, pe_func *f, pe_loc loc, enum pe_rec_kind k, char *msg) {
-  pe_rec r = {.file = u->path, .line = loc.line, .col = loc.col, .kind = k, .msg = msg,
-              .func = f->name, .size = -1};
+static void add(pe_recs *recs, pe_func *f, pe_loc loc, enum pe_rec_kind k, char *msg, int owner) {
+  pe_rec r = {.file = f->file, .line = loc.line, .col = loc.col, .kind = k, .msg = msg,
+              .func = f->name, .size = -1, .owner = owner};
   pe_rec_add(recs, r);
 }
 
-static void explain(pe_recs *recs, pe_unit *u, pe_func *f, graph *g, reach *r, int pass, int x) {
+/* The flow lines under the verdict just added. */
+static void explain(pe_recs *recs, pe_func *f, graph *g, reach *r, int pass, int x) {
+  int owner = recs->seq - 1;
   const char *prev = f->nodes[x].name;
   pe_loc at = f->nodes[x].loc;
   for (int y = x; r->next[pass][y] >= 0;) {
@@ -244,18 +379,18 @@ static void explain(pe_recs *recs, pe_unit *u, pe_func *f, graph *g, reach *r, i
     y = e->to;
     if (!f->nodes[y].name || f->nodes[y].kind == N_LOADED) {
       if (f->nodes[y].kind == N_LOADED)
-        add(recs, u, f, at, R_FLOW,
+        add(recs, f, at, R_FLOW,
             pe_fmt("  flow: loaded through a pointer, from %s at %u:%u", prev, e->loc.line,
-                   e->loc.col));
+                   e->loc.col), owner);
       continue;
     }
-    add(recs, u, f, at, R_FLOW,
-        pe_fmt("  flow: %s = %s at %u:%u", f->nodes[y].name, prev, e->loc.line, e->loc.col));
+    add(recs, f, at, R_FLOW,
+        pe_fmt("  flow: %s = %s at %u:%u", f->nodes[y].name, prev, e->loc.line, e->loc.col), owner);
     prev = f->nodes[y].name;
   }
   int s = r->reason[pass][x];
-  add(recs, u, f, at, R_FLOW,
-      pe_fmt("  from %s at %u:%u", g->s[s].text, g->s[s].loc.line, g->s[s].loc.col));
+  add(recs, f, at, R_FLOW,
+      pe_fmt("  from %s at %u:%u", g->s[s].text, g->s[s].loc.line, g->s[s].loc.col), owner);
 }
 
 /* Nodes that reach a variable declared outside [lo, hi): they outlive one loop iteration. */
@@ -302,7 +437,7 @@ static void shared_frees(pe_func *f, graph *g, int *shared, int *mark) {
   }
 }
 
-static void verdicts(pe_unit *u, pe_func *f, graph *g, reach *r, const pe_opts *o,
+static void verdicts(pe_func *f, int unit, graph *g, reach *r, const pe_opts *o,
                      pe_recs *recs) {
   int *lreason = malloc(sizeof *lreason * ((size_t)f->nnodes + 1));
   int *lnext = malloc(sizeof *lnext * ((size_t)f->nnodes + 1));
@@ -322,7 +457,8 @@ static void verdicts(pe_unit *u, pe_func *f, graph *g, reach *r, const pe_opts *
       } else if (r->reason[PASS_RET][a] >= 0) {
         pass = PASS_RET;
         why = pe_xstrdup("returned");
-      } else if (!n->size_known) why = pe_xstrdup("non-constant size");
+      } else if (n->resized) why = pe_xstrdup("resized by realloc");
+      else if (!n->size_known) why = pe_xstrdup("non-constant size");
       else if (n->size > o->max_stack)
         why = pe_fmt("too large for stack (%lld bytes > %lld)", n->size, o->max_stack);
       if (!why && n->loop_hi) {
@@ -339,30 +475,33 @@ static void verdicts(pe_unit *u, pe_func *f, graph *g, reach *r, const pe_opts *
                      g->s[shared[a]].loc.line, g->s[shared[a]].loc.col);
       if (!why && f->calls_setjmp) why = pe_xstrdup("function calls setjmp");
       if (!why && f->recursive) why = pe_fmt("in recursive function %s", f->name);
-      pe_rec rec = {.file = u->path, .line = n->loc.line, .col = n->loc.col, .kind = R_ALLOC,
+      pe_rec rec = {.file = f->file, .line = n->loc.line, .col = n->loc.col, .kind = R_ALLOC,
                     .candidate = why == NULL, .expr = pe_xstrdup(n->name), .reason = why,
-                    .func = f->name, .size = n->size_known ? n->size : -1};
+                    .func = f->name, .size = n->size_known ? n->size : -1,
+                    .inner = f->wrapper && r->reason[PASS_RET][a] >= 0,
+                    .unit = unit};
       rec.msg = why ? pe_fmt("%s escapes to heap: %s", n->name, why)
                     : pe_fmt("%s does not escape", n->name);
       pe_rec_add(recs, rec);
-      if (o->m >= 2 && pass >= 0) explain(recs, u, f, g, r, pass, a);
+      if (o->m >= 2 && pass >= 0) explain(recs, f, g, r, pass, a);
     } else if (n->kind == N_ADDR && f->analyzed) {
       int pass = r->reason[PASS_SRET][a] >= 0 ? PASS_SRET
                  : r->reason[PASS_DANG][a] >= 0 ? PASS_DANG : -1;
       if (pass < 0) continue;
-      pe_rec rec = {.file = u->path, .line = n->loc.line, .col = n->loc.col, .kind = R_ADDR,
+      pe_rec rec = {.file = f->file, .line = n->loc.line, .col = n->loc.col, .kind = R_ADDR,
+                    .unit = unit,
                     .expr = pe_xstrdup(n->name), .func = f->name, .size = -1,
                     .reason = pe_xstrdup(g->s[r->reason[pass][a]].text)};
       rec.msg = pe_fmt("%s escapes: %s", n->name, rec.reason);
       pe_rec_add(recs, rec);
-      if (o->m >= 2) explain(recs, u, f, g, r, pass, a);
+      if (o->m >= 2) explain(recs, f, g, r, pass, a);
     } else if (n->kind == N_VAR && n->param >= 0 && n->carries && f->analyzed) {
       unsigned s = f->psum[n->param];
       if (s & P_ESC) {
-        add(recs, u, f, n->loc, R_PARAM, pe_fmt("leaking param: %s", n->name));
-        if (o->m >= 2) explain(recs, u, f, g, r, PASS_ESC, a);
+        add(recs, f, n->loc, R_PARAM, pe_fmt("leaking param: %s", n->name), -1);
+        if (o->m >= 2) explain(recs, f, g, r, PASS_ESC, a);
       } else if (s & P_RET) {
-        add(recs, u, f, n->loc, R_PARAM, pe_fmt("leaking param: %s to result", n->name));
+        add(recs, f, n->loc, R_PARAM, pe_fmt("leaking param: %s to result", n->name), -1);
       }
     }
   }
@@ -372,10 +511,72 @@ static void verdicts(pe_unit *u, pe_func *f, graph *g, reach *r, const pe_opts *
   free(mark);
 }
 
-void pe_solve_unit(pe_unit *u, const pe_opts *o, pe_recs *recs) {
-  int nf = u->nfuncs;
-  if (nf == 0) return;
-  tarjan t = {.u = u};
+/* Resolves every external call by name: to the one function of that name with external
+ * linkage; none, or several: unknown. Fills pg and the call graph (callees, global indexes). */
+static void link_program(program *pg) {
+  pg->nf = 0;
+  for (int i = 0; i < pg->nunits; i++) pg->nf += pg->units[i].nfuncs;
+  pg->fn = malloc(sizeof *pg->fn * ((size_t)pg->nf + 1));
+  pg->unit_of = malloc(sizeof *pg->unit_of * ((size_t)pg->nf + 1));
+  int *base = malloc(sizeof *base * ((size_t)pg->nunits + 1));
+  int k = 0;
+  for (int i = 0; i < pg->nunits; i++) {
+    base[i] = k;
+    for (int j = 0; j < pg->units[i].nfuncs; j++) {
+      pg->unit_of[k] = i;
+      pg->fn[k++] = &pg->units[i].funcs[j];
+    }
+  }
+  /* name -> function, open addressing; -2: ambiguous */
+  size_t cap = 16;
+  while (cap < (size_t)pg->nf * 2 + 2) cap *= 2;
+  const char **names = calloc(cap, sizeof *names);
+  int *idx = calloc(cap, sizeof *idx);
+  for (int i = 0; i < pg->nf; i++) {
+    pe_func *f = pg->fn[i];
+    if (!f->external) continue;
+    size_t h = 1469598103934665603ull;
+    for (const char *c = f->name; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    size_t j = h & (cap - 1);
+    while (names[j] && strcmp(names[j], f->name) != 0) j = (j + 1) & (cap - 1);
+    if (!names[j]) {
+      names[j] = f->name;
+      idx[j] = i;
+    } else {
+      idx[j] = -2; /* several definitions (two programs, or an inline one per file, which
+                      macros may make differ): which one is called is not known here */
+    }
+  }
+  for (int i = 0; i < pg->nf; i++) {
+    pe_func *f = pg->fn[i];
+    int b = base[pg->unit_of[i]];
+    for (int j = 0; j < f->ncallees; j++) f->callees[j] += b;
+    for (int j = 0; j < f->ncalls; j++) {
+      pe_call *c = &f->calls[j];
+      if (c->callee >= 0) {
+        c->target = b + c->callee;
+        continue;
+      }
+      const char *name = f->ext[-c->callee - 1];
+      size_t h = 1469598103934665603ull;
+      for (const char *s = name; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+      size_t x = h & (cap - 1);
+      while (names[x] && strcmp(names[x], name) != 0) x = (x + 1) & (cap - 1);
+      c->target = names[x] && idx[x] >= 0 ? idx[x] : PE_UNKNOWN;
+      if (c->target >= 0) PE_PUSH(f->callees, f->ncallees, f->capcallees, c->target);
+    }
+  }
+  free(names);
+  free(idx);
+  free(base);
+}
+
+void pe_solve_program(pe_unit *units, int nunits, const pe_opts *o, pe_recs *recs) {
+  program pg = {.units = units, .nunits = nunits};
+  link_program(&pg);
+  int nf = pg.nf;
+  if (nf == 0) { free(pg.fn); free(pg.unit_of); return; }
+  tarjan t = {.pg = &pg};
   t.index = malloc(sizeof(int) * (size_t)nf);
   t.low = malloc(sizeof(int) * (size_t)nf);
   t.stack = malloc(sizeof(int) * (size_t)nf);
@@ -386,7 +587,7 @@ void pe_solve_unit(pe_unit *u, const pe_opts *o, pe_recs *recs) {
     if (t.index[i] < 0) strong(&t, i);
   int maxn = 1;
   for (int i = 0; i < nf; i++)
-    if (u->funcs[i].nnodes > maxn) maxn = u->funcs[i].nnodes;
+    if (pg.fn[i]->nnodes > maxn) maxn = pg.fn[i]->nnodes;
   reach r;
   for (int p = 0; p < NPASS; p++) {
     r.reason[p] = malloc(sizeof(int) * ((size_t)maxn + 1));
@@ -396,25 +597,38 @@ void pe_solve_unit(pe_unit *u, const pe_opts *o, pe_recs *recs) {
   for (int round = 0;; round++) {
     bool changed = false;
     for (int i = 0; i < nf; i++) {
-      pe_func *f = &u->funcs[t.order[i]];
+      pe_func *f = pg.fn[t.order[i]];
       if (!f->analyzed) continue;
-      solve_func(u, f, &g, &r);
+      solve_func(&pg, f, &g, &r);
       changed |= summarize(f, &g, &r);
       for (int k = 0; k < g.nowned; k++) free(g.owned[k]);
       g.nowned = 0;
     }
     if (!changed) break;
     if (round > 100) { /* cannot happen (flags only grow); be safe anyway */
-      for (int i = 0; i < nf; i++)
-        for (int p = 0; p < u->funcs[i].nparams; p++)
-          u->funcs[i].psum[p] = P_ESC | P_RET | P_FREE | P_CONTENT;
+      for (int i = 0; i < nf; i++) {
+        for (int p = 0; p < pg.fn[i]->nparams; p++)
+          pg.fn[i]->psum[p] = P_ESC | P_RET | P_FREE | P_CONTENT;
+        pg.fn[i]->freeparam = -2;
+      }
       break;
     }
   }
+  /* allocation wrappers, callees first (wrappers of wrappers) */
   for (int i = 0; i < nf; i++) {
-    pe_func *f = &u->funcs[i];
-    solve_func(u, f, &g, &r);
-    verdicts(u, f, &g, &r, o, recs);
+    pe_func *f = pg.fn[t.order[i]];
+    wrap_calls(&pg, f);
+    if (!f->analyzed) continue;
+    solve_func(&pg, f, &g, &r);
+    find_wrapper(f, &r);
+    for (int k = 0; k < g.nowned; k++) free(g.owned[k]);
+    g.nowned = 0;
+  }
+  for (int i = 0; i < nf; i++) {
+    pe_func *f = pg.fn[i];
+    if (!units[pg.unit_of[i]].report) continue;
+    solve_func(&pg, f, &g, &r);
+    verdicts(f, pg.unit_of[i], &g, &r, o, recs);
     for (int k = 0; k < g.nowned; k++) free(g.owned[k]);
     g.nowned = 0;
   }
@@ -424,6 +638,7 @@ void pe_solve_unit(pe_unit *u, const pe_opts *o, pe_recs *recs) {
   }
   free(g.e); free(g.s); free(g.owned); free(g.rstart); free(g.rlist); free(g.queue);
   free(t.index); free(t.low); free(t.stack); free(t.order); free(t.on);
+  free(pg.fn); free(pg.unit_of);
 }
 
 void pe_unit_free(pe_unit *u) {
@@ -432,9 +647,15 @@ void pe_unit_free(pe_unit *u) {
     for (int n = 0; n < f->nnodes; n++) free(f->nodes[n].name);
     for (int s = 0; s < f->nsinks; s++) free(f->sinks[s].text);
     for (int p = 0; p < f->nparams; p++) free(f->preason[p]);
+    for (int c = 0; c < f->ncalls; c++) { free(f->calls[c].args); free(f->calls[c].text); }
+    for (int e = 0; e < f->next; e++) free(f->ext[e]);
     free(f->nodes); free(f->edges); free(f->sinks); free(f->calls); free(f->callees);
+    free(f->cargs); free(f->ext);
     free(f->param_node); free(f->psum); free(f->preason);
   }
+  free(u->files);
+  u->files = NULL;
+  u->nfiles = 0;
   free(u->funcs);
   u->funcs = NULL;
   u->nfuncs = 0;

@@ -11,8 +11,8 @@
 char *w_call_text(walker *w, CXCursor c) {
   unsigned lo, hi;
   w_extent_offs(c, &lo, &hi);
-  const char *b = w->u->buf;
-  size_t n = w->u->buflen;
+  const char *b = w->buf;
+  size_t n = w->buflen;
   if (lo >= n) return pe_xstrdup("allocation");
   if (hi <= lo || hi > n || hi - lo > 400) { /* identifier then balanced parentheses */
     size_t i = lo;
@@ -52,8 +52,14 @@ void w_op_text(walker *w, CXCursor l, CXCursor r, char out[4]) {
   w_extent_offs(l, &llo, &lhi);
   w_extent_offs(r, &rlo, &rhi);
   out[0] = 0;
-  if (lhi > rlo || rlo - lhi > 256 || rlo > w->u->buflen) return;
-  const char *b = w->u->buf;
+  if (lhi > rlo || rlo - lhi > 256 || rlo > w->buflen) return;
+  /* both operands in the walked function's file (an #include inside a function body would
+   * give offsets into another file's text) */
+  CXFile lf, rf;
+  clang_getExpansionLocation(clang_getRangeEnd(clang_getCursorExtent(l)), &lf, NULL, NULL, NULL);
+  clang_getExpansionLocation(clang_getRangeStart(clang_getCursorExtent(r)), &rf, NULL, NULL, NULL);
+  if (!lf || !rf || !clang_File_isEqual(lf, w->file) || !clang_File_isEqual(rf, w->file)) return;
+  const char *b = w->buf;
   int k = 0;
   for (unsigned i = lhi; i < rlo; i++) {
     char ch = b[i];

@@ -19,12 +19,18 @@ typedef struct {
   pe_func *f;
   const pe_opts *o;
   CXFile mainfile;
+  const char *dir;          /* the compile command's directory, or NULL */
   CXCursor *fcur;           /* cursor of each function of the unit */
+  CXFile *ffile;            /* file of each function of the unit */
+  CXFile file;              /* file of the function being walked, and its text */
+  const char *buf;
+  size_t buflen;
   varslot *vars; size_t nvars, capvars; /* Decl* -> node, open addressing */
   char **fnames; int *fidx; size_t capf; /* function name -> index */
   region loops[512]; int nloops;
   int depth;
   bool too_deep;
+  unsigned pwmin[64];       /* offset of the first assignment to each parameter, ~0u: none */
 } walker;
 
 typedef struct { CXCursor *v; int n, cap; } kids_t;
@@ -94,9 +100,11 @@ CXCursor w_strip(CXCursor c);             /* implicit casts and parentheses */
 CXCursor w_strip_casts(CXCursor c);       /* and explicit casts */
 int w_assigned(walker *w, CXCursor rhs, int n);
 void w_through(walker *w, CXCursor ptr, int n, pe_loc loc);
+void w_note_write(walker *w, CXCursor lhs); /* lhs is assigned: a parameter's value changes */
 /* ---- call.c ----------------------------------------------------------------------------- */
 int w_call(walker *w, CXCursor c);
 long long w_eval_int(CXCursor c, bool *ok);
+pe_term w_term(walker *w, CXCursor c);    /* a size expression as a term of the parameters */
 /* ---- walk.c ----------------------------------------------------------------------------- */
 void w_stmt(walker *w, CXCursor c);
 #endif

@@ -6,6 +6,11 @@ every verdict line both ways, as Go's test/run.go does with errorcheck files:
     and no other message;
   - a line without annotation must get no message at all;
   - '// ARGS: ...' anywhere in a file adds command-line options for that file;
+  - '// WITH: other.c' analyzes other.c (same directory) together with the file: one
+    program, calls between them resolved (whole-program mode);
+  - verdicts in other files of the corpus directory (a header the file includes, a WITH
+    file) are compared with that file's annotations the same way; each file's figures are
+    counted once;
   - a trailing SAFE on an annotation says the allocation truly stays local although the tool
     (conservatively) reports it escaping: it counts as a false negative in the recall figure.
 
@@ -13,6 +18,7 @@ Soundness is checked on its own: a 'does not escape' verdict on a line whose ann
 not expect one is reported as UNSOUND. Prints precision and recall of the stack-candidate
 verdicts (truth: 'does not escape' annotations plus SAFE ones).
 """
+import os
 import re
 import shlex
 import subprocess
@@ -23,32 +29,27 @@ REGEX = re.compile(r'"((?:[^"\\]|\\.)*)"')
 OUT = re.compile(r'^(.*?):(\d+):(\d+): (.*)$')
 
 
-def check(tool, path):
+def annotations(path):
     src = open(path).read().splitlines()
-    args = []
+    args, with_ = [], []
     want = {}     # line -> [regex]
     safe = set()  # lines marked SAFE
     for i, line in enumerate(src, 1):
         m = re.search(r'//\s*ARGS:\s*(.*)$', line)
         if m:
             args += shlex.split(m.group(1))
+        m = re.search(r'//\s*WITH:\s*(.*)$', line)
+        if m:
+            with_ += [os.path.join(os.path.dirname(path), f) for f in shlex.split(m.group(1))]
         m = ANN.search(line)
         if m:
             want[i] = REGEX.findall(m.group(1))
             if re.search(r'"\s*SAFE\s*$', line):
                 safe.add(i)
-    p = subprocess.run([tool] + args + [path], capture_output=True, text=True, timeout=60)
-    errors = []
-    if p.returncode != 0:
-        errors.append(f'{path}: exit status {p.returncode}: {p.stderr.strip()}')
-    got = {}
-    for out in p.stdout.splitlines():
-        m = OUT.match(out)
-        if not m or m.group(1) != path:
-            errors.append(f'{path}: unparsable output line: {out}')
-            continue
-        got.setdefault(int(m.group(2)), []).append(m.group(4))
-    stats = {'tp': 0, 'fp': 0, 'fn': 0, 'unsound': 0, 'verdicts': 0}
+    return args, with_, want, safe
+
+
+def compare(path, want, safe, got, errors, stats):
     for line in sorted(set(want) | set(got)):
         msgs = list(got.get(line, []))
         stats['verdicts'] += len(msgs)
@@ -70,6 +71,31 @@ def check(tool, path):
         stats['tp'] += tp
         stats['fp'] += n_cand - tp
         stats['fn'] += truth_cand - tp
+
+
+def check(tool, path, counted):
+    args, with_, want, safe = annotations(path)
+    p = subprocess.run([tool] + args + [path] + with_, capture_output=True, text=True, timeout=60)
+    errors = []
+    if p.returncode != 0:
+        errors.append(f'{path}: exit status {p.returncode}: {p.stderr.strip()}')
+    got = {}      # file -> line -> [messages]
+    here = os.path.dirname(os.path.abspath(path))
+    for out in p.stdout.splitlines():
+        m = OUT.match(out)
+        f = m and os.path.abspath(m.group(1))
+        if not m or os.path.dirname(f) != here or not os.path.exists(f):
+            errors.append(f'{path}: unparsable output line: {out}')
+            continue
+        got.setdefault(f, {}).setdefault(int(m.group(2)), []).append(m.group(4))
+    stats = {'tp': 0, 'fp': 0, 'fn': 0, 'unsound': 0, 'verdicts': 0}
+    files = [os.path.abspath(path)] + [f for f in got if f != os.path.abspath(path)]
+    for f in files:
+        _, _, w, sf = annotations(f) if f != os.path.abspath(path) else (None, None, want, safe)
+        s = stats if f not in counted else {'tp': 0, 'fp': 0, 'fn': 0, 'unsound': 0, 'verdicts': 0}
+        compare(f, w, sf, got.get(f, {}), errors, s)
+        stats['unsound'] += s['unsound'] if s is not stats else 0
+        counted.add(f)
     return errors, stats
 
 
@@ -77,8 +103,9 @@ def main():
     tool, files = sys.argv[1], sys.argv[2:]
     total = {'tp': 0, 'fp': 0, 'fn': 0, 'unsound': 0, 'verdicts': 0}
     errors = []
+    counted = set()
     for f in files:
-        e, s = check(tool, f)
+        e, s = check(tool, f, counted)
         errors += e
         for k in total:
             total[k] += s[k]

@@ -24,8 +24,12 @@ def write(name, text):
     return path
 
 
+# -p caches in $XDG_CACHE_HOME/palloc-escape by default: here, not in the user's home
+env = dict(os.environ, XDG_CACHE_HOME=os.path.join(work, 'xdg'))
+
+
 def run(args, timeout=120):
-    return subprocess.run([tool] + args, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([tool] + args, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def expect(cond, what, p=None):
@@ -47,6 +51,21 @@ expect('bad.c' not in p.stdout, 'nothing reported from the bad file', p)
 
 p = run([empty, good])
 expect(p.returncode == 0 and p.stdout.strip() == GOOD, 'an empty file is no error', p)
+expect('empty.c: no function is defined' in p.stderr, 'a file without functions is said so', p)
+
+# a header-only library: its functions are reported at the header's lines, once, whichever
+# files include it with the implementation macro
+hol = write('hol.h', '#include <stdlib.h>\n#ifdef HOL_IMPLEMENTATION\n'
+            'static int hol_tmp(void) { char *p = malloc(8); p[0] = 1; int r = p[0]; free(p); return r; }\n'
+            'int hol_use(void) { return hol_tmp(); }\n#endif\n')
+u1 = write('hol1.c', '#define HOL_IMPLEMENTATION\n#include "hol.h"\n')
+u2 = write('hol2.c', '#define HOL_IMPLEMENTATION\n#include "hol.h"\nint two(void) { return hol_use(); }\n')
+p = run([u1, u2])
+expect(p.returncode == 0 and p.stdout.count('hol.h:3:38: malloc(8) does not escape') == 1,
+       'a header-only library: its verdicts at the header, once', p)
+p = run([hol])
+expect(p.returncode == 0 and 'no function is defined' in p.stderr and 'HOL' not in p.stdout,
+       'the header alone: nothing to analyze, and it is said why', p)
 
 p = run([missing, good])
 expect(p.returncode == 1 and GOOD in p.stdout, 'a missing file: exit 1, others analyzed', p)
@@ -88,14 +107,84 @@ expect(p.returncode == 0 and 'malloc(SIZE) escapes to heap: too large for stack 
 p = run(['-p', db])
 expect(p.returncode == 0 and 'malloc(SIZE) escapes' in p.stdout and 'good.c:2:25: malloc(8) does not escape' in p.stdout,
        '-p without files: every file of the database', p)
+expect(os.path.isdir(os.path.join(work, 'xdg', 'palloc-escape')), '-p caches in $XDG_CACHE_HOME/palloc-escape', p)
 p = run(['-p', os.path.join(work, 'no-build-dir'), good])
 expect(p.returncode == 1 and 'compile_commands.json' in p.stderr and GOOD in p.stdout,
        'a missing compile database: error, the named files still analyzed', p)
 p = run([sized, '--', '-DSIZE=16'])
 expect(p.returncode == 0 and 'malloc(SIZE) does not escape' in p.stdout, 'flags after --', p)
 
+# whole program with -p: a named file's calls into another file of the database resolve to
+# its summary; the other file is walked but not reported. The cache: a second run gives the
+# same verdicts without parsing; a changed header (the callee's body) changes them.
+wp = os.path.join(work, 'wp')
+os.makedirs(wp, exist_ok=True)
+with open(os.path.join(wp, 'h.h'), 'w') as f:
+    f.write('static inline void note(char *p) { (void)p; }\n')
+with open(os.path.join(wp, 'a.c'), 'w') as f:
+    f.write('#include <stdlib.h>\n#include "h.h"\nvoid use(char *p);\n'
+            'void a(void) { char *p = malloc(8); use(p); note(p); free(p); }\n')
+with open(os.path.join(wp, 'b.c'), 'w') as f:
+    f.write('void use(char *p) { p[0] = 1; }\n')
+with open(os.path.join(wp, 'compile_commands.json'), 'w') as f:
+    json.dump([{'directory': wp, 'file': n, 'arguments': ['cc', '-c', n]} for n in ('a.c', 'b.c')], f)
+cache = os.path.join(work, 'wp-cache')
+subprocess.run(['rm', '-rf', cache])
+A = os.path.join(wp, 'a.c')
+p = run(['-p', wp, '--cache', cache, A])
+expect(p.returncode == 0 and p.stdout.strip() == f'{A}:4:26: malloc(8) does not escape',
+       '-p: a call into another file of the database is not unknown; only the named file is reported', p)
+expect(len(os.listdir(cache)) == 2, f'--cache: one entry per file, got {os.listdir(cache) if os.path.isdir(cache) else None}', p)
+p2 = run(['-p', wp, '--cache', cache, A])
+expect(p2.stdout == p.stdout, 'cache: the same verdicts on the second run', p2)
+with open(os.path.join(wp, 'h.h'), 'w') as f:
+    f.write('extern char *g;\nstatic inline void note(char *p) { g = p; }\n')
+p3 = run(['-p', wp, '--cache', cache, A])
+expect('malloc(8) escapes to heap: passed to note: stored to global g' in p3.stdout,
+       'cache: a changed header invalidates the entries of the files that include it', p3)
+p4 = run(['-p', wp, '--no-cache', A])
+expect(p4.stdout == p3.stdout, '--no-cache gives the same verdicts', p4)
+with open(os.path.join(cache, os.listdir(cache)[0]), 'r+b') as f:  # a damaged entry is a miss
+    f.truncate(40)
+p5 = run(['-p', wp, '--cache', cache, A])
+expect(p5.returncode == 0 and p5.stdout == p3.stdout, 'cache: a truncated entry is ignored', p5)
+
+# the cache keeps everything the verdicts depend on: every corpus file gives the same output
+# from a warm cache as without one
+corpus = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'corpus')
+ccache = os.path.join(work, 'corpus-cache')
+subprocess.run(['rm', '-rf', ccache])
+for name in sorted(os.listdir(corpus)):
+    if not name.endswith('.c'):
+        continue
+    src = open(os.path.join(corpus, name)).read()
+    args = [a for line in src.splitlines() if '// ARGS:' in line for a in line.split('// ARGS:')[1].split()]
+    args += [os.path.join(corpus, w) for line in src.splitlines() if '// WITH:' in line
+             for w in line.split('// WITH:')[1].split()]
+    f = os.path.join(corpus, name)
+    cold = run(args + ['--cache', ccache, f])
+    warm = run(args + ['--cache', ccache, f])
+    none = run(args + [f])
+    expect(cold.stdout == none.stdout and warm.stdout == none.stdout,
+           f'cache: {name}: the same verdicts cold, warm and without a cache', warm)
+
+# relative names from the directory the tool runs in, with a database whose commands have a
+# directory of their own (libclang changes the process's directory while it parses): a file
+# not in the database after one that is, and a relative --cache, both still found there
+loose = write('loose.c', '#include <stdlib.h>\nvoid l(void) { char *p = malloc(4); free(p); }\n')
+sub = os.path.join(work, 'sub')
+os.makedirs(sub, exist_ok=True)
+subprocess.run(['rm', '-rf', os.path.join(sub, 'relcache')])
+p = subprocess.run([os.path.abspath(tool), '-p', '../build', '--cache', 'relcache', '../sized.c',
+                    '../loose.c'], cwd=sub, env=env, capture_output=True, text=True, timeout=60)
+expect(p.returncode == 0 and '../loose.c:2:26: malloc(4) does not escape' in p.stdout and
+       '../sized.c:2:26: malloc(SIZE) escapes' in p.stdout and
+       os.path.isdir(os.path.join(sub, 'relcache')),
+       'relative names and --cache resolve from the directory the tool was started in', p)
+
 # usage
 for args in ([], ['--bogus', good], ['--max-stack', 'x', good], ['--profile'], ['-p'],
+             ['--top', '-1', good], ['--realloc'],
              ['-x', good], ['-m=3', good], ['--json=1', good], ['--max-stack=', good]):
     p = run(args)
     expect(p.returncode == 2 and p.stderr.startswith('palloc-escape: '), f'usage error {args}: exit 2', p)

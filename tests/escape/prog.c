@@ -32,10 +32,26 @@ static NOINLINE int rare(void) {
   return r;
 }
 
+/* An allocation wrapper: its malloc escapes (returned), and its call in main is the site,
+ * a candidate: 500 x 256, the biggest. */
 static NOINLINE char *escaping(int i) {
-  char *p = malloc(256); /* escapes: 500 x 256, the biggest, but not a candidate */
+  char *p = malloc(256);
   p[0] = (char)i;
   return p;
+}
+
+/* Escapes (stored to a static): 20 x 1024, the second escaping site. */
+static char *slot;
+static NOINLINE void swap_slot(void) {
+  free(slot);
+  slot = malloc(1024);
+}
+
+/* Escapes (stored to a static): 200 x 512, the hot escaping site. */
+static char *ring[4];
+static NOINLINE void stored(int i) {
+  free(ring[i % 4]);
+  ring[i % 4] = malloc(512);
 }
 
 static NOINLINE int never(void) {
@@ -56,6 +72,8 @@ int main(int argc, char **argv) {
     sum += p[0];
     free(p);
   }
+  for (int i = 0; i < 200; i++) stored(i);
+  for (int i = 0; i < 20; i++) swap_slot();
   if (argc > 5) sum += never();
   printf("%ld\n", sum);
   (void)argv;

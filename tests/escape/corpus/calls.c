@@ -94,7 +94,7 @@ void getline_reallocs(FILE *f) {
 
 void reallocated(void) {
   char *p = malloc(16); // ERROR "escapes to heap: realloc'd by realloc"
-  char *q = realloc(p, 32);
+  char *q = realloc(p, 32); // ERROR "realloc\(p, 32\) escapes to heap: resized by realloc"
   free(q);
 }
 
@@ -113,9 +113,21 @@ size_t summary_reads(void) {
   return n;
 }
 
+/* A callee that only frees its parameter is a free() of the caller's own. */
 void summary_frees(void) {
-  char *p = malloc(16); // ERROR "escapes to heap: freed by callee frees_it"
+  char *p = malloc(16); // ERROR "malloc\(16\) does not escape"
   frees_it(p);
+}
+
+/* One that frees it and keeps it, or frees something else too, is not. */
+static char *kept_after_free;
+static void frees_and_keeps(char *p) { kept_after_free = p; free(p); } // ERROR "leaking param: p"
+static void frees_two(char *p, char *q) { free(p); free(q); }
+void summary_frees_more(char *other) { // ERROR "leaking param: other"
+  char *p = malloc(16); // ERROR "escapes to heap: passed to frees_and_keeps: stored to static kept_after_free"
+  frees_and_keeps(p);
+  char *q = malloc(16); // ERROR "escapes to heap: freed by callee frees_two"
+  frees_two(q, other);
 }
 
 char *summary_identity(void) {
@@ -196,4 +208,23 @@ char *dup_of_local(void) {
   char *d = strdup(p);
   free(p);
   return d;
+}
+
+/* A call in an argument of another call: each argument goes to its own callee. */
+static char *nested_kept;
+static void keep_second(const char *a, char *b) { (void)a; nested_kept = b; } // ERROR "leaking param: b"
+static const char *first_of(const char *a, const char *b) { (void)b; return a; } // ERROR "leaking param: a to result"
+void nested_call_args(const char *x, const char *y) {
+  char *p = malloc(8); // ERROR "escapes to heap: passed to keep_second: stored to static nested_kept"
+  keep_second(first_of(x, y), p);
+}
+
+/* A callee that frees what its parameter points to (git's stop_progress(&progress)): the
+ * allocation stored there is freed by someone else. */
+struct progress { int n; };
+static void release_ref(struct progress **pp) { free(*pp); *pp = NULL; }
+void callee_frees_content(void) {
+  struct progress *p = malloc(sizeof *p); // ERROR "escapes to heap: stored in p, whose address escapes \(content leaked by release_ref\)"
+  p->n = 1;
+  release_ref(&p);
 }

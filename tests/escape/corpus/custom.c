@@ -31,9 +31,19 @@ void custom_escape(void) {
   gkeep = p;
 }
 
-/* A wrapper defined here frees through the custom deallocator: its callers lose the candidate. */
+/* A wrapper defined here frees through the custom deallocator and does nothing else: it is
+ * that deallocator's counterpart, a free() of the caller's own. */
 static void release(char *p) { xfree(p); }
 void via_wrapper(void) {
-  char *p = xmalloc(8); // ERROR "freed by callee release"
+  char *p = xmalloc(8); // ERROR "xmalloc\(8\) does not escape"
   release(p);
+}
+
+/* One that also frees what the object points to is not (the rewrite cannot delete it). */
+struct node { char *name; };
+static void release_node(struct node *n) { xfree(n->name); xfree(n); }
+void via_deep_release(void) {
+  struct node *n = xmalloc(sizeof *n); // ERROR "freed by callee release_node"
+  n->name = 0;
+  release_node(n);
 }

@@ -154,3 +154,24 @@ char *pointer_to_int_and_back(void) {
   unsigned long u = (unsigned long)p;
   return (char *)u;
 }
+
+/* Designated initializers (libclang: an unexposed expression of type void) carry their value:
+ * redis's *li = (functionLibInfo){ .functions = dictCreate(...) }. */
+struct named { char *a; int n; };
+void designated_compound(struct named *out) {
+  char *p = malloc(8); // ERROR "escapes to heap: stored through parameter out"
+  *out = (struct named){ .a = p, .n = 1 };
+}
+void designated_init(struct named *out) {
+  char *p = malloc(8); // ERROR "escapes to heap: stored through parameter out"
+  struct named v = { .n = 2, .a = p };
+  *out = v;
+}
+int designated_local(void) {
+  char *p = malloc(8); // ERROR "malloc\(8\) does not escape"
+  struct named v = { .a = p };
+  v.a[0] = 1;
+  int r = v.a[0];
+  free(p);
+  return r;
+}
