@@ -180,6 +180,24 @@ static const char *digits(const char *s, uint64_t *v) {
   return s;
 }
 
+/* A decimal number ("1", "0.5", "1.125") as thousandths in *v, rounded down (decimals past the
+ * third are read and dropped): the end of the number, or NULL if s does not start with one (or
+ * it does not fit). Factors and seconds are read so. */
+static const char *thousandths(const char *s, int64_t *v) {
+  uint64_t u;
+  const char *end = digits(s, &u);
+  if (end == NULL || u > (uint64_t)INT64_MAX / 1000) return NULL;
+  int64_t x = (int64_t)u * 1000;
+  if (*end == '.') {
+    int64_t scale = 100;
+    for (end++; *end >= '0' && *end <= '9'; end++, scale /= 10)
+      x += (int64_t)(*end - '0') * scale;
+    if (end[-1] == '.') return NULL; /* "1." */
+  }
+  *v = x;
+  return end;
+}
+
 /* PALLOC_OPT_SYNTAX, PALLOC_OPT_RANGE (a well-formed size past INT64_MAX) or _OK with *out. */
 static palloc_option_err_t parse_size(const char *s, int64_t *out) {
   if (s == NULL || *s < '0' || *s > '9') return PALLOC_OPT_SYNTAX;
@@ -289,18 +307,11 @@ palloc_option_err_t palloc_option_parse(palloc_option_t id, const char *s, int64
     *out = v;
     return PALLOC_OPT_OK;
   }
-  case PALLOC_KIND_SECONDS: { /* digits, then '.' and digits: milliseconds, rounded down */
-    if ((end = digits(s, &u)) == NULL || u > (uint64_t)INT64_MAX / 1000) return PALLOC_OPT_SYNTAX;
-    uint64_t ms = u * 1000, scale = 100;
-    if (*end == '.') {
-      if (end[1] < '0' || end[1] > '9') return PALLOC_OPT_SYNTAX;
-      for (end++; *end >= '0' && *end <= '9'; end++, scale /= 10) ms += (uint64_t)(*end - '0') * scale;
-    }
-    if (*end != 0) return PALLOC_OPT_SYNTAX;
-    if ((int64_t)ms < o->lo || (int64_t)ms > o->hi) return PALLOC_OPT_RANGE;
-    *out = (int64_t)ms;
+  case PALLOC_KIND_SECONDS: /* seconds to milliseconds */
+    if ((end = thousandths(s, &v)) == NULL || *end != 0) return PALLOC_OPT_SYNTAX;
+    if (v < o->lo || v > o->hi) return PALLOC_OPT_RANGE;
+    *out = v;
     return PALLOC_OPT_OK;
-  }
   case PALLOC_KIND_SEED:
     if (!parse_seed(s, &u)) return PALLOC_OPT_SYNTAX;
     *out = (int64_t)u; /* the bits: a seed above INT64_MAX is kept as it is */
@@ -338,24 +349,15 @@ palloc_option_err_t palloc_option_parse(palloc_option_t id, const char *s, int64
     *out = sig;
     return PALLOC_OPT_OK;
   }
-  case PALLOC_KIND_FACTOR: {
+  case PALLOC_KIND_FACTOR:
     if (o->off_value != 0 && ieq(s, "off")) {
       *out = o->off_value;
       return PALLOC_OPT_OK;
     }
-    if ((end = digits(s, &u)) == NULL || u > (uint64_t)INT64_MAX / 1000) return PALLOC_OPT_SYNTAX;
-    v = (int64_t)u * 1000;
-    if (*end == '.') {
-      int64_t scale = 100;
-      for (end++; *end >= '0' && *end <= '9' && scale > 0; end++, scale /= 10)
-        v += (int64_t)(*end - '0') * scale;
-      if (end[-1] == '.') return PALLOC_OPT_SYNTAX;
-    }
-    if (*end != 0) return PALLOC_OPT_SYNTAX;
+    if ((end = thousandths(s, &v)) == NULL || *end != 0) return PALLOC_OPT_SYNTAX;
     if (v < o->lo || v > o->hi) return PALLOC_OPT_RANGE;
     *out = v;
     return PALLOC_OPT_OK;
-  }
   case PALLOC_KIND_DURATION: {
     static const struct { const char *unit; int64_t ns; } units[] = {
       {"ns", 1}, {"us", 1000}, {"ms", 1000000}, {"s", 1000000000}};

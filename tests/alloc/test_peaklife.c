@@ -48,7 +48,8 @@ static void test_options(void) {
   CHECK(palloc_option_parse(PALLOC_OPT_PEAK_GROWTH, "off", &v) == PALLOC_OPT_OK && v == -1, "off");
   CHECK(palloc_option_parse(PALLOC_OPT_PEAK_GROWTH, "1", &v) == PALLOC_OPT_RANGE, "1: no growth");
   CHECK(palloc_option_parse(PALLOC_OPT_PEAK_GROWTH, "1.", &v) == PALLOC_OPT_SYNTAX, "1.");
-  CHECK(palloc_option_parse(PALLOC_OPT_PEAK_GROWTH, "1.0001", &v) == PALLOC_OPT_SYNTAX, "1.0001");
+  CHECK(palloc_option_parse(PALLOC_OPT_PEAK_GROWTH, "1.0001", &v) == PALLOC_OPT_RANGE, "1.0001: 1.000");
+  CHECK(palloc_option_parse(PALLOC_OPT_PEAK_GROWTH, "1.1009", &v) == PALLOC_OPT_OK && v == 1100, "1.1009");
   CHECK(palloc_option_parse(PALLOC_OPT_PEAK_GROWTH, " 1.1", &v) == PALLOC_OPT_SYNTAX, "space");
   CHECK(palloc_option_parse(PALLOC_OPT_TEMP_THRESHOLD, "1ms", &v) == PALLOC_OPT_OK && v == 1000000, "1ms");
   CHECK(palloc_option_parse(PALLOC_OPT_TEMP_THRESHOLD, "250us", &v) == PALLOC_OPT_OK && v == 250000, "250us");
