@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <regex.h>
 #include <stdio.h>
 #include "palloc_proto.h"
 
@@ -81,6 +82,11 @@ enum { VOPT_FIRST = 0x1000, VOPT_FUNCTIONS = VOPT_FIRST, VOPT_FILES, VOPT_LINES,
   {"group-unnamed", no_argument, 0, VOPT_GROUP_UNNAMED}, \
   {"trim-wrappers", no_argument, 0, VOPT_TRIM_WRAPPERS}
 int view_option(view_opts_t *o, const char *cmd, int c, const char *arg);
+/* The REGEX PROFILE operands of `palloc CMD` (peek, list) at argv[optind]: compiles the regex
+ * into *rx and opens the profile into *v; 0, or an exit status after one message (then neither
+ * is left to free). */
+int view_open_regex(view_t *v, regex_t *rx, const char *cmd, int argc, char **argv,
+                    const view_opts_t *o);
 /* The help text of those options. */
 extern const char view_options_help[];
 /* Prints a command's help, with view_options_help in place of "@VIEW@". */

@@ -128,17 +128,11 @@ int cmd_list(int argc, char **argv) {
     }
     }
   }
-  if (argc - optind != 2) return usage_error("list", "REGEX and PROFILE expected");
-  regex_t rx;
-  if (regcomp(&rx, argv[optind], REG_EXTENDED | REG_NOSUB) != 0)
-    return usage_error("list", "bad regular expression '%s'", argv[optind]);
   vo.gran = VIEW_LINES; /* pprof's list works on lines */
+  regex_t rx;
   view_t v;
-  int rc = view_open_opts(&v, argv[optind + 1], &vo);
-  if (rc) {
-    regfree(&rx);
-    return rc;
-  }
+  int rc = view_open_regex(&v, &rx, "list", argc, argv, &vo);
+  if (rc) return rc;
   int64_t *flat = xmalloc((v.nnodes + 1) * sizeof *flat), *cum = xmalloc((v.nnodes + 1) * sizeof *cum);
   view_flat_cum(&v, flat, cum);
   /* each node's function and line, from the first frame that names it */

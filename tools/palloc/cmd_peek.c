@@ -126,16 +126,10 @@ int cmd_peek(int argc, char **argv) {
     }
     }
   }
-  if (argc - optind != 2) return usage_error("peek", "REGEX and PROFILE expected");
   regex_t rx;
-  if (regcomp(&rx, argv[optind], REG_EXTENDED | REG_NOSUB) != 0)
-    return usage_error("peek", "bad regular expression '%s'", argv[optind]);
   view_t v;
-  int rc = view_open_opts(&v, argv[optind + 1], &vo);
-  if (rc) {
-    regfree(&rx);
-    return rc;
-  }
+  int rc = view_open_regex(&v, &rx, "peek", argc, argv, &vo);
+  if (rc) return rc;
   int64_t *flat = xmalloc((v.nnodes + 1) * sizeof *flat), *cum = xmalloc((v.nnodes + 1) * sizeof *cum);
   view_flat_cum(&v, flat, cum);
   edges_t E = {0};

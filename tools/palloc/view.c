@@ -639,6 +639,16 @@ const char view_options_help[] =
   "                         (RE: POSIX extended regular expression, matched anywhere, as pprof's\n"
   "                         options; percentages stay of the whole profile)\n";
 
+int view_open_regex(view_t *v, regex_t *rx, const char *cmd, int argc, char **argv,
+                    const view_opts_t *o) {
+  if (argc - optind != 2) return usage_error(cmd, "REGEX and PROFILE expected");
+  if (regcomp(rx, argv[optind], REG_EXTENDED | REG_NOSUB) != 0)
+    return usage_error(cmd, "bad regular expression '%s'", argv[optind]);
+  int rc = view_open_opts(v, argv[optind + 1], o);
+  if (rc) regfree(rx);
+  return rc;
+}
+
 int view_option(view_opts_t *o, const char *cmd, int c, const char *arg) {
   const char **re = NULL;
   switch (c) {
