@@ -110,6 +110,9 @@ typedef struct palloc_thread_s {
   uintptr_t stack_lo, stack_hi; /* bounds for the frame-pointer walk */
   int64_t stream_left;    /* stream mode: bytes to next sample (budget 0 forces the slow path) */
   int64_t stream_alloc, stream_free; /* stream mode: unpublished bytes */
+  /* The thread cache's drain rule (tcache.c): the low 32 bits of the budget when each bin last
+   * overflowed. The same value at its next overflow: the thread allocated nothing between. */
+  uint32_t tc_stamp[PALLOC_TC_CLASSES];
 } palloc_thread_t;
 
 extern __thread palloc_thread_t palloc_thread __attribute__((tls_model("initial-exec")));
@@ -271,6 +274,8 @@ void palloc_tc_unlock(void);
 /* A free into a full bin (or one with cap 0); called with tc_busy set, and clears it. */
 bool palloc_tc_overflow(palloc_tc_bin_t *b, void *p);
 size_t palloc_tc_held_max(void);
+/* The number of live threads changed (lifecycle.c): with many, mimalloc decommits at once. */
+void palloc_mem_threads(uint64_t live);
 
 /* A bin's operations are bracketed by tc_busy = 1 ... tc_busy = 0, with compiler barriers (a
  * signal handler runs on the same thread: no fence instruction is needed), so that a handler

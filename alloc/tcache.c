@@ -59,6 +59,10 @@ static unsigned class_count;
 static size_t class_size[PALLOC_TC_CLASSES];
 static uint32_t class_cap[PALLOC_TC_CLASSES];
 static uint32_t slots_per_thread;
+/* palloc_mem_threads, at the end of this file */
+#define PALLOC_MANY_THREADS 64
+static _Atomic bool decommit_now;
+static long decommit_delay = 25; /* mimalloc's (or the user's) delay: palloc_tc_init reads it */
 
 /* Slot arrays of exited threads, for reuse. Each starts with a pointer to the next. */
 static pthread_mutex_t area_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -77,6 +81,7 @@ static uint32_t cap_for(size_t size) {
 
 /* Called by palloc_init, once, before any thread is set up. */
 void palloc_tc_init(bool enabled) {
+  decommit_delay = mi_option_get(mi_option_decommit_delay); /* before any thread is counted */
   if (!enabled) return;
   size_t prev = 0;
   unsigned c = 0;
@@ -148,16 +153,44 @@ static void flush_bin(palloc_tc_bin_t *b, uint32_t count) {
 
 /* A free into a full bin (or into a thread's bins before set-up or after exit: cap 0), from
  * palloc_tc_push with tc_busy set: a handler that interrupts the flush's mi_free calls bypasses
- * the cache. */
+ * the cache.
+ *
+ * The drain rule. A bin that fills twice with no allocation at all on its thread in between is
+ * being drained (the thread tears a structure down, or frees what others allocated): nothing
+ * it holds will be reused soon. It then gives everything back and caches nothing (cap 0, its
+ * slots kept) until its thread allocates again: the first free into it after that restores its
+ * cap. A full bin whose thread did allocate flushes its older half, as always. So a thread that
+ * frees its working set and goes idle keeps nothing in its cache: the blocks freed last would
+ * otherwise pin a page of each class that mimalloc could free (most of 512 idle threads'
+ * memory, tests/bench/scale.c). "No allocation" is read from the budget, which every malloc
+ * charges: the same low 32 bits at both events. Nothing is added to the fast paths; while a
+ * bin drains, each free into it takes this function's few extra instructions before mi_free,
+ * and a thread that only ever frees (a pipeline's consumer) gives blocks back at once instead
+ * of in batches. */
 bool palloc_tc_overflow(palloc_tc_bin_t *b, void *p) {
   palloc_thread_t *t = &palloc_thread;
   palloc_assert(t->tc_busy == 1 && b >= t->tc && b < t->tc + PALLOC_TC_CLASSES);
   palloc_assert(b->n == b->cap); /* full, or a bin that caches nothing */
-  bool kept = b->cap != 0;
-  if (kept) {
-    flush_bin(b, b->cap / 2);
-    b->slot[b->n++] = p;
-    palloc_assert(b->n == b->cap / 2 + 1);
+  unsigned c = (unsigned)(b - t->tc);
+  bool kept = false;
+  /* slot == NULL: not set up, or exiting (cap 0 for good); the NONE bin has no class */
+  if (b->slot != NULL && c < class_count && t->state == PALLOC_T_LIVE) {
+    uint32_t now = (uint32_t)atomic_load_explicit(&t->budget, memory_order_relaxed);
+    bool allocated = t->tc_stamp[c] != now;
+    if (b->cap == 0 && allocated) {         /* drained, and the thread allocates again */
+      b->cap = class_cap[c];
+      b->slot[b->n++] = p;
+      kept = true;
+    } else if (b->cap != 0 && !allocated) { /* full twice without an allocation: drain */
+      flush_bin(b, b->n);
+      b->cap = 0;
+    } else if (b->cap != 0) {               /* full: give back the older half */
+      flush_bin(b, b->n / 2);
+      b->slot[b->n++] = p;
+      kept = true;
+    }
+    t->tc_stamp[c] = now;
+    palloc_assert(b->n <= b->cap && (b->cap == 0 || b->cap == class_cap[c]));
   }
   palloc_tc_leave(t);
   return kept;
@@ -189,4 +222,31 @@ void palloc_thread_cache_flush(void) {
   palloc_tc_enter(t);
   flush_all(t);
   palloc_tc_leave(t);
+}
+
+/* ---- memory of idle threads ---------------------------------------------------------------- */
+/* mimalloc decommits a freed span decommit_delay (25 ms) later, but checks the delay only when
+ * the owning thread frees or allocates in that segment again: a thread that goes idle keeps
+ * every page it freed, and a process of many threads that wait between requests (a
+ * thread-per-connection server) holds all of them: 512 such threads held 1.35 GB where
+ * jemalloc holds 0.22 GB (tests/bench/scale.c, threads 512 idle). Decommitting at once (delay 0)
+ * gives that memory back, but costs a madvise on every freed span and an mprotect and page
+ * faults on its reuse: mstress, whose eight short-lived threads churn blocks up to 256 KiB,
+ * went from 0.1 to 1.1 s of system time. So the delay is 0 while many threads live, where the
+ * memory of idle threads dominates, and mimalloc's default otherwise: at least
+ * PALLOC_MANY_THREADS live threads turn it on, fewer than half as many turn it off again.
+ * mi_option_set_default leaves an option the user set (MIMALLOC_DECOMMIT_DELAY, or its old
+ * name MIMALLOC_RESET_DELAY) alone. mimalloc reads the option on every decommit decision, so
+ * the change takes effect at once; a plain store of a long, like mimalloc's own option
+ * writes. */
+
+void palloc_mem_threads(uint64_t live) {
+  bool many = atomic_load_explicit(&decommit_now, memory_order_relaxed);
+  if (!many && live >= PALLOC_MANY_THREADS) {
+    if (atomic_exchange(&decommit_now, true)) return;
+    mi_option_set_default(mi_option_decommit_delay, 0);
+  } else if (many && live < PALLOC_MANY_THREADS / 2) {
+    if (!atomic_exchange(&decommit_now, false)) return;
+    mi_option_set_default(mi_option_decommit_delay, decommit_delay);
+  }
 }
