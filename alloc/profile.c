@@ -8,7 +8,11 @@
  * has_functions / has_filenames / has_line_numbers are set per mapping only if at least one of
  * its locations got that information, so pprof re-symbolizes exactly the mappings we could not.
  *
- * Memory: everything lives in one scratch arena, released when the write ends.
+ * Memory: everything lives in one scratch arena, released when the write ends. What it holds
+ * grows with the profile's distinct frames, functions and mappings (their messages) and by one
+ * bit per bucket; the samples, one per bucket, are made one at a time as the encoder asks for
+ * them and streamed through gzip to the file (proto/write.c), so a profile of a million buckets
+ * is never held whole, as messages, encoded or compressed.
  * The messages are protoc-c's structs, encoded by proto/encode.c: no protobuf-c code is linked.
  */
 #include <stdio.h>
@@ -31,9 +35,11 @@ typedef struct {
   uint64_t *keys;
   uint32_t *vals;
   size_t cap;
+  size_t n;      /* keys held (idmap_put) */
 } idmap_t;
 
 static bool idmap_init(idmap_t *m, size_t n, palloc_scratch_t *s) {
+  m->n = 0;
   m->cap = 64;
   while (m->cap < n * 2) m->cap *= 2;
   m->keys = palloc_scratch_alloc(s, m->cap * sizeof *m->keys);
@@ -44,6 +50,36 @@ static bool idmap_init(idmap_t *m, size_t n, palloc_scratch_t *s) {
 }
 
 /* Returns the slot for key; *found tells whether it held the key already. */
+static size_t idmap_slot(idmap_t *m, uint64_t key, bool *found);
+
+/* Enters key -> val (key not in m), doubling m first if it would be over half full: the map
+ * grows with the keys it holds, not with an estimate made before. The old arrays stay in the
+ * scratch arena: at most as much again as the final ones. */
+static bool idmap_put(idmap_t *m, uint64_t key, uint32_t val, palloc_scratch_t *s) {
+  if ((m->n + 1) * 2 > m->cap) {
+    idmap_t g;
+    if (!idmap_init(&g, m->cap, s)) return false; /* twice the slots (idmap_init: >= 2n) */
+    for (size_t i = 0; i < m->cap; i++) {
+      if (m->vals[i] == 0) continue;
+      bool found;
+      size_t j = idmap_slot(&g, m->keys[i], &found);
+      g.keys[j] = m->keys[i];
+      g.vals[j] = m->vals[i];
+    }
+    g.n = m->n;
+    palloc_scratch_free(s, m->keys);
+    palloc_scratch_free(s, m->vals);
+    *m = g;
+  }
+  bool found;
+  size_t j = idmap_slot(m, key, &found);
+  palloc_assert(!found && val != 0);
+  m->keys[j] = key;
+  m->vals[j] = val;
+  m->n++;
+  return true;
+}
+
 static size_t idmap_slot(idmap_t *m, uint64_t key, bool *found) {
   size_t i = (size_t)((key * 0x9e3779b97f4a7c15ull) >> 17) & (m->cap - 1);
   palloc_assert((m->cap & (m->cap - 1)) == 0);
@@ -70,8 +106,8 @@ static const char *const value_type[NVALUES][2] = {
   [V_ALLOC_OBJECTS] = {"alloc_objects", "count"}, [V_ALLOC_SPACE] = {"alloc_space", "bytes"},
   [V_INUSE_OBJECTS] = {"inuse_objects", "count"}, [V_INUSE_SPACE] = {"inuse_space", "bytes"}};
 
-/* One bucket of the profile, as the snapshot read it. gone is read once, here: unload.c sets it
- * under the writer lock, which the whole write holds. */
+/* One bucket of the profile, as a pass over the buckets reads it. gone does not change during
+ * the write: unload.c sets it under the writer lock, which the whole write holds. */
 typedef struct {
   const palloc_bucket_t *b;
   const uint32_t *gone;
@@ -87,8 +123,18 @@ typedef struct {
   palloc_pb_profile_t p;
   int64_t rate;
 
-  entry_t *e;                          /* collect_buckets: the buckets with allocations */
-  size_t ne, nframes;                  /*   and the total of their stack depths */
+  palloc_bucket_t *head;               /* collect_buckets: the list as the write found it, */
+  size_t nb;                           /*   its length, */
+  uint64_t *in;                        /*   bit i: its i-th bucket had allocations (in the */
+  size_t ne;                           /*   profile); ne of them */
+
+  Sample smp;                          /* sample_at: the one sample being encoded, its parts */
+  Label lb, *lbp;
+  int64_t vals[4];
+  uint64_t ids[PALLOC_MAX_DEPTH];
+  palloc_bucket_t *cur;                /*   the list's cur_pos-th bucket, sample cur_i's */
+  size_t cur_pos, cur_i;
+  int64_t bytes_key;                   /*   the label's key */
 
   idmap_t live_ids, gone_ids;          /* collect_frames: return address - 1 or gone frame id */
   uintptr_t *addrs;                    /*   -> frame index + 1; the frame's address */
@@ -105,25 +151,36 @@ typedef struct {
   size_t nfn;
 } build_t;
 
-/* 1. The buckets that have allocations, with their counts, and the sum of their depths. */
+/* 1. The buckets that have allocations: which of the list's buckets are in the profile, a bit
+ *    each. Buckets are added at the list's head only and never removed, so the list from this
+ *    head stays the same for the whole write, and a bucket's allocations never go back to 0:
+ *    every later pass (frames, samples) sees exactly these buckets. */
 static bool collect_buckets(build_t *B) {
-  size_t nb = 0;
-  for (palloc_bucket_t *b = palloc_bucket_list(); b; b = b->allnext) nb++;
-  B->e = NEW(B->s, entry_t, nb);
-  if (!B->e) return false;
-  /* The list only grows at its head: the walk sees at least the nb buckets counted. */
-  for (palloc_bucket_t *b = palloc_bucket_list(); b && B->ne < nb; b = b->allnext) {
-    entry_t *e = &B->e[B->ne];
-    palloc_bucket_read(b, &e->c);
-    palloc_assert(e->c.frees <= e->c.allocs && e->c.free_bytes <= e->c.alloc_bytes);
-    palloc_assert(b->nstk <= PALLOC_MAX_DEPTH);
-    if (e->c.allocs == 0) continue;
-    e->b = b;
-    e->gone = atomic_load_explicit(&b->gone, memory_order_acquire);
+  B->head = palloc_bucket_list();
+  for (palloc_bucket_t *b = B->head; b; b = b->allnext) B->nb++;
+  B->in = NEW(B->s, uint64_t, B->nb / 64 + 1);
+  if (!B->in) return false;
+  memset(B->in, 0, (B->nb / 64 + 1) * sizeof *B->in);
+  size_t i = 0;
+  for (palloc_bucket_t *b = B->head; b; b = b->allnext, i++) {
+    palloc_assert(i < B->nb && b->nstk <= PALLOC_MAX_DEPTH);
+    if (atomic_load_explicit(&b->allocs, memory_order_relaxed) == 0) continue;
+    B->in[i / 64] |= 1ull << (i % 64);
     B->ne++;
-    B->nframes += b->nstk;
   }
   return true;
+}
+
+/* The next bucket in the profile after list position *pos (inclusive), as an entry; false at
+ * the list's end. */
+static bool next_entry(build_t *B, palloc_bucket_t **b, size_t *pos, entry_t *e) {
+  for (; *b; *b = (*b)->allnext, (*pos)++) {
+    if (!(B->in[*pos / 64] >> (*pos % 64) & 1)) continue;
+    e->b = *b;
+    e->gone = atomic_load_explicit(&(*b)->gone, memory_order_acquire);
+    return true;
+  }
+  return false;
 }
 
 /* Frame k of e's stack: the map that numbers it, its key there, and its unload.c record if its
@@ -137,30 +194,41 @@ static idmap_t *frame_key(build_t *B, const entry_t *e, uint32_t k, uint64_t *ke
 }
 
 /* 2. The distinct frames of all stacks, numbered in order of appearance. A frame's address is
- *    return address - 1: inside the call instruction, which is also what is symbolized. */
+ *    return address - 1: inside the call instruction, which is also what is symbolized. The
+ *    maps grow with the distinct frames; the arrays are made once their number is known. */
 static bool collect_frames(build_t *B) {
-  B->addrs = NEW(B->s, uintptr_t, B->nframes);
-  B->gfs = NEW(B->s, const palloc_gone_frame_t *, B->nframes);
-  if (!B->addrs || !B->gfs || !idmap_init(&B->live_ids, B->nframes, B->s) ||
-      !idmap_init(&B->gone_ids, B->nframes, B->s))
-    return false;
-  for (size_t i = 0; i < B->ne; i++) {
-    for (uint32_t k = 0; k < B->e[i].b->nstk; k++) {
+  if (!idmap_init(&B->live_ids, 32, B->s) || !idmap_init(&B->gone_ids, 0, B->s)) return false;
+  palloc_bucket_t *b = B->head;
+  size_t pos = 0;
+  entry_t e;
+  for (; next_entry(B, &b, &pos, &e); b = b->allnext, pos++) {
+    for (uint32_t k = 0; k < b->nstk; k++) {
       uint64_t key;
       const palloc_gone_frame_t *g;
-      idmap_t *m = frame_key(B, &B->e[i], k, &key, &g);
+      idmap_t *m = frame_key(B, &e, k, &key, &g);
       bool found;
-      size_t j = idmap_slot(m, key, &found);
+      idmap_slot(m, key, &found);
       if (found) continue;
-      m->keys[j] = key;
-      m->vals[j] = (uint32_t)++B->naddr;
-      B->addrs[B->naddr - 1] = g ? g->addr : (uintptr_t)key;
-      B->gfs[B->naddr - 1] = g;
+      if (!idmap_put(m, key, (uint32_t)++B->naddr, B->s)) return false;
       B->nlive += g == NULL;
     }
   }
-  /* a frame per distinct address: no more than the stacks' frames, which sized the arrays */
-  palloc_assert(B->nlive <= B->naddr && B->naddr <= B->nframes);
+  B->addrs = NEW(B->s, uintptr_t, B->naddr);
+  B->gfs = NEW(B->s, const palloc_gone_frame_t *, B->naddr);
+  if (!B->addrs || !B->gfs) return false;
+  for (size_t j = 0; j < B->live_ids.cap; j++)
+    if (B->live_ids.vals[j]) {
+      B->addrs[B->live_ids.vals[j] - 1] = (uintptr_t)B->live_ids.keys[j];
+      B->gfs[B->live_ids.vals[j] - 1] = NULL;
+    }
+  for (size_t j = 0; j < B->gone_ids.cap; j++)
+    if (B->gone_ids.vals[j]) {
+      const palloc_gone_frame_t *g = palloc_unload_frame((uint32_t)B->gone_ids.keys[j]);
+      B->addrs[B->gone_ids.vals[j] - 1] = g->addr;
+      B->gfs[B->gone_ids.vals[j] - 1] = g;
+    }
+  /* every frame is in exactly one map */
+  palloc_assert(B->nlive <= B->naddr && B->live_ids.n + B->gone_ids.n == B->naddr);
   return true;
 }
 
@@ -297,46 +365,52 @@ static void scale_counts(const palloc_bucket_counts_t *c, int64_t rate, int64_t 
 }
 
 /* 7. A Sample per bucket: its stack as location ids, its scaled values, and the label
- *    bytes = its size class. */
+ *    bytes = its size class. The samples are not kept: the encoder asks for them one at a time
+ *    (sample_at), twice over (once to size the output); this step only interns the label's key,
+ *    where the string table's order puts it. */
 static bool add_samples(build_t *B) {
-  size_t n = B->ne;
-  Sample *sm = NEW(B->s, Sample, n);
-  Sample **smp = NEW(B->s, Sample *, n);
-  Label *lb = NEW(B->s, Label, n);
-  Label **lbp = NEW(B->s, Label *, n);
-  int64_t *vals = NEW(B->s, int64_t, n * NVALUES);
-  uint64_t *ids = NEW(B->s, uint64_t, B->nframes);
-  if (!sm || !smp || !lb || !lbp || !vals || !ids) return false;
-  int64_t bytes_key = palloc_strtab_intern(&B->st, "bytes");
-  for (size_t i = 0; i < n; i++) {
-    const entry_t *e = &B->e[i];
-    Sample *x = &sm[i];
-    ZERO(x);
-    x->location_id = ids;
-    x->n_location_id = e->b->nstk;
-    for (uint32_t k = 0; k < e->b->nstk; k++) {
-      uint64_t key;
-      const palloc_gone_frame_t *g;
-      idmap_t *m = frame_key(B, e, k, &key, &g);
-      bool found;
-      *ids++ = m->vals[idmap_slot(m, key, &found)];
-      /* collect_frames numbered every frame of every stack: ids 1..naddr */
-      palloc_assert(found && ids[-1] >= 1 && ids[-1] <= B->naddr);
-    }
-    scale_counts(&e->c, B->rate, &vals[i * NVALUES]);
-    x->value = &vals[i * NVALUES];
-    x->n_value = NVALUES;
-    ZERO(&lb[i]);
-    lb[i].key = bytes_key;
-    lb[i].num = (int64_t)e->b->size;
-    lbp[i] = &lb[i];
-    x->label = &lbp[i];
-    x->n_label = 1;
-    smp[i] = x;
-  }
-  B->p.n_sample = n;
-  B->p.sample = smp;
+  B->bytes_key = palloc_strtab_intern(&B->st, "bytes");
+  B->lbp = &B->lb;
   return true;
+}
+
+/* Sample i of the profile, i = 0, 1, ..., ne - 1 in order, each pass starting at 0: the next
+ * bucket in the profile, read now (its counts may have grown since step 1; its frames are all
+ * numbered by step 2). Valid until the next call. */
+static const Sample *sample_at(void *ctx, size_t i) {
+  build_t *B = ctx;
+  if (i == 0) B->cur = B->head, B->cur_pos = 0, B->cur_i = 0;
+  palloc_assert(i == B->cur_i && i < B->ne);
+  entry_t e;
+  bool more = next_entry(B, &B->cur, &B->cur_pos, &e);
+  palloc_assert(more); /* step 1 counted ne buckets in the profile */
+  (void)more;
+  palloc_bucket_read(e.b, &e.c);
+  Sample *x = &B->smp;
+  ZERO(x);
+  for (uint32_t k = 0; k < e.b->nstk; k++) {
+    uint64_t key;
+    const palloc_gone_frame_t *g;
+    idmap_t *m = frame_key(B, &e, k, &key, &g);
+    bool found;
+    B->ids[k] = m->vals[idmap_slot(m, key, &found)];
+    /* collect_frames numbered every frame of every stack: ids 1..naddr */
+    palloc_assert(found && B->ids[k] >= 1 && B->ids[k] <= B->naddr);
+  }
+  x->location_id = B->ids;
+  x->n_location_id = e.b->nstk;
+  scale_counts(&e.c, B->rate, B->vals);
+  x->value = B->vals;
+  x->n_value = NVALUES;
+  ZERO(&B->lb);
+  B->lb.key = B->bytes_key;
+  B->lb.num = (int64_t)e.b->size;
+  x->label = &B->lbp;
+  x->n_label = 1;
+  B->cur = B->cur->allnext;
+  B->cur_pos++;
+  B->cur_i++;
+  return x;
 }
 
 /* 8. What describes the profile: its sample and period types, the comment, its times; and the
@@ -388,8 +462,9 @@ static long build_and_write(build_t *B, const char *path, int fd, char *err, siz
   }
   ProtobufCAllocator a = {palloc_scratch_alloc, palloc_scratch_free, B->s};
   char perr[PALLOC_PROTO_ERRLEN];
-  long written = path ? palloc_proto_write_path(&B->p, path, &a, perr)
-                      : palloc_proto_write_fd(&B->p, fd, &a, perr);
+  palloc_proto_samples_t samples = {B->ne, sample_at, B};
+  long written = path ? palloc_proto_write_path_samples(&B->p, &samples, path, &a, perr)
+                      : palloc_proto_write_fd_samples(&B->p, &samples, fd, &a, perr);
   if (written < 0) snprintf(err, errlen, "%s", perr);
   return written;
 }
