@@ -909,7 +909,20 @@ def main():
     ap.add_argument("--check", action="store_true",
                     help="exit 1 unless every workload has a result under every configuration "
                          "(CI: the numbers are not judged)")
+    ap.add_argument("--scale-bench", action="store_true",
+                    help="the scale benchmark instead (scalebench.py): threads, live heap, stack "
+                         "depth, distinct stacks, exec start-up")
+    ap.add_argument("--scale-parts", default="threads,heap,depth,stacks,exec")
+    ap.add_argument("--heap-max", type=int, default=2048, help="largest live heap, MiB (8192)")
+    ap.add_argument("--stacks-max", type=int, default=1000000)
     args = ap.parse_args()
+    if args.scale_bench:
+        import scalebench
+        build = os.path.abspath(args.build_dir)
+        out = args.out or os.path.join(build, "bench-results", "scale-" +
+                                       datetime.datetime.utcnow().strftime("%Y%m%d-%H%M%S"))
+        os.makedirs(out, exist_ok=True)
+        return scalebench.main(args, build, os.path.join(build, "alloc", "libpalloc.so"), out)
     if args.compare:
         compare(*args.compare)
         return 0
