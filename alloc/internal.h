@@ -440,11 +440,15 @@ void *palloc_realloc_slow(void *p, size_t n, bool due);
 bool palloc_sample_due(palloc_thread_t *t, size_t n);
 
 /* ---- writer.c --------------------------------------------------------------------------- */
+struct palloc_proto_sink_s; /* proto/palloc_proto.h: where a profile's bytes go */
 extern _Atomic uint64_t palloc_profiles_written, palloc_profile_errors;
 extern _Atomic uint64_t palloc_last_write_ns, palloc_last_write_bytes;
 void palloc_writer_start(void);      /* at palloc's start: snapshot signal, writer thread */
 void palloc_writer_fork_child(void); /* restarts the writer thread in a fork child */
 void palloc_writer_stop(void);       /* at exit: snapshots stop, the exit profile is written */
+/* Writes a heap profile to sink under the writer lock and the guard, as palloc_profile_write_fd
+ * does to an fd (an HTTP endpoint's socket): 0, or -1 after one palloc: line. */
+int palloc_writer_write_sink(const struct palloc_proto_sink_s *sink);
 void palloc_writer_lock(void);   /* the lock every profile write holds (unload.c) */
 void palloc_writer_unlock(void);
 
@@ -453,6 +457,8 @@ struct palloc_scratch_s;
 /* Builds the heap profile and writes it to path (temporary name + rename, proto's
  * palloc_proto_write_path) or, if path is NULL, to fd. Returns compressed size or -1 with err. */
 long palloc_profile_emit(const char *path, int fd, char *err, size_t errlen);
+/* The same, to a sink (proto's palloc_proto_sink_t: a write callback, e.g. a socket's). */
+long palloc_profile_emit_sink(const struct palloc_proto_sink_s *sink, char *err, size_t errlen);
 
 /* ---- observer.c: the allocation stream, to the observers that want it (observer.h) ------- */
 #include "observer.h"

@@ -452,7 +452,8 @@ static bool add_header(build_t *B) {
 /* Builds the profile, as Go's writeHeapProto does over its profileBuilder, and writes it.
  * The string table is interned in the order of the steps (functions, mappings, samples,
  * header), which fixes the profile's bytes for a given heap. */
-static long build_and_write(build_t *B, const char *path, int fd, char *err, size_t errlen) {
+static long build_and_write(build_t *B, const char *path, int fd, const palloc_proto_sink_t *sink,
+                            char *err, size_t errlen) {
   B->rate = atomic_load(&palloc_g.rate);
   if (!collect_buckets(B) || !collect_frames(B) || !collect_mappings(B) ||
       !symbolize_frames(B) || !add_locations(B) || !add_mappings(B) || !add_samples(B) ||
@@ -463,13 +464,15 @@ static long build_and_write(build_t *B, const char *path, int fd, char *err, siz
   ProtobufCAllocator a = {palloc_scratch_alloc, palloc_scratch_free, B->s};
   char perr[PALLOC_PROTO_ERRLEN];
   palloc_proto_samples_t samples = {B->ne, sample_at, B};
-  long written = path ? palloc_proto_write_path_samples(&B->p, &samples, path, &a, perr)
-                      : palloc_proto_write_fd_samples(&B->p, &samples, fd, &a, perr);
+  long written = sink ? palloc_proto_write_sink(&B->p, &samples, sink, &a, perr)
+                 : path ? palloc_proto_write_path_samples(&B->p, &samples, path, &a, perr)
+                        : palloc_proto_write_fd_samples(&B->p, &samples, fd, &a, perr);
   if (written < 0) snprintf(err, errlen, "%s", perr);
   return written;
 }
 
-long palloc_profile_emit(const char *path, int fd, char *err, size_t errlen) {
+static long emit(const char *path, int fd, const palloc_proto_sink_t *sink, char *err,
+                 size_t errlen) {
   build_t B;
   memset(&B, 0, sizeof B);
   B.s = palloc_scratch_new();
@@ -480,7 +483,15 @@ long palloc_profile_emit(const char *path, int fd, char *err, size_t errlen) {
   ProtobufCAllocator a = {palloc_scratch_alloc, palloc_scratch_free, B.s};
   palloc_strtab_init(&B.st, &a);
   ZERO(&B.p);
-  long r = build_and_write(&B, path, fd, err, errlen);
+  long r = build_and_write(&B, path, fd, sink, err, errlen);
   palloc_scratch_destroy(B.s);
   return r;
+}
+
+long palloc_profile_emit(const char *path, int fd, char *err, size_t errlen) {
+  return emit(path, fd, NULL, err, errlen);
+}
+
+long palloc_profile_emit_sink(const palloc_proto_sink_t *sink, char *err, size_t errlen) {
+  return emit(NULL, -1, sink, err, errlen);
 }

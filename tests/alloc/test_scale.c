@@ -4,14 +4,17 @@
  *    fixed table; every bucket is found again, and none is made twice;
  *  - profile writes stream: writing a profile of tens of thousands of buckets (each with a deep
  *    stack) raises the process's peak RSS by less than the compressed profile plus 1 MiB: the
- *    samples are never held whole (the old write held ~30x the uncompressed profile).
+ *    samples are never held whole (the old write held ~30x the uncompressed profile); the same
+ *    profile goes to a sink (palloc_writer_write_sink), and a failing sink fails the write.
  * `test_scale buckets` and `test_scale write` run one part each (the second needs the process to
  * itself: its peak RSS is the measure). */
+#include <errno.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 #include "internal.h"
+#include "palloc_proto.h"
 #include "../check.h"
 
 static double now_s(void) {
@@ -78,6 +81,19 @@ static long maxrss_kb(void) {
   return ru.ru_maxrss;
 }
 
+typedef struct { size_t n; uint8_t head[2]; } sink_t;
+static int sink_write(void *ctx, const void *buf, size_t n) {
+  sink_t *m = ctx;
+  for (size_t i = 0; i < n && m->n + i < 2; i++) m->head[m->n + i] = ((const uint8_t *)buf)[i];
+  m->n += n;
+  return 0;
+}
+static int sink_fail(void *ctx, const void *buf, size_t n) {
+  (void)ctx, (void)buf, (void)n;
+  errno = EPIPE;
+  return -1;
+}
+
 static void test_write(void) {
   enum { LEVELS = 15, N = 1 << LEVELS };
   palloc_set_sample_rate(1); /* every allocation: a bucket per stack */
@@ -97,6 +113,17 @@ static void test_write(void) {
         "(allowed: its size + 1 MiB = %ld KB)", (unsigned long long)st.last_write_bytes / 1024,
         (unsigned long long)st.buckets, grew, allowed);
   unlink(path);
+  /* The same profile to a sink (a write callback: what an HTTP endpoint gives): gzip's bytes,
+   * as many as the write reports; a failing sink fails the write. */
+  sink_t m = {0, {0}};
+  palloc_proto_sink_t sink = {sink_write, &m};
+  CHECK(palloc_writer_write_sink(&sink) == 0, "the write to a sink failed");
+  palloc_read_stats(&st);
+  CHECK(m.n == st.last_write_bytes && m.head[0] == 0x1f && m.head[1] == 0x8b,
+        "the sink got %zu bytes (%02x %02x), the write reported %llu", m.n, m.head[0],
+        m.head[1], (unsigned long long)st.last_write_bytes);
+  palloc_proto_sink_t bad = {sink_fail, NULL};
+  CHECK(palloc_writer_write_sink(&bad) == -1, "a failing sink did not fail the write");
   for (uint32_t i = 0; i < N; i++) palloc_free(keep[i]);
 }
 
