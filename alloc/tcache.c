@@ -171,26 +171,30 @@ bool palloc_tc_overflow(palloc_tc_bin_t *b, void *p) {
   palloc_thread_t *t = &palloc_thread;
   palloc_assert(t->tc_busy == 1 && b >= t->tc && b < t->tc + PALLOC_TC_CLASSES);
   palloc_assert(b->n == b->cap); /* full, or a bin that caches nothing */
-  unsigned c = (unsigned)(b - t->tc);
+  /* slot == NULL: a bin of no class, or of a thread not set up or whose exit began (cap 0 for
+   * good: palloc_tc_thread_exit empties the bins and their slots, then caches nothing) */
   bool kept = false;
-  /* slot == NULL: not set up, or exiting (cap 0 for good); the NONE bin has no class */
-  if (b->slot != NULL && c < class_count && t->state == PALLOC_T_LIVE) {
+  if (b->slot != NULL) {
+    uint32_t *stamp = &t->tc_stamp[b - t->tc];
     uint32_t now = (uint32_t)atomic_load_explicit(&t->budget, memory_order_relaxed);
-    bool allocated = t->tc_stamp[c] != now;
-    if (b->cap == 0 && allocated) {         /* drained, and the thread allocates again */
-      b->cap = class_cap[c];
-      b->slot[b->n++] = p;
-      kept = true;
-    } else if (b->cap != 0 && !allocated) { /* full twice without an allocation: drain */
+    bool allocated = *stamp != now;
+    *stamp = now;
+    if (b->cap == 0) {
+      if (allocated) {                      /* drained, and the thread allocates again */
+        b->cap = class_cap[b - t->tc];
+        b->slot[b->n++] = p;
+        kept = true;
+      }
+    } else if (!allocated) {                /* full twice without an allocation: drain */
       flush_bin(b, b->n);
       b->cap = 0;
-    } else if (b->cap != 0) {               /* full: give back the older half */
+    } else {                                /* full: give back the older half */
       flush_bin(b, b->n / 2);
       b->slot[b->n++] = p;
       kept = true;
     }
-    t->tc_stamp[c] = now;
-    palloc_assert(b->n <= b->cap && (b->cap == 0 || b->cap == class_cap[c]));
+    palloc_assert(b - t->tc < (ptrdiff_t)class_count && b->n <= b->cap &&
+                  (b->cap == 0 || b->cap == class_cap[b - t->tc]));
   }
   palloc_tc_leave(t);
   return kept;

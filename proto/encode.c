@@ -25,6 +25,8 @@
 #include "palloc_proto.h"
 #include "palloc_assert.h"
 
+#define palloc_likely(x) __builtin_expect(!!(x), 1)
+
 typedef struct {
   uint8_t *out;  /* NULL: only count */
   size_t n;      /* bytes encoded so far */
@@ -44,6 +46,12 @@ enum { WT_VARINT = 0, WT_LEN = 2 };
 
 static void put_raw(enc_t *e, const void *p, size_t n) {
   if (e->out && e->sink) {
+    if (palloc_likely(e->cap - e->pos > n)) { /* fits, and the buffer does not fill */
+      memcpy(e->out + e->pos, p, n);
+      e->pos += n;
+      e->n += n;
+      return;
+    }
     const uint8_t *s = p;
     for (size_t k; n > 0; s += k, n -= k) {
       k = e->cap - e->pos < n ? e->cap - e->pos : n;
@@ -59,6 +67,12 @@ static void put_raw(enc_t *e, const void *p, size_t n) {
 }
 
 static void put_varint(enc_t *e, uint64_t v) {
+  if (e->out == NULL) { /* counting */
+    size_t k = 1;
+    while (v >= 0x80) v >>= 7, k++;
+    e->n += k;
+    return;
+  }
   uint8_t b[10];
   size_t k = 0;
   do {

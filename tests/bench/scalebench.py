@@ -100,7 +100,7 @@ def shape(xs, ys):
     a = y0 - b * x0
     if len(pts) >= 3 and a > 0 and b > 0 and 0.15 < k < 0.85 and \
             all(abs(a + b * x - y) <= 0.1 * y for x, y in pts):
-        return "%.3g + %.3g/unit" % (a, b)
+        return "%.0f + %.3g/unit" % (a, b)
     name = ("constant" if abs(k) < 0.15 else "sublinear" if k < 0.85 else "linear" if k < 1.2
             else "superlinear" if k < 1.8 else "quadratic or worse")
     return "x^%.2f %s" % (k, name)
@@ -110,7 +110,7 @@ def table(title, xname, xs, cfgs, cell, fmt, base=None, out=None, note=""):
     """Rows per x, a column per configuration (value, and ratio to base), then the shapes."""
     out.append("")
     out.append(title + ((" (ratio to %s in brackets)" % base) if base else "") + note)
-    w = 24
+    w = 26
     out.append(xname.ljust(10) + "".join(c.rjust(w) for c in cfgs))
     for x in xs:
         row = str(x).ljust(10)
