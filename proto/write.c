@@ -100,7 +100,8 @@ enum { CHUNK = 64 * 1024 };
 
 typedef struct {
   z_stream z;
-  uint8_t *out;                   /* CHUNK bytes */
+  uint8_t *out;                   /* outlen bytes */
+  size_t outlen;
   const palloc_proto_sink_t *sink;
   long written;                   /* compressed bytes handed to the sink */
   int zerr;                       /* deflate's error, 0 if none */
@@ -113,13 +114,13 @@ static int gz_run(gz_t *g, int flush) {
   int zr;
   do {
     g->z.next_out = g->out;
-    g->z.avail_out = CHUNK;
+    g->z.avail_out = (uInt)g->outlen;
     zr = zlib.deflate(&g->z, flush);
     if (zr == Z_STREAM_ERROR) {
       g->zerr = zr;
       return -1;
     }
-    size_t k = CHUNK - g->z.avail_out;
+    size_t k = g->outlen - g->z.avail_out;
     if (k && g->sink->write(g->sink->ctx, g->out, k) != 0) {
       g->werr = errno ? errno : EIO;
       return -1;
@@ -148,10 +149,14 @@ long palloc_proto_write_sink(const palloc_pb_profile_t *p, const palloc_proto_sa
   a = or_system(a);
   /* One pass to size the encoding (it encodes nothing: no memory), for deflate's window below. */
   size_t len = palloc_proto_encoded_size_stream(p, samples);
-  uint8_t *raw = a->alloc(a->allocator_data, CHUNK);
+  /* buffers no larger than the profile needs: a small profile written at exit adds its bytes,
+   * not 128 KiB, to a small program's peak RSS (any sizes work: both loops go round) */
+  size_t rawlen = len < CHUNK ? len + 1 : CHUNK;
+  uint8_t *raw = a->alloc(a->allocator_data, rawlen);
   gz_t g;
   memset(&g, 0, sizeof g);
-  g.out = a->alloc(a->allocator_data, CHUNK);
+  g.outlen = len + 1024 < CHUNK ? len + 1024 : CHUNK;
+  g.out = a->alloc(a->allocator_data, g.outlen);
   g.sink = sink;
   g.z.zalloc = palloc_z_alloc;
   g.z.zfree = palloc_z_free;
@@ -178,7 +183,7 @@ long palloc_proto_write_sink(const palloc_pb_profile_t *p, const palloc_proto_sa
   }
   palloc_proto_sink_t gz_sink = {gz_write, &g};
   errno = 0;
-  long enc = palloc_proto_encode_stream(p, samples, raw, CHUNK, &gz_sink);
+  long enc = palloc_proto_encode_stream(p, samples, raw, rawlen, &gz_sink);
   if (enc >= 0) {
     g.z.next_in = NULL;
     g.z.avail_in = 0;
