@@ -21,7 +21,11 @@
  * Bounds. A class holds at most `cap` blocks (PALLOC_TC_BIN_BYTES worth, between PALLOC_TC_MIN
  * and PALLOC_TC_MAX_COUNT blocks); a free into a full class first returns the older half to
  * mimalloc, so the cost of a flush is spread over cap/2 frees and what stays is what was freed
- * last. palloc_tc_held_max() is the most one thread can hold.
+ * last. palloc_tc_held_max() is the most one thread can hold. A class that fills twice with no
+ * allocation on its thread in between gives everything back and caches nothing until the thread
+ * allocates again (the drain rule, at palloc_tc_overflow), so a thread that frees its working
+ * set and waits holds no cached block. With many threads, mimalloc's decommit delay is set to
+ * 0 so that idle threads' freed pages go back too (palloc_mem_threads, at the end).
  *
  * Invariants. A thread's bins are touched only by that thread: no lock, no atomic. A thread's
  * bins have cap 0, so nothing is cached, until its first slow-path visit sets it up
