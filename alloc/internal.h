@@ -113,6 +113,11 @@ typedef struct palloc_thread_s {
   /* The thread cache's drain rule (tcache.c): the low 32 bits of the budget when each bin last
    * overflowed. The same value at its next overflow: the thread allocated nothing between. */
   uint32_t tc_stamp[PALLOC_TC_CLASSES];
+  /* The budget's low 32 bits when a bin last began to drain (tc_draining set): the thread has
+   * freed without allocating since while they are the budget's still. mimalloc then decommits
+   * at once (_mi_palloc_decommit_now, tcache.c). */
+  uint32_t tc_drain_stamp;
+  uint8_t tc_draining;
 } palloc_thread_t;
 
 extern __thread palloc_thread_t palloc_thread __attribute__((tls_model("initial-exec")));
@@ -274,8 +279,8 @@ void palloc_tc_unlock(void);
 /* A free into a full bin (or one with cap 0); called with tc_busy set, and clears it. */
 bool palloc_tc_overflow(palloc_tc_bin_t *b, void *p);
 size_t palloc_tc_held_max(void);
-/* The number of live threads changed (lifecycle.c): with many, mimalloc decommits at once. */
-void palloc_mem_threads(uint64_t live);
+/* mimalloc's question (its patch 0003): decommit what this thread frees now? (tcache.c) */
+bool _mi_palloc_decommit_now(void);
 
 /* A bin's operations are bracketed by tc_busy = 1 ... tc_busy = 0, with compiler barriers (a
  * signal handler runs on the same thread: no fence instruction is needed), so that a handler

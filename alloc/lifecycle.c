@@ -66,7 +66,6 @@ bool palloc_thread_ready(palloc_thread_t *t, int64_t *first) {
   palloc_guard_enter(t);
   palloc_thread_start(t);
   palloc_tc_thread_start(t);
-  palloc_mem_threads(atomic_load_explicit(&palloc_g.threads, memory_order_relaxed));
   *first = palloc_countdown(t);
   palloc_thread_watch_exit(t); /* allocates: served unsampled under the guard */
   palloc_guard_exit(t);        /* restores the budget of guard entry: the caller sets it */
@@ -87,8 +86,7 @@ static void thread_exit(void *arg) {
   palloc_set_countdown(t, INT64_MAX / 2);
   palloc_tc_thread_exit(t);
   palloc_assert(atomic_load_explicit(&palloc_g.threads, memory_order_relaxed) > 0); /* counted */
-  uint64_t live = atomic_fetch_sub_explicit(&palloc_g.threads, 1, memory_order_relaxed) - 1;
-  palloc_mem_threads(live);
+  atomic_fetch_sub_explicit(&palloc_g.threads, 1, memory_order_relaxed);
 }
 
 /* Called at a thread's first slow-path visit (guard held: the registration allocates). The main

@@ -24,8 +24,8 @@
  * last. palloc_tc_held_max() is the most one thread can hold. A class that fills twice with no
  * allocation on its thread in between gives everything back and caches nothing until the thread
  * allocates again (the drain rule, at palloc_tc_overflow), so a thread that frees its working
- * set and waits holds no cached block. With many threads, mimalloc's decommit delay is set to
- * 0 so that idle threads' freed pages go back too (palloc_mem_threads, at the end).
+ * set and waits holds no cached block; while it drains, mimalloc decommits what it frees at
+ * once, so that its freed pages go back too (_mi_palloc_decommit_now, at the end).
  *
  * Invariants. A thread's bins are touched only by that thread: no lock, no atomic. A thread's
  * bins have cap 0, so nothing is cached, until its first slow-path visit sets it up
@@ -53,6 +53,7 @@
  * tc_busy set.
  */
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include "internal.h"
 
@@ -63,10 +64,7 @@ static unsigned class_count;
 static size_t class_size[PALLOC_TC_CLASSES];
 static uint32_t class_cap[PALLOC_TC_CLASSES];
 static uint32_t slots_per_thread;
-/* palloc_mem_threads, at the end of this file */
-#define PALLOC_MANY_THREADS 64
-static _Atomic bool decommit_now;
-static long decommit_delay = 25; /* mimalloc's (or the user's) delay: palloc_tc_init reads it */
+static bool decommit_hook;       /* _mi_palloc_decommit_now may say yes (end of this file) */
 
 /* Slot arrays of exited threads, for reuse. Each starts with a pointer to the next. */
 static pthread_mutex_t area_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -85,7 +83,9 @@ static uint32_t cap_for(size_t size) {
 
 /* Called by palloc_init, once, before any thread is set up. */
 void palloc_tc_init(bool enabled) {
-  decommit_delay = mi_option_get(mi_option_decommit_delay); /* before any thread is counted */
+  decommit_hook = enabled && getenv("MIMALLOC_DECOMMIT_DELAY") == NULL &&
+                  getenv("mimalloc_decommit_delay") == NULL &&
+                  getenv("MIMALLOC_RESET_DELAY") == NULL && getenv("mimalloc_reset_delay") == NULL;
   if (!enabled) return;
   size_t prev = 0;
   unsigned c = 0;
@@ -192,6 +192,8 @@ bool palloc_tc_overflow(palloc_tc_bin_t *b, void *p) {
     } else if (!allocated) {                /* full twice without an allocation: drain */
       flush_bin(b, b->n);
       b->cap = 0;
+      t->tc_drain_stamp = now;
+      t->tc_draining = 1;
     } else {                                /* full: give back the older half */
       flush_bin(b, b->n / 2);
       b->slot[b->n++] = p;
@@ -234,27 +236,32 @@ void palloc_thread_cache_flush(void) {
 
 /* ---- memory of idle threads ---------------------------------------------------------------- */
 /* mimalloc decommits a freed span decommit_delay (25 ms) later, but checks the delay only when
- * the owning thread frees or allocates in that segment again: a thread that goes idle keeps
- * every page it freed, and a process of many threads that wait between requests (a
- * thread-per-connection server) holds all of them: 512 such threads held 1.35 GB where
- * jemalloc holds 0.22 GB (tests/bench/scale.c, threads 512 idle). Decommitting at once (delay 0)
- * gives that memory back, but costs a madvise on every freed span and an mprotect and page
- * faults on its reuse: mstress, whose eight short-lived threads churn blocks up to 256 KiB,
- * went from 0.1 to 1.1 s of system time. So the delay is 0 while many threads live, where the
- * memory of idle threads dominates, and mimalloc's default otherwise: at least
- * PALLOC_MANY_THREADS live threads turn it on, fewer than half as many turn it off again.
- * mi_option_set_default leaves an option the user set (MIMALLOC_DECOMMIT_DELAY, or its old
- * name MIMALLOC_RESET_DELAY) alone. mimalloc reads the option on every decommit decision, so
- * the change takes effect at once; a plain store of a long, like mimalloc's own option
- * writes. */
+ * the owning thread frees or allocates in that segment again: a thread that frees its working
+ * set and goes idle keeps every page it freed, and a process of many threads that wait between
+ * requests (a thread-per-connection server) holds all of them: 512 such threads held 1.35 GB
+ * where jemalloc holds 0.22 GB (tests/bench/scale.c, threads 512 idle). Decommitting every span
+ * at once (MIMALLOC_DECOMMIT_DELAY=0) gives that back but costs a madvise on each freed span and
+ * an mprotect and page faults on its reuse: mstress's short-lived threads went from 0.1 to 1.1 s
+ * of system time.
+ *
+ * So mimalloc asks (alloc/mimalloc/patches/0003) whether to decommit what this thread frees at
+ * once, and palloc says yes only while the thread tears its working set down: since one of its
+ * bins began to drain (the drain rule, above) the thread has allocated nothing (the budget's low
+ * 32 bits are those of that moment). A thread that frees and allocates in turn keeps the delay.
+ * And only in a process of PALLOC_DRAIN_THREADS live threads or more, as only a thread that
+ * waits while others work is idle: a single-threaded program that tears a structure down and
+ * builds it again at once (barnes: its tree every step) would pay a madvise, an mprotect and the
+ * page faults for every page each time (barnes: 3% more CPU). (A larger threshold let the first
+ * threads of a server, which start and go idle before the rest exist, keep what they freed.)
+ * The price is paid by threads that tear their working set down and then exit: the threads
+ * that reuse their pages recommit them (512 threads that each churn 2 MiB and exit: 1.7-1.9 s
+ * of CPU against 0.9-1.3 s). The user's MIMALLOC_DECOMMIT_DELAY (or its old name
+ * MIMALLOC_RESET_DELAY), in upper or lower case, turns this off. */
+#define PALLOC_DRAIN_THREADS 2
 
-void palloc_mem_threads(uint64_t live) {
-  bool many = atomic_load_explicit(&decommit_now, memory_order_relaxed);
-  if (!many && live >= PALLOC_MANY_THREADS) {
-    if (atomic_exchange(&decommit_now, true)) return;
-    mi_option_set_default(mi_option_decommit_delay, 0);
-  } else if (many && live < PALLOC_MANY_THREADS / 2) {
-    if (!atomic_exchange(&decommit_now, false)) return;
-    mi_option_set_default(mi_option_decommit_delay, decommit_delay);
-  }
+bool _mi_palloc_decommit_now(void) {
+  palloc_thread_t *t = &palloc_thread;
+  return decommit_hook && t->tc_draining &&
+         t->tc_drain_stamp == (uint32_t)atomic_load_explicit(&t->budget, memory_order_relaxed) &&
+         atomic_load_explicit(&palloc_g.threads, memory_order_relaxed) >= PALLOC_DRAIN_THREADS;
 }
