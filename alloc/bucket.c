@@ -24,8 +24,21 @@
  * ordinal of its size class, so the buckets of one stack (one per size class it allocates) sit in
  * neighbouring heads. */
 #define TABLE_BITS 12
+/* The table grows in layers, as chains that only grow cannot be rehashed without a lock: layer k
+ * has 4^k times the first's chains, and is made once the buckets are more than twice the chains
+ * of the newest layer, so chains stay about 2 long in every layer (a fixed table of 4096 chains
+ * made a sample's lookup walk 244 buckets at a million, and the program 170 times slower at 1M
+ * buckets than at 100k: tests/bench scale, distinct stacks). A lookup searches the layers from
+ * the newest down, about 2 buckets in each of at most LAYERS; a new bucket goes into the newest
+ * layer its search began in. Two threads that make the same new bucket while a layer is being
+ * added may put it in two layers: the profile then has two samples with the same stack and
+ * size, which pprof's readers add together, as the bucket's counts would have been. */
+#define LAYERS 7 /* 4 Ki .. 16 Mi chains (128 MiB of heads, mapped and touched only as used) */
 
-static palloc_bucket_t *_Atomic *table;
+static palloc_bucket_t *_Atomic *_Atomic layer[LAYERS];
+static _Atomic unsigned nlayers;     /* layers published: layer[0 .. nlayers) */
+static _Atomic uint64_t nbuckets;
+static _Atomic bool growing;         /* a thread is making the next layer */
 static _Atomic(palloc_bucket_t *) all_buckets;
 /* palloc_once: its waiters spin, and meta.c's lock is taken to make the table and buckets; both
  * only under the guard (take_sample), so a signal handler on the same thread never waits here. */
@@ -80,8 +93,30 @@ size_t palloc_bucket_chain(const uintptr_t *stk, int n, size_t size) {
 }
 
 static bool make_table(void) {
-  table = palloc_meta_alloc(sizeof(*table) << TABLE_BITS);
-  return table != NULL;
+  palloc_bucket_t *_Atomic *t = palloc_meta_alloc(sizeof(*t) << TABLE_BITS);
+  if (t == NULL) return false;
+  atomic_store_explicit(&layer[0], t, memory_order_relaxed);
+  atomic_store_explicit(&nlayers, 1, memory_order_release);
+  return true;
+}
+
+static inline unsigned layer_bits(unsigned k) { return TABLE_BITS + 2 * k; }
+
+/* After a bucket was added: the next layer, if the buckets outgrew the newest. Only one thread
+ * makes it (the others go on in the layers there are); memory that cannot be had leaves the
+ * table as it is. */
+static void maybe_grow(uint64_t count) {
+  unsigned k = atomic_load_explicit(&nlayers, memory_order_acquire);
+  if (k >= LAYERS || count <= (uint64_t)2 << layer_bits(k - 1)) return;
+  if (atomic_exchange_explicit(&growing, true, memory_order_acquire)) return;
+  if (atomic_load_explicit(&nlayers, memory_order_relaxed) == k) {
+    palloc_bucket_t *_Atomic *t = palloc_meta_alloc(sizeof(*t) << layer_bits(k));
+    if (t != NULL) {
+      atomic_store_explicit(&layer[k], t, memory_order_relaxed);
+      atomic_store_explicit(&nlayers, k + 1, memory_order_release); /* t's zeroes first */
+    }
+  }
+  atomic_store_explicit(&growing, false, memory_order_release);
 }
 
 /* A bucket whose frames include an unloaded library's (gone set) is never found again: the
@@ -99,7 +134,25 @@ palloc_bucket_t *palloc_bucket_get(const uintptr_t *stk, int n, size_t request) 
   size_t size = palloc_size_class(request);
   palloc_assert(size >= request);
   uint64_t h = palloc_bucket_hash(stk, n, size);
-  palloc_bucket_t *_Atomic *slot = &table[palloc_bucket_chain(stk, n, size)];
+  size_t chain = (size_t)(finish(stack_fold(stk, n)) + class_ordinal(size));
+  unsigned top = atomic_load_explicit(&nlayers, memory_order_acquire);
+  palloc_assert(top >= 1 && top <= LAYERS);
+  for (unsigned k = top - 1; k > 0; k--) { /* the older layers: searched, never added to */
+    palloc_bucket_t *_Atomic *t = atomic_load_explicit(&layer[k], memory_order_relaxed);
+    size_t i = chain & (((size_t)1 << layer_bits(k)) - 1);
+    for (palloc_bucket_t *b = atomic_load_explicit(&t[i], memory_order_acquire); b;
+         b = atomic_load_explicit(&b->next, memory_order_acquire))
+      if (same(b, h, stk, n, size)) return b;
+  }
+  if (top > 1) { /* search layer 0 below, then add to the newest */
+    palloc_bucket_t *_Atomic *t0 = atomic_load_explicit(&layer[0], memory_order_relaxed);
+    for (palloc_bucket_t *b = atomic_load_explicit(&t0[chain & ((1u << TABLE_BITS) - 1)],
+                                                   memory_order_acquire);
+         b; b = atomic_load_explicit(&b->next, memory_order_acquire))
+      if (same(b, h, stk, n, size)) return b;
+  }
+  palloc_bucket_t *_Atomic *tt = atomic_load_explicit(&layer[top - 1], memory_order_relaxed);
+  palloc_bucket_t *_Atomic *slot = &tt[chain & (((size_t)1 << layer_bits(top - 1)) - 1)];
   palloc_bucket_t *fresh = NULL;
   palloc_bucket_t *head = atomic_load_explicit(slot, memory_order_acquire);
   palloc_bucket_t *seen_until = NULL; /* chain suffix already compared */
@@ -126,6 +179,7 @@ palloc_bucket_t *palloc_bucket_get(const uintptr_t *stk, int n, size_t request) 
     fresh->allnext = all;
   } while (!atomic_compare_exchange_weak_explicit(&all_buckets, &all, fresh,
                                                   memory_order_release, memory_order_relaxed));
+  maybe_grow(atomic_fetch_add_explicit(&nbuckets, 1, memory_order_relaxed) + 1);
   return fresh;
 }
 
@@ -133,10 +187,15 @@ palloc_bucket_t *palloc_bucket_get(const uintptr_t *stk, int n, size_t request) 
  * forked does not exist here, and would have left table_state at 1 (running) for good, every
  * later sample spinning on it (tests/gcsim/whatif_fork.c caught one in ~30 runs). The fork
  * handler held meta.c's lock across the fork, so the thread was either before its
- * palloc_meta_alloc or past it: the table is either made (table set) or not begun. */
+ * palloc_meta_alloc or past it: the table is either made (layer 0 published) or not begun. */
 void palloc_bucket_fork_child(void) {
   if (atomic_load_explicit(&table_state, memory_order_relaxed) == 1)
-    atomic_store_explicit(&table_state, table != NULL ? 2 : 0, memory_order_release);
+    atomic_store_explicit(&table_state,
+                          atomic_load_explicit(&nlayers, memory_order_relaxed) > 0 ? 2 : 0,
+                          memory_order_release);
+  /* A thread that was adding a layer: the child may add it again (a layer it made but did not
+   * publish is lost, as memory the child never uses). */
+  atomic_store_explicit(&growing, false, memory_order_relaxed);
 }
 
 palloc_bucket_t *palloc_bucket_list(void) {

@@ -110,6 +110,14 @@ typedef struct palloc_thread_s {
   uintptr_t stack_lo, stack_hi; /* bounds for the frame-pointer walk */
   int64_t stream_left;    /* stream mode: bytes to next sample (budget 0 forces the slow path) */
   int64_t stream_alloc, stream_free; /* stream mode: unpublished bytes */
+  /* The thread cache's drain rule (tcache.c): the low 32 bits of the budget when each bin last
+   * overflowed. The same value at its next overflow: the thread allocated nothing between. */
+  uint32_t tc_stamp[PALLOC_TC_CLASSES];
+  /* The budget's low 32 bits when a bin last began to drain (tc_draining set): the thread has
+   * freed without allocating since while they are the budget's still. mimalloc then decommits
+   * at once (_mi_palloc_decommit_now, tcache.c). */
+  uint32_t tc_drain_stamp;
+  uint8_t tc_draining;
 } palloc_thread_t;
 
 extern __thread palloc_thread_t palloc_thread __attribute__((tls_model("initial-exec")));
@@ -289,6 +297,8 @@ void palloc_tc_unlock(void);
 /* A free into a full bin (or one with cap 0); called with tc_busy set, and clears it. */
 bool palloc_tc_overflow(palloc_tc_bin_t *b, void *p);
 size_t palloc_tc_held_max(void);
+/* mimalloc's question (its patch 0003): decommit what this thread frees now? (tcache.c) */
+bool _mi_palloc_decommit_now(void);
 
 /* A bin's operations are bracketed by tc_busy = 1 ... tc_busy = 0, with compiler barriers (a
  * signal handler runs on the same thread: no fence instruction is needed), so that a handler
@@ -476,11 +486,15 @@ void *palloc_realloc_slow(void *p, size_t n, bool due);
 bool palloc_sample_due(palloc_thread_t *t, size_t n);
 
 /* ---- writer.c --------------------------------------------------------------------------- */
+struct palloc_proto_sink_s; /* proto/palloc_proto.h: where a profile's bytes go */
 extern _Atomic uint64_t palloc_profiles_written, palloc_profile_errors;
 extern _Atomic uint64_t palloc_last_write_ns, palloc_last_write_bytes;
 void palloc_writer_start(void);      /* at palloc's start: snapshot signal, writer thread */
 void palloc_writer_fork_child(void); /* restarts the writer thread in a fork child */
 void palloc_writer_stop(void);       /* at exit: snapshots stop, the exit profile is written */
+/* Writes a heap profile to sink under the writer lock and the guard, as palloc_profile_write_fd
+ * does to an fd (an HTTP endpoint's socket): 0, or -1 after one palloc: line. */
+int palloc_writer_write_sink(const struct palloc_proto_sink_s *sink);
 void palloc_writer_lock(void);   /* the lock every profile write holds (unload.c) */
 void palloc_writer_unlock(void);
 
@@ -501,6 +515,8 @@ void palloc_extra_profiles_snapshot(unsigned seq);
 /* leak.c: the leak gate at exit; may end the process with PALLOC_LEAK_EXIT_CODE. */
 void palloc_leak_check_exit(void);
 void palloc_leak_start(void); /* at start: keeps a descriptor of stderr for the report */
+/* The same, to a sink (proto's palloc_proto_sink_t: a write callback, e.g. a socket's). */
+long palloc_profile_emit_sink(const struct palloc_proto_sink_s *sink, char *err, size_t errlen);
 
 /* ---- observer.c: the allocation stream, to the observers that want it (observer.h) ------- */
 #include "observer.h"

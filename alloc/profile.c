@@ -8,8 +8,16 @@
  * has_functions / has_filenames / has_line_numbers are set per mapping only if at least one of
  * its locations got that information, so pprof re-symbolizes exactly the mappings we could not.
  *
- * Memory: everything lives in one scratch arena, released when the write ends.
+ * Memory: everything lives in one scratch arena, released when the write ends. What it holds
+ * grows with the profile's distinct frames, functions and mappings (their messages) and by one
+ * bit per bucket; the samples, one per bucket, are made one at a time as the encoder asks for
+ * them and streamed through gzip to the file (proto/write.c), so a profile of a million buckets
+ * is never held whole, as messages, encoded or compressed.
  * The messages are protoc-c's structs, encoded by proto/encode.c: no protobuf-c code is linked.
+ *
+ * The other profiles made from the buckets (the peak heap, the lifetimes: profinternal.h's
+ * kinds) are built the same way from rows their collect step gives, one sample per row, with the
+ * kind's sample types, labels and comments; those rows are few (live or freed buckets) and held.
  */
 #include <stdio.h>
 #include <string.h>
@@ -31,9 +39,11 @@ typedef struct {
   uint64_t *keys;
   uint32_t *vals;
   size_t cap;
+  size_t n;      /* keys held (idmap_put) */
 } idmap_t;
 
 static bool idmap_init(idmap_t *m, size_t n, palloc_scratch_t *s) {
+  m->n = 0;
   m->cap = 64;
   while (m->cap < n * 2) m->cap *= 2;
   m->keys = palloc_scratch_alloc(s, m->cap * sizeof *m->keys);
@@ -44,6 +54,36 @@ static bool idmap_init(idmap_t *m, size_t n, palloc_scratch_t *s) {
 }
 
 /* Returns the slot for key; *found tells whether it held the key already. */
+static size_t idmap_slot(idmap_t *m, uint64_t key, bool *found);
+
+/* Enters key -> val (key not in m), doubling m first if it would be over half full: the map
+ * grows with the keys it holds, not with an estimate made before. The old arrays stay in the
+ * scratch arena: at most as much again as the final ones. */
+static bool idmap_put(idmap_t *m, uint64_t key, uint32_t val, palloc_scratch_t *s) {
+  if ((m->n + 1) * 2 > m->cap) {
+    idmap_t g;
+    if (!idmap_init(&g, m->cap, s)) return false; /* twice the slots (idmap_init: >= 2n) */
+    for (size_t i = 0; i < m->cap; i++) {
+      if (m->vals[i] == 0) continue;
+      bool found;
+      size_t j = idmap_slot(&g, m->keys[i], &found);
+      g.keys[j] = m->keys[i];
+      g.vals[j] = m->vals[i];
+    }
+    g.n = m->n;
+    palloc_scratch_free(s, m->keys);
+    palloc_scratch_free(s, m->vals);
+    *m = g;
+  }
+  bool found;
+  size_t j = idmap_slot(m, key, &found);
+  palloc_assert(!found && val != 0);
+  m->keys[j] = key;
+  m->vals[j] = val;
+  m->n++;
+  return true;
+}
+
 static size_t idmap_slot(idmap_t *m, uint64_t key, bool *found) {
   size_t i = (size_t)((key * 0x9e3779b97f4a7c15ull) >> 17) & (m->cap - 1);
   palloc_assert((m->cap & (m->cap - 1)) == 0);
@@ -70,13 +110,24 @@ static const char *const value_type[NVALUES][2] = {
   [V_ALLOC_OBJECTS] = {"alloc_objects", "count"}, [V_ALLOC_SPACE] = {"alloc_space", "bytes"},
   [V_INUSE_OBJECTS] = {"inuse_objects", "count"}, [V_INUSE_SPACE] = {"inuse_space", "bytes"}};
 
-/* One bucket of the profile, as the snapshot read it. gone is read once, here: unload.c sets it
- * under the writer lock, which the whole write holds. */
+/* One bucket of the profile, as a pass over the buckets reads it. gone does not change during
+ * the write: unload.c sets it under the writer lock, which the whole write holds. */
 typedef struct {
   const palloc_bucket_t *b;
   const uint32_t *gone;
   palloc_bucket_counts_t c;
 } entry_t;
+
+/* A kind's row's label strings, interned before the string table is written: key, unit. */
+typedef struct { int64_t s[2 * PALLOC_KIND_MAX_LABELS]; } row_strs_t;
+
+/* A pass over the profile's samples, in order: the heap profile's buckets (the list from
+ * B->head, position pos, those with their bit set) or a kind's rows. */
+typedef struct {
+  palloc_bucket_t *b;
+  size_t pos;  /* b's position in the list */
+  size_t i;    /* samples passed */
+} cursor_t;
 
 /* A profile under construction. Each step below fills in its part, in this order; every array
  * comes from the scratch arena s. A frame is a distinct location of the profile: frame i has
@@ -87,8 +138,23 @@ typedef struct {
   palloc_pb_profile_t p;
   int64_t rate;
 
-  entry_t *e;                          /* collect_buckets: the buckets with allocations */
-  size_t ne, nframes;                  /*   and the total of their stack depths */
+  palloc_bucket_t *head;               /* collect_buckets: the list as the write found it, */
+  size_t nb;                           /*   its length, */
+  uint64_t *in;                        /*   bit i: its i-th bucket had allocations (in the */
+  size_t ne;                           /*   profile); ne of them */
+
+  const palloc_profile_kind_t *kind;   /* NULL: the heap profile; else its rows are the */
+  palloc_profile_row_t *rows;          /*   samples (collect_buckets), and the strings of */
+  row_strs_t *row_strs;                /* row i's labels' key and unit strings (add_samples) */
+  char kcomment[PALLOC_KIND_MAX_COMMENTS][256];
+  int nkcomment;
+
+  Sample smp;                          /* sample_at: the one sample being encoded, its parts */
+  Label lb[1 + PALLOC_KIND_MAX_LABELS], *lbp[1 + PALLOC_KIND_MAX_LABELS];
+  int64_t vals[PALLOC_KIND_MAX_VALUES];
+  uint64_t ids[PALLOC_MAX_DEPTH];
+  cursor_t cur;                        /*   the pass, at sample cur.i */
+  int64_t bytes_key;                   /*   the label's key */
 
   idmap_t live_ids, gone_ids;          /* collect_frames: return address - 1 or gone frame id */
   uintptr_t *addrs;                    /*   -> frame index + 1; the frame's address */
@@ -103,51 +169,62 @@ typedef struct {
   Location **loc;                      /* add_locations: loc[i] is frame i's */
   Function **fn;
   size_t nfn;
-
-  const palloc_profile_kind_t *kind;   /* NULL: the heap profile; else its rows, e[i] = row i */
-  palloc_profile_row_t *rows;
-  char kcomment[PALLOC_KIND_MAX_COMMENTS][256];
-  int nkcomment;
 } build_t;
 
-/* 1'. Another kind's rows (profinternal.h), as entries: every row is a sample. */
+_Static_assert(NVALUES <= PALLOC_KIND_MAX_VALUES, "a sample's values fit build_t's vals");
+
+/* 1'. Another kind's rows (profinternal.h): every row is a sample. */
 static bool collect_rows(build_t *B) {
   long n = B->kind->collect(B->s, B->rate, &B->rows, B->kcomment, &B->nkcomment);
   palloc_assert(B->nkcomment >= 0 && B->nkcomment <= PALLOC_KIND_MAX_COMMENTS);
-  B->e = NEW(B->s, entry_t, n > 0 ? (size_t)n : 1);
-  if (n < 0 || !B->e) return false;
-  for (long i = 0; i < n; i++) {
-    const palloc_bucket_t *b = B->rows[i].b;
-    palloc_assert(b->nstk <= PALLOC_MAX_DEPTH);
-    entry_t *e = &B->e[B->ne++];
-    memset(e, 0, sizeof *e);
-    e->b = b;
-    e->gone = atomic_load_explicit(&b->gone, memory_order_acquire);
-    B->nframes += b->nstk;
+  if (n < 0) return false;
+  B->ne = (size_t)n;
+  for (size_t i = 0; i < B->ne; i++) palloc_assert(B->rows[i].b->nstk <= PALLOC_MAX_DEPTH);
+  return true;
+}
+
+/* 1. The buckets that have allocations: which of the list's buckets are in the profile, a bit
+ *    each. Buckets are added at the list's head only and never removed, so the list from this
+ *    head stays the same for the whole write, and a bucket's allocations never go back to 0:
+ *    every later pass (frames, samples) sees exactly these buckets. */
+static bool collect_buckets(build_t *B) {
+  if (B->kind) return collect_rows(B);
+  B->head = palloc_bucket_list();
+  for (palloc_bucket_t *b = B->head; b; b = b->allnext) B->nb++;
+  B->in = NEW(B->s, uint64_t, B->nb / 64 + 1);
+  if (!B->in) return false;
+  memset(B->in, 0, (B->nb / 64 + 1) * sizeof *B->in);
+  size_t i = 0;
+  for (palloc_bucket_t *b = B->head; b; b = b->allnext, i++) {
+    palloc_assert(i < B->nb && b->nstk <= PALLOC_MAX_DEPTH);
+    if (atomic_load_explicit(&b->allocs, memory_order_relaxed) == 0) continue;
+    B->in[i / 64] |= 1ull << (i % 64);
+    B->ne++;
   }
   return true;
 }
 
-/* 1. The buckets that have allocations, with their counts, and the sum of their depths. */
-static bool collect_buckets(build_t *B) {
-  if (B->kind) return collect_rows(B);
-  size_t nb = 0;
-  for (palloc_bucket_t *b = palloc_bucket_list(); b; b = b->allnext) nb++;
-  B->e = NEW(B->s, entry_t, nb);
-  if (!B->e) return false;
-  /* The list only grows at its head: the walk sees at least the nb buckets counted. */
-  for (palloc_bucket_t *b = palloc_bucket_list(); b && B->ne < nb; b = b->allnext) {
-    entry_t *e = &B->e[B->ne];
-    palloc_bucket_read(b, &e->c);
-    palloc_assert(e->c.frees <= e->c.allocs && e->c.free_bytes <= e->c.alloc_bytes);
-    palloc_assert(b->nstk <= PALLOC_MAX_DEPTH);
-    if (e->c.allocs == 0) continue;
-    e->b = b;
-    e->gone = atomic_load_explicit(&b->gone, memory_order_acquire);
-    B->ne++;
-    B->nframes += b->nstk;
+
+static void cursor_start(build_t *B, cursor_t *c) { *c = (cursor_t){B->head, 0, 0}; }
+
+/* The next sample's bucket as an entry (counts not read), and moves past it; false at the end. */
+static bool cursor_next(build_t *B, cursor_t *c, entry_t *e) {
+  if (B->kind) {
+    if (c->i >= B->ne) return false;
+    e->b = B->rows[c->i++].b;
+    e->gone = atomic_load_explicit(&e->b->gone, memory_order_acquire);
+    return true;
   }
-  return true;
+  for (; c->b; c->b = c->b->allnext, c->pos++) {
+    if (!(B->in[c->pos / 64] >> (c->pos % 64) & 1)) continue;
+    e->b = c->b;
+    e->gone = atomic_load_explicit(&c->b->gone, memory_order_acquire);
+    c->b = c->b->allnext;
+    c->pos++;
+    c->i++;
+    return true;
+  }
+  return false;
 }
 
 /* Frame k of e's stack: the map that numbers it, its key there, and its unload.c record if its
@@ -161,30 +238,41 @@ static idmap_t *frame_key(build_t *B, const entry_t *e, uint32_t k, uint64_t *ke
 }
 
 /* 2. The distinct frames of all stacks, numbered in order of appearance. A frame's address is
- *    return address - 1: inside the call instruction, which is also what is symbolized. */
+ *    return address - 1: inside the call instruction, which is also what is symbolized. The
+ *    maps grow with the distinct frames; the arrays are made once their number is known. */
 static bool collect_frames(build_t *B) {
-  B->addrs = NEW(B->s, uintptr_t, B->nframes);
-  B->gfs = NEW(B->s, const palloc_gone_frame_t *, B->nframes);
-  if (!B->addrs || !B->gfs || !idmap_init(&B->live_ids, B->nframes, B->s) ||
-      !idmap_init(&B->gone_ids, B->nframes, B->s))
-    return false;
-  for (size_t i = 0; i < B->ne; i++) {
-    for (uint32_t k = 0; k < B->e[i].b->nstk; k++) {
+  if (!idmap_init(&B->live_ids, 32, B->s) || !idmap_init(&B->gone_ids, 0, B->s)) return false;
+  cursor_t c;
+  entry_t e;
+  cursor_start(B, &c);
+  while (cursor_next(B, &c, &e)) {
+    for (uint32_t k = 0; k < e.b->nstk; k++) {
       uint64_t key;
       const palloc_gone_frame_t *g;
-      idmap_t *m = frame_key(B, &B->e[i], k, &key, &g);
+      idmap_t *m = frame_key(B, &e, k, &key, &g);
       bool found;
-      size_t j = idmap_slot(m, key, &found);
+      idmap_slot(m, key, &found);
       if (found) continue;
-      m->keys[j] = key;
-      m->vals[j] = (uint32_t)++B->naddr;
-      B->addrs[B->naddr - 1] = g ? g->addr : (uintptr_t)key;
-      B->gfs[B->naddr - 1] = g;
+      if (!idmap_put(m, key, (uint32_t)++B->naddr, B->s)) return false;
       B->nlive += g == NULL;
     }
   }
-  /* a frame per distinct address: no more than the stacks' frames, which sized the arrays */
-  palloc_assert(B->nlive <= B->naddr && B->naddr <= B->nframes);
+  B->addrs = NEW(B->s, uintptr_t, B->naddr);
+  B->gfs = NEW(B->s, const palloc_gone_frame_t *, B->naddr);
+  if (!B->addrs || !B->gfs) return false;
+  for (size_t j = 0; j < B->live_ids.cap; j++)
+    if (B->live_ids.vals[j]) {
+      B->addrs[B->live_ids.vals[j] - 1] = (uintptr_t)B->live_ids.keys[j];
+      B->gfs[B->live_ids.vals[j] - 1] = NULL;
+    }
+  for (size_t j = 0; j < B->gone_ids.cap; j++)
+    if (B->gone_ids.vals[j]) {
+      const palloc_gone_frame_t *g = palloc_unload_frame((uint32_t)B->gone_ids.keys[j]);
+      B->addrs[B->gone_ids.vals[j] - 1] = g->addr;
+      B->gfs[B->gone_ids.vals[j] - 1] = g;
+    }
+  /* every frame is in exactly one map */
+  palloc_assert(B->nlive <= B->naddr && B->live_ids.n + B->gone_ids.n == B->naddr);
   return true;
 }
 
@@ -321,61 +409,73 @@ static void scale_counts(const palloc_bucket_counts_t *c, int64_t rate, int64_t 
 }
 
 /* 7. A Sample per bucket: its stack as location ids, its scaled values, and the label
- *    bytes = its size class. */
+ *    bytes = its size class. The samples are not kept: the encoder asks for them one at a time
+ *    (sample_at), twice over (once to size the output); this step only interns the label's key,
+ *    where the string table's order puts it. */
 static bool add_samples(build_t *B) {
-  size_t n = B->ne;
-  size_t nv = B->kind ? (size_t)B->kind->nvalues : NVALUES;
-  size_t nl = B->kind ? 1 + PALLOC_KIND_MAX_LABELS : 1; /* labels a sample may have */
-  Sample *sm = NEW(B->s, Sample, n);
-  Sample **smp = NEW(B->s, Sample *, n);
-  Label *lb = NEW(B->s, Label, n * nl);
-  Label **lbp = NEW(B->s, Label *, n * nl);
-  int64_t *vals = NEW(B->s, int64_t, n * nv);
-  uint64_t *ids = NEW(B->s, uint64_t, B->nframes);
-  if (!sm || !smp || !lb || !lbp || !vals || !ids) return false;
-  int64_t bytes_key = palloc_strtab_intern(&B->st, "bytes");
-  for (size_t i = 0; i < n; i++) {
-    const entry_t *e = &B->e[i];
-    Sample *x = &sm[i];
-    ZERO(x);
-    x->location_id = ids;
-    x->n_location_id = e->b->nstk;
-    for (uint32_t k = 0; k < e->b->nstk; k++) {
-      uint64_t key;
-      const palloc_gone_frame_t *g;
-      idmap_t *m = frame_key(B, e, k, &key, &g);
-      bool found;
-      *ids++ = m->vals[idmap_slot(m, key, &found)];
-      /* collect_frames numbered every frame of every stack: ids 1..naddr */
-      palloc_assert(found && ids[-1] >= 1 && ids[-1] <= B->naddr);
-    }
-    if (B->kind)
-      memcpy(&vals[i * nv], B->rows[i].v, nv * sizeof *vals);
-    else
-      scale_counts(&e->c, B->rate, &vals[i * nv]);
-    x->value = &vals[i * nv];
-    x->n_value = nv;
-    Label *l = &lb[i * nl];
-    ZERO(l);
-    l->key = bytes_key;
-    l->num = (int64_t)e->b->size;
-    lbp[i * nl] = l;
-    x->label = &lbp[i * nl];
-    x->n_label = 1;
-    for (int k = 0; B->kind && k < B->rows[i].nlabels; k++) {
-      ZERO(&l[1 + k]);
-      l[1 + k].key = palloc_strtab_intern(&B->st, B->rows[i].label[k].key);
-      l[1 + k].num = B->rows[i].label[k].num;
-      if (B->rows[i].label[k].unit)
-        l[1 + k].num_unit = palloc_strtab_intern(&B->st, B->rows[i].label[k].unit);
-      lbp[i * nl + 1 + k] = &l[1 + k];
-      x->n_label++;
-    }
-    smp[i] = x;
+  B->bytes_key = palloc_strtab_intern(&B->st, "bytes");
+  if (B->kind) {
+    B->row_strs = NEW(B->s, row_strs_t, B->ne);
+    if (!B->row_strs) return false;
+    for (size_t i = 0; i < B->ne; i++)
+      for (int k = 0; k < B->rows[i].nlabels; k++) {
+        palloc_assert(k < PALLOC_KIND_MAX_LABELS);
+        B->row_strs[i].s[2 * k] = palloc_strtab_intern(&B->st, B->rows[i].label[k].key);
+        B->row_strs[i].s[2 * k + 1] =
+            B->rows[i].label[k].unit ? palloc_strtab_intern(&B->st, B->rows[i].label[k].unit) : 0;
+      }
   }
-  B->p.n_sample = n;
-  B->p.sample = smp;
-  return true;
+  return !B->st.failed;
+}
+
+/* Sample i of the profile, i = 0, 1, ..., ne - 1 in order, each pass starting at 0: the next
+ * bucket in the profile, read now (its counts may have grown since step 1; its frames are all
+ * numbered by step 2). Valid until the next call. */
+static const Sample *sample_at(void *ctx, size_t i) {
+  build_t *B = ctx;
+  if (i == 0) cursor_start(B, &B->cur);
+  palloc_assert(i == B->cur.i && i < B->ne);
+  entry_t e;
+  bool more = cursor_next(B, &B->cur, &e);
+  palloc_assert(more); /* step 1 counted ne samples */
+  (void)more;
+  Sample *x = &B->smp;
+  ZERO(x);
+  for (uint32_t k = 0; k < e.b->nstk; k++) {
+    uint64_t key;
+    const palloc_gone_frame_t *g;
+    idmap_t *m = frame_key(B, &e, k, &key, &g);
+    bool found;
+    B->ids[k] = m->vals[idmap_slot(m, key, &found)];
+    /* collect_frames numbered every frame of every stack: ids 1..naddr */
+    palloc_assert(found && B->ids[k] >= 1 && B->ids[k] <= B->naddr);
+  }
+  x->location_id = B->ids;
+  x->n_location_id = e.b->nstk;
+  x->value = B->vals;
+  if (B->kind) {
+    x->n_value = (size_t)B->kind->nvalues;
+    memcpy(B->vals, B->rows[i].v, x->n_value * sizeof *B->vals);
+  } else {
+    palloc_bucket_read(e.b, &e.c);
+    scale_counts(&e.c, B->rate, B->vals);
+    x->n_value = NVALUES;
+  }
+  Label *l = B->lb;
+  ZERO(&l[0]);
+  l[0].key = B->bytes_key;
+  l[0].num = (int64_t)e.b->size;
+  B->lbp[0] = &l[0];
+  x->n_label = 1;
+  for (int k = 0; B->kind && k < B->rows[i].nlabels; k++) {
+    ZERO(&l[1 + k]);
+    l[1 + k].key = B->row_strs[i].s[2 * k];
+    l[1 + k].num = B->rows[i].label[k].num;
+    l[1 + k].num_unit = B->row_strs[i].s[2 * k + 1];
+    B->lbp[x->n_label++] = &l[1 + k];
+  }
+  x->label = B->lbp;
+  return x;
 }
 
 /* 8. What describes the profile: its sample and period types, the comment, its times; and the
@@ -423,7 +523,8 @@ static bool add_header(build_t *B) {
 /* Builds the profile, as Go's writeHeapProto does over its profileBuilder, and writes it.
  * The string table is interned in the order of the steps (functions, mappings, samples,
  * header), which fixes the profile's bytes for a given heap. */
-static long build_and_write(build_t *B, const char *path, int fd, char *err, size_t errlen) {
+static long build_and_write(build_t *B, const char *path, int fd, const palloc_proto_sink_t *sink,
+                            char *err, size_t errlen) {
   B->rate = atomic_load(&palloc_g.rate);
   if (!collect_buckets(B) || !collect_frames(B) || !collect_mappings(B) ||
       !symbolize_frames(B) || !add_locations(B) || !add_mappings(B) || !add_samples(B) ||
@@ -433,17 +534,16 @@ static long build_and_write(build_t *B, const char *path, int fd, char *err, siz
   }
   ProtobufCAllocator a = {palloc_scratch_alloc, palloc_scratch_free, B->s};
   char perr[PALLOC_PROTO_ERRLEN];
-  long written = path ? palloc_proto_write_path(&B->p, path, &a, perr)
-                      : palloc_proto_write_fd(&B->p, fd, &a, perr);
+  palloc_proto_samples_t samples = {B->ne, sample_at, B};
+  long written = sink ? palloc_proto_write_sink(&B->p, &samples, sink, &a, perr)
+                 : path ? palloc_proto_write_path_samples(&B->p, &samples, path, &a, perr)
+                        : palloc_proto_write_fd_samples(&B->p, &samples, fd, &a, perr);
   if (written < 0) snprintf(err, errlen, "%s", perr);
   return written;
 }
 
-long palloc_profile_emit(const char *path, int fd, char *err, size_t errlen) {
-  return palloc_profile_emit_kind(PALLOC_PROFILE_HEAP, path, fd, err, errlen);
-}
-
-long palloc_profile_emit_kind(int kind, const char *path, int fd, char *err, size_t errlen) {
+static long emit(int kind, const char *path, int fd, const palloc_proto_sink_t *sink, char *err,
+                 size_t errlen) {
   build_t B;
   memset(&B, 0, sizeof B);
   B.kind = kind == PALLOC_PROFILE_PEAK ? &palloc_peak_kind
@@ -456,7 +556,19 @@ long palloc_profile_emit_kind(int kind, const char *path, int fd, char *err, siz
   ProtobufCAllocator a = {palloc_scratch_alloc, palloc_scratch_free, B.s};
   palloc_strtab_init(&B.st, &a);
   ZERO(&B.p);
-  long r = build_and_write(&B, path, fd, err, errlen);
+  long r = build_and_write(&B, path, fd, sink, err, errlen);
   palloc_scratch_destroy(B.s);
   return r;
+}
+
+long palloc_profile_emit(const char *path, int fd, char *err, size_t errlen) {
+  return emit(PALLOC_PROFILE_HEAP, path, fd, NULL, err, errlen);
+}
+
+long palloc_profile_emit_kind(int kind, const char *path, int fd, char *err, size_t errlen) {
+  return emit(kind, path, fd, NULL, err, errlen);
+}
+
+long palloc_profile_emit_sink(const palloc_proto_sink_t *sink, char *err, size_t errlen) {
+  return emit(PALLOC_PROFILE_HEAP, NULL, -1, sink, err, errlen);
 }

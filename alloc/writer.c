@@ -58,9 +58,12 @@ static uint64_t mono_ns(void) {
 void palloc_writer_lock(void) { pthread_mutex_lock(&write_lock); }
 void palloc_writer_unlock(void) { pthread_mutex_unlock(&write_lock); }
 
-/* Writes under the lock, with the guard held; fd < 0: to path (%p expanded here, but a
- * snapshot's name comes expanded). A snapshot is skipped once the process has begun to exit. */
-static int write_profile(const char *path, int fd, bool snapshot) {
+/* Writes under the lock, with the guard held: to sink if it is given, else to fd if >= 0, else
+ * to path (%p expanded here, but a snapshot's name comes expanded). The profile is streamed
+ * (profile.c, proto/write.c): the write's memory does not grow with the number of samples. A
+ * snapshot is skipped once the process has begun to exit. */
+static int write_profile(const char *path, int fd, const palloc_proto_sink_t *sink,
+                         bool snapshot) {
   palloc_init();
   palloc_thread_t *t = &palloc_thread;
   char err[256] = "", real[1024] = "";
@@ -72,7 +75,9 @@ static int write_profile(const char *path, int fd, bool snapshot) {
   palloc_guard_enter(t);
   uint64_t t0 = mono_ns();
   long size = -1;
-  if (fd >= 0)
+  if (sink)
+    size = palloc_profile_emit_sink(sink, err, sizeof err);
+  else if (fd >= 0)
     size = palloc_profile_emit(NULL, fd, err, sizeof err);
   else if (snapshot ? snprintf(real, sizeof real, "%s", path) >= (int)sizeof real
                     : !palloc_proto_expand_path(path, real, sizeof real))
@@ -85,7 +90,9 @@ static int write_profile(const char *path, int fd, bool snapshot) {
     atomic_fetch_add(&palloc_profiles_written, 1);
   } else {
     atomic_fetch_add(&palloc_profile_errors, 1);
-    if (fd < 0)
+    if (sink)
+      palloc_warn("cannot write heap profile: %s", err);
+    else if (fd < 0)
       palloc_warn("cannot write heap profile to %s: %s", real[0] ? real : path, err);
     else
       palloc_warn("cannot write heap profile to fd %d: %s", fd, err);
@@ -101,7 +108,11 @@ int palloc_profile_write(const char *path) {
     atomic_fetch_add(&palloc_profile_errors, 1);
     return -1;
   }
-  return write_profile(path, -1, false);
+  return write_profile(path, -1, NULL, false);
+}
+
+int palloc_writer_write_sink(const palloc_proto_sink_t *sink) {
+  return write_profile(NULL, -1, sink, false);
 }
 
 int palloc_profile_write_fd(int fd) {
@@ -110,7 +121,7 @@ int palloc_profile_write_fd(int fd) {
     atomic_fetch_add(&palloc_profile_errors, 1);
     return -1;
   }
-  return write_profile(NULL, fd, false);
+  return write_profile(NULL, fd, NULL, false);
 }
 
 /* ---- snapshots ----------------------------------------------------------------------------- */
@@ -120,7 +131,7 @@ int palloc_profile_write_fd(int fd) {
 static void snapshot(void) {
   char base[1024], name[1100];
   if (!palloc_proto_expand_path(snap_path, base, sizeof base)) {
-    write_profile(snap_path, -1, true); /* reports the path as too long */
+    write_profile(snap_path, -1, NULL, true); /* reports the path as too long */
     return;
   }
   size_t n = strlen(base);
@@ -132,7 +143,7 @@ static void snapshot(void) {
     snprintf(name, sizeof name, "%.*s.%04u.pb.gz", (int)(n - 6), base, seq);
   else
     snprintf(name, sizeof name, "%s.%04u", base, seq);
-  write_profile(name, -1, true);
+  write_profile(name, -1, NULL, true);
   palloc_extra_profiles_snapshot(seq); /* the peak and lifetime profiles' snapshot seq */
 }
 
@@ -219,5 +230,5 @@ void palloc_writer_stop(void) {
   pthread_mutex_lock(&write_lock); /* waits for a snapshot in progress */
   atomic_store(&exiting, true);
   pthread_mutex_unlock(&write_lock);
-  if (exit_path[0]) write_profile(exit_path, -1, false);
+  if (exit_path[0]) write_profile(exit_path, -1, NULL, false);
 }

@@ -14,24 +14,65 @@
  * Every message is encoded twice: once with out == NULL to learn its size (the length prefix
  * comes first), then for real. Nesting is at most three deep (Profile > Sample > Label), so the
  * whole encoding costs at most three passes over the smallest messages.
+ *
+ * Streaming (palloc_proto_encode_stream): the Profile itself has no length prefix, so its
+ * fields can be written one after the other through a buffer of fixed size that is handed to a
+ * sink each time it fills; its samples may come one at a time from a function instead of an
+ * array (palloc_proto_samples_t), so that a writer need not hold a message per sample. The
+ * bytes are the same as palloc_proto_encode's for the same profile.
  */
 #include <string.h>
 #include "palloc_proto.h"
 #include "palloc_assert.h"
 
+#define palloc_likely(x) __builtin_expect(!!(x), 1)
+
 typedef struct {
   uint8_t *out;  /* NULL: only count */
-  size_t n;
+  size_t n;      /* bytes encoded so far */
+  /* streaming: out is a buffer of cap bytes, pos of them filled, handed to sink when full */
+  const palloc_proto_sink_t *sink;
+  size_t cap, pos;
+  bool failed;   /* a sink write failed: nothing more is written */
 } enc_t;
+
+static void flush(enc_t *e) {
+  if (e->pos != 0 && !e->failed && e->sink->write(e->sink->ctx, e->out, e->pos) != 0)
+    e->failed = true;
+  e->pos = 0;
+}
 
 enum { WT_VARINT = 0, WT_LEN = 2 };
 
 static void put_raw(enc_t *e, const void *p, size_t n) {
+  if (e->out && e->sink) {
+    if (palloc_likely(e->cap - e->pos > n)) { /* fits, and the buffer does not fill */
+      memcpy(e->out + e->pos, p, n);
+      e->pos += n;
+      e->n += n;
+      return;
+    }
+    const uint8_t *s = p;
+    for (size_t k; n > 0; s += k, n -= k) {
+      k = e->cap - e->pos < n ? e->cap - e->pos : n;
+      memcpy(e->out + e->pos, s, k);
+      e->pos += k;
+      e->n += k;
+      if (e->pos == e->cap) flush(e);
+    }
+    return;
+  }
   if (e->out) memcpy(e->out + e->n, p, n);
   e->n += n;
 }
 
 static void put_varint(enc_t *e, uint64_t v) {
+  if (e->out == NULL) { /* counting */
+    size_t k = 1;
+    while (v >= 0x80) v >>= 7, k++;
+    e->n += k;
+    return;
+  }
   uint8_t b[10];
   size_t k = 0;
   do {
@@ -83,7 +124,7 @@ typedef void (*encode_fn)(enc_t *e, const void *msg);
 
 static void put_message(enc_t *e, unsigned field, encode_fn fn, const void *msg) {
   if (msg == NULL) return;
-  enc_t c = {NULL, 0};
+  enc_t c = {NULL, 0, NULL, 0, 0, false};
   fn(&c, msg);
   put_key(e, field, WT_LEN);
   put_varint(e, c.n);
@@ -159,10 +200,14 @@ static void enc_function(enc_t *e, const void *msg) {
   put_unknown(e, &m->base);
 }
 
-static void enc_profile(enc_t *e, const palloc_pb_profile_t *p) {
+/* The samples from s if it is given (s->get is called for 0, 1, ..., s->n - 1), else p's own. */
+static void enc_profile(enc_t *e, const palloc_pb_profile_t *p, const palloc_proto_samples_t *s) {
   for (size_t i = 0; i < p->n_sample_type; i++)
     put_message(e, 1, enc_value_type, p->sample_type[i]);
-  for (size_t i = 0; i < p->n_sample; i++) put_message(e, 2, enc_sample, p->sample[i]);
+  if (s)
+    for (size_t i = 0; i < s->n; i++) put_message(e, 2, enc_sample, s->get(s->ctx, i));
+  else
+    for (size_t i = 0; i < p->n_sample; i++) put_message(e, 2, enc_sample, p->sample[i]);
   for (size_t i = 0; i < p->n_mapping; i++) put_message(e, 3, enc_mapping, p->mapping[i]);
   for (size_t i = 0; i < p->n_location; i++) put_message(e, 4, enc_location, p->location[i]);
   for (size_t i = 0; i < p->n_function; i++) put_message(e, 5, enc_function, p->function[i]);
@@ -186,14 +231,28 @@ static void enc_profile(enc_t *e, const palloc_pb_profile_t *p) {
 }
 
 size_t palloc_proto_encoded_size(const palloc_pb_profile_t *p) {
-  enc_t e = {NULL, 0};
-  enc_profile(&e, p);
-  return e.n;
+  return palloc_proto_encoded_size_stream(p, NULL);
 }
 
 size_t palloc_proto_encode(const palloc_pb_profile_t *p, uint8_t *out) {
-  enc_t e = {out, 0};
-  enc_profile(&e, p);
+  enc_t e = {out, 0, NULL, 0, 0, false};
+  enc_profile(&e, p, NULL);
   palloc_assert_expensive(e.n == palloc_proto_encoded_size(p)); /* the buffer was sized so */
   return e.n;
+}
+
+size_t palloc_proto_encoded_size_stream(const palloc_pb_profile_t *p,
+                                        const palloc_proto_samples_t *samples) {
+  enc_t e = {NULL, 0, NULL, 0, 0, false};
+  enc_profile(&e, p, samples);
+  return e.n;
+}
+
+long palloc_proto_encode_stream(const palloc_pb_profile_t *p, const palloc_proto_samples_t *samples,
+                                uint8_t *buf, size_t buflen, const palloc_proto_sink_t *sink) {
+  palloc_assert(buf != NULL && buflen > 0 && sink != NULL);
+  enc_t e = {buf, 0, sink, buflen, 0, false};
+  enc_profile(&e, p, samples);
+  flush(&e);
+  return e.failed ? -1 : (long)e.n;
 }

@@ -64,6 +64,46 @@ int palloc_proto_validate(const palloc_pb_profile_t *p, char err[PALLOC_PROTO_ER
 size_t palloc_proto_encoded_size(const palloc_pb_profile_t *p);
 size_t palloc_proto_encode(const palloc_pb_profile_t *p, uint8_t *out);
 
+/* ---- streaming ---------------------------------------------------------------------------- */
+/* Where a profile's bytes go: write(ctx, buf, n) takes all n bytes and returns 0, or returns -1
+ * with errno set. An fd, a socket, or anything a caller wraps. */
+typedef struct palloc_proto_sink_s {
+  int (*write)(void *ctx, const void *buf, size_t n);
+  void *ctx;
+} palloc_proto_sink_t;
+
+/* The samples of a profile given one at a time, so that a writer need not hold them all: get
+ * (ctx, i) returns sample i of n; each pass over the samples calls it for i = 0, 1, ..., n - 1
+ * in order (a writer makes two: one to size, one to write), and what it returns stays valid
+ * until its next call. The profile's own sample array is then ignored. */
+typedef struct palloc_proto_samples_s {
+  size_t n;
+  const Perftools__Profiles__Sample *(*get)(void *ctx, size_t i);
+  void *ctx;
+} palloc_proto_samples_t;
+
+/* The encoding of p, with its samples from samples (or p's own if NULL), written to sink through
+ * buf (buflen bytes, handed to sink each time it fills): the bytes palloc_proto_encode gives.
+ * Returns the bytes encoded, or -1 if a write to the sink failed. */
+long palloc_proto_encode_stream(const palloc_pb_profile_t *p, const palloc_proto_samples_t *samples,
+                                uint8_t *buf, size_t buflen, const palloc_proto_sink_t *sink);
+size_t palloc_proto_encoded_size_stream(const palloc_pb_profile_t *p,
+                                        const palloc_proto_samples_t *samples);
+
+/* p (its samples from samples, or its own if NULL) encoded and gzip-compressed to sink as it is
+ * encoded: the memory used is zlib's state and two 64 KiB buffers, whatever the profile's size.
+ * Returns the compressed bytes written, or -1 with err (errno preserved). */
+long palloc_proto_write_sink(const palloc_pb_profile_t *p, const palloc_proto_samples_t *samples,
+                             const palloc_proto_sink_t *sink, ProtobufCAllocator *a,
+                             char err[PALLOC_PROTO_ERRLEN]);
+/* The same to fd, and to path as palloc_proto_write_path does. */
+long palloc_proto_write_fd_samples(const palloc_pb_profile_t *p,
+                                   const palloc_proto_samples_t *samples, int fd,
+                                   ProtobufCAllocator *a, char err[PALLOC_PROTO_ERRLEN]);
+long palloc_proto_write_path_samples(const palloc_pb_profile_t *p,
+                                     const palloc_proto_samples_t *samples, const char *path,
+                                     ProtobufCAllocator *a, char err[PALLOC_PROTO_ERRLEN]);
+
 /* Serializes and gzip-compresses p to fd (zlib is loaded by the first call; if it cannot be,
  * the call fails with the reason). Returns the compressed bytes written, or -1 with err
  * (errno preserved). */

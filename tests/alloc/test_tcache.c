@@ -4,6 +4,8 @@
  *  - reuse: a freed block comes back to the same thread's next request of its class, calloc
  *    zeroes it, and a request of another class never gets it;
  *  - bounds: a bin never holds more than its cap; a full bin returns its older half;
+ *  - drain: frees with no allocation between them leave the bins empty (an idle thread pins
+ *    no page), and the next allocation and free restore the cap;
  *  - sampled blocks never enter the cache, and sampled requests never take from it;
  *  - thread exit: every bin is empty and caches nothing once the exit has begun (checked from a
  *    pthread-key destructor, which runs after palloc's), and frees made then go to mimalloc;
@@ -185,6 +187,9 @@ static void test_bounds(void) {
   for (int i = 0; i < N; i++) blk[i] = palloc_malloc(64);
   for (int i = 0; i < N; i++) {
     palloc_free(blk[i]);
+    /* an allocation between frees (of a size the cache never holds): the thread is not
+     * draining its cache, so a full bin gives back half and keeps the rest */
+    palloc_free(palloc_malloc(PALLOC_TC_MAX + 1));
     if (palloc_thread.tc[c].n > most) most = palloc_thread.tc[c].n;
   }
   CHECK(most == cap, "the bin peaked at %u blocks, cap %u", most, cap);
@@ -193,6 +198,32 @@ static void test_bounds(void) {
   CHECK(palloc_malloc(64) == blk[N - 1], "the cache is not last-in first-out");
   palloc_thread_cache_flush();
   CHECK(held() == 0, "%u blocks left after palloc_thread_cache_flush", held());
+}
+
+/* The drain rule: a thread that frees blocks with no allocation in between (a working set torn
+ * down before the thread waits) keeps none of them once a bin has filled twice, so an idle
+ * thread pins no page; its next allocation and free bring the bin back to its cap. */
+static void test_drain(void) {
+  enum { N = 1000 };
+  static void *blk[N];
+  palloc_thread_cache_flush();
+  unsigned c = req_class(64), other = req_class(200);
+  uint32_t cap = palloc_thread.tc[c].cap;
+  for (int i = 0; i < N; i++) blk[i] = palloc_malloc(i & 1 ? 64 : 200);
+  for (int i = 0; i < N; i++) palloc_free(blk[i]);
+  CHECK(palloc_thread.tc[c].n == 0 && palloc_thread.tc[other].n == 0,
+        "after freeing %d blocks without an allocation the bins hold %u and %u", N,
+        palloc_thread.tc[c].n, palloc_thread.tc[other].n);
+  CHECK(palloc_thread.tc[c].cap == 0, "a drained bin keeps cap %u", palloc_thread.tc[c].cap);
+  void *p = palloc_malloc(64), *q = palloc_malloc(64);
+  palloc_free(p);
+  CHECK(palloc_thread.tc[c].cap == cap && palloc_thread.tc[c].n == 1,
+        "after an allocation, a free into the drained bin: cap %u (want %u), %u held",
+        palloc_thread.tc[c].cap, cap, palloc_thread.tc[c].n);
+  CHECK(palloc_malloc(64) == p, "the restored bin does not hand back its block");
+  palloc_free(p);
+  palloc_free(q);
+  palloc_thread_cache_flush();
 }
 
 static void test_sampled(void) {
@@ -375,6 +406,7 @@ int main(int argc, char **argv) {
   test_reuse();
   test_aligned();
   test_bounds();
+  test_drain();
   test_sampled();
   test_sized();
   test_sized_busy();

@@ -38,6 +38,9 @@ DEEP_EXTRA = ["palloc-fp", "palloc-4k-fp"]
 # Full-tracing tools: 10-100x slower; they run under a time cap and at most --trace-reps times.
 TRACING = ["tcmalloc-heapprof", "heaptrack"]
 BASE = "mimalloc"
+# --lib NAME=PATH: another libpalloc.so run as configuration NAME, as "palloc" is (512 KiB, the
+# profile written at exit): an older build beside the current one, paired with it.
+EXTRA_LIBS = {}
 JE_PROF = ["unknown"]
 LIBINFO = ("?", "?", "?")
 
@@ -58,6 +61,9 @@ def config_cmd(cfg, argv, tmp, palloc_so, extra_env=None):
         pass
     elif cfg == "mimalloc":
         env["LD_PRELOAD"] = MIMALLOC
+    elif cfg in EXTRA_LIBS:
+        env["LD_PRELOAD"] = EXTRA_LIBS[cfg]
+        env["PALLOC_PROFILE"] = os.path.join(tmp, "palloc.%p.pb.gz")
     elif cfg.startswith("palloc"):
         env["LD_PRELOAD"] = palloc_so
         if cfg.startswith("palloc-off"):
@@ -512,6 +518,7 @@ def paired_table(runs, wls, cfgs, metric="cpu"):
     pairs = [(c, BASE) for c in cfgs if c != BASE and c not in TRACING]
     pairs += [pb for pb in OWN_BASE if pb[1] != BASE and pb[0] in cfgs and pb[1] in cfgs]
     pairs += [("palloc", "jemalloc-prof")] if "palloc" in cfgs and "jemalloc-prof" in cfgs else []
+    pairs += [("palloc", c) for c in cfgs if c in EXTRA_LIBS and "palloc" in cfgs]
     out = {}
     for c, b in pairs:
         r = paired_ratio(runs, wls, c, b, metric)
@@ -909,7 +916,26 @@ def main():
     ap.add_argument("--check", action="store_true",
                     help="exit 1 unless every workload has a result under every configuration "
                          "(CI: the numbers are not judged)")
+    ap.add_argument("--lib", action="append", default=[], metavar="NAME=PATH",
+                    help="another libpalloc.so as configuration NAME (add NAME to --configs); "
+                         "the pair palloc/NAME is in the paired tables")
+    ap.add_argument("--scale-bench", action="store_true",
+                    help="the scale benchmark instead (scalebench.py): threads, live heap, stack "
+                         "depth, distinct stacks, exec start-up")
+    ap.add_argument("--scale-parts", default="threads,heap,depth,stacks,exec")
+    ap.add_argument("--heap-max", type=int, default=2048, help="largest live heap, MiB (8192)")
+    ap.add_argument("--stacks-max", type=int, default=1000000)
     args = ap.parse_args()
+    if args.scale_bench:
+        import scalebench
+        build = os.path.abspath(args.build_dir)
+        out = args.out or os.path.join(build, "bench-results", "scale-" +
+                                       datetime.datetime.utcnow().strftime("%Y%m%d-%H%M%S"))
+        os.makedirs(out, exist_ok=True)
+        return scalebench.main(args, build, os.path.join(build, "alloc", "libpalloc.so"), out)
+    for spec in args.lib:
+        name, _, path = spec.partition("=")
+        EXTRA_LIBS[name] = os.path.abspath(path)
     if args.compare:
         compare(*args.compare)
         return 0

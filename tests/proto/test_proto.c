@@ -1,6 +1,7 @@
 /* test_proto.c - the proto module: scaleHeapSample vectors, string interning, a write/read
  * round trip through gzip, clear errors for truncated, corrupt, foreign and dangling input, and
  * palloc's own encoder against protobuf-c's byte for byte. */
+#include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
@@ -262,6 +263,28 @@ static void test_roundtrip(const char *dir) {
   palloc_strtab_destroy(&st);
 }
 
+/* A growing buffer as a sink, and sinks for the streaming tests. */
+typedef struct { uint8_t *p; size_t n, cap; } mem_t;
+static int mem_write(void *ctx, const void *buf, size_t n) {
+  mem_t *m = ctx;
+  if (m->n + n > m->cap) {
+    m->cap = (m->n + n) * 2;
+    m->p = realloc(m->p, m->cap);
+  }
+  memcpy(m->p + m->n, buf, n);
+  m->n += n;
+  return 0;
+}
+static int fail_write(void *ctx, const void *buf, size_t n) {
+  (void)ctx, (void)buf, (void)n;
+  errno = ENOSPC;
+  return -1;
+}
+static const Perftools__Profiles__Sample *sample_at(void *ctx, size_t i) {
+  const palloc_pb_profile_t *p = ctx;
+  return p->sample[i];
+}
+
 /* palloc_proto_encode must produce exactly protobuf-c's bytes for the same message. */
 static int same_as_protobuf_c(const palloc_pb_profile_t *p, const char *what) {
   size_t want = perftools__profiles__profile__get_packed_size(p);
@@ -273,6 +296,42 @@ static int same_as_protobuf_c(const palloc_pb_profile_t *p, const char *what) {
   size_t n = palloc_proto_encode(p, b);
   int same = n == want && memcmp(a, b, want) == 0;
   CHECK(same, "%s: encoding differs from protobuf-c's (%zu bytes)", what, want);
+  /* Streamed through buffers of a few sizes (a field split anywhere), the samples given one at
+   * a time: the same bytes, and gzip-compressed to a sink, a profile that decodes to them. */
+  palloc_proto_samples_t smp = {p->n_sample, sample_at, (void *)p};
+  for (size_t buflen = 1; buflen <= 4096; buflen = buflen * 3 + 1) {
+    mem_t m = {0};
+    palloc_proto_sink_t sink = {mem_write, &m};
+    uint8_t *buf = malloc(buflen);
+    long k = palloc_proto_encode_stream(p, buflen & 1 ? &smp : NULL, buf, buflen, &sink);
+    CHECK(k == (long)want && m.n == want && memcmp(m.p, a, want) == 0,
+          "%s: streamed through %zu bytes: %ld bytes, %s", what, buflen, k,
+          m.n == want && memcmp(m.p, a, want) == 0 ? "same" : "different");
+    CHECK(palloc_proto_encoded_size_stream(p, &smp) == want, "%s: streamed size", what);
+    free(buf);
+    free(m.p);
+  }
+  mem_t z = {0};
+  palloc_proto_sink_t zs = {mem_write, &z};
+  char err[PALLOC_PROTO_ERRLEN];
+  long zn = palloc_proto_write_sink(p, &smp, &zs, NULL, err);
+  CHECK(zn == (long)z.n && zn > 0, "%s: write_sink gave %ld for %zu bytes: %s", what, zn, z.n,
+        err);
+  palloc_pb_profile_t *q = palloc_proto_decode(z.p, z.n, NULL, err);
+  if (q != NULL) {
+    size_t qn = perftools__profiles__profile__get_packed_size(q);
+    uint8_t *c = malloc(qn + 1);
+    perftools__profiles__profile__pack(q, c);
+    CHECK(qn == want && memcmp(c, a, want) == 0, "%s: the gzip stream decodes to another profile",
+          what);
+    free(c);
+    palloc_proto_free(q, NULL);
+  }
+  /* a sink that fails: -1, with the sink's errno in the message */
+  palloc_proto_sink_t bad = {fail_write, NULL};
+  CHECK(palloc_proto_write_sink(p, &smp, &bad, NULL, err) < 0 && strstr(err, "No space"),
+        "%s: a failing sink: %s", what, err);
+  free(z.p);
   free(a);
   free(b);
   return same;
