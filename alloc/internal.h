@@ -448,6 +448,18 @@ struct palloc_scratch_s;
 /* Builds the heap profile and writes it to path (temporary name + rename, proto's
  * palloc_proto_write_path) or, if path is NULL, to fd. Returns compressed size or -1 with err. */
 long palloc_profile_emit(const char *path, int fd, char *err, size_t errlen);
+/* The same with options (the PALLOC_HTTP endpoint, http.c): Go's default_sample_type, and a
+ * delta profile, Go's ?seconds=N: base(arg, b, c) gives bucket b's counts at the start of the
+ * window (zero for a bucket made since); each sample is then the scaled counts now less the
+ * scaled counts then (in use may be negative), and buckets without change are left out. */
+typedef struct palloc_profile_opts_s {
+  const char *default_sample_type; /* NULL: none (pprof takes the last type) */
+  void (*base)(void *arg, const palloc_bucket_t *b, palloc_bucket_counts_t *c);
+  void *arg;
+  int64_t duration_ns;             /* the window's; 0: since palloc's start */
+} palloc_profile_opts_t;
+long palloc_profile_emit_opts(const char *path, int fd, const palloc_profile_opts_t *o,
+                              char *err, size_t errlen);
 
 /* ---- observer.c: the allocation stream, to the observers that want it (observer.h) ------- */
 #include "observer.h"

@@ -34,6 +34,7 @@ typedef enum palloc_option_e {
   PALLOC_OPT_TRACE,
   PALLOC_OPT_TRACE_FILE,
   PALLOC_OPT_TRACE_MARKRATE,
+  PALLOC_OPT_HTTP,          /* http.c */
   PALLOC_OPT_COUNT
 } palloc_option_t;
 

@@ -76,6 +76,7 @@ typedef struct {
   const palloc_bucket_t *b;
   const uint32_t *gone;
   palloc_bucket_counts_t c;
+  palloc_bucket_counts_t base; /* a delta profile's counts at its start (opts->base), or 0 */
 } entry_t;
 
 /* A profile under construction. Each step below fills in its part, in this order; every array
@@ -86,6 +87,7 @@ typedef struct {
   palloc_strtab_t st;
   palloc_pb_profile_t p;
   int64_t rate;
+  const palloc_profile_opts_t *o;      /* NULL: the profile since start, no default type */
 
   entry_t *e;                          /* collect_buckets: the buckets with allocations */
   size_t ne, nframes;                  /*   and the total of their stack depths */
@@ -117,7 +119,9 @@ static bool collect_buckets(build_t *B) {
     palloc_bucket_read(b, &e->c);
     palloc_assert(e->c.frees <= e->c.allocs && e->c.free_bytes <= e->c.alloc_bytes);
     palloc_assert(b->nstk <= PALLOC_MAX_DEPTH);
-    if (e->c.allocs == 0) continue;
+    if (B->o && B->o->base) B->o->base(B->o->arg, b, &e->base);
+    /* the bucket's counts changed since the base (since start: it has allocations) */
+    if (e->c.allocs == e->base.allocs && e->c.frees == e->base.frees) continue;
     e->b = b;
     e->gone = atomic_load_explicit(&b->gone, memory_order_acquire);
     B->ne++;
@@ -324,6 +328,11 @@ static bool add_samples(build_t *B) {
       palloc_assert(found && ids[-1] >= 1 && ids[-1] <= B->naddr);
     }
     scale_counts(&e->c, B->rate, &vals[i * NVALUES]);
+    if (B->o && B->o->base) { /* Go's delta: each end scaled, then subtracted */
+      int64_t base[NVALUES];
+      scale_counts(&e->base, B->rate, base);
+      for (int k = 0; k < NVALUES; k++) vals[i * NVALUES + k] -= base[k];
+    }
     x->value = &vals[i * NVALUES];
     x->n_value = NVALUES;
     ZERO(&lb[i]);
@@ -360,6 +369,8 @@ static bool add_header(build_t *B) {
   snprintf(comment, sizeof comment, "palloc %s, sample rate %lld bytes", PALLOC_VERSION,
            (long long)B->rate);
   *comment_idx = palloc_strtab_intern(&B->st, comment);
+  if (B->o && B->o->default_sample_type)
+    p->default_sample_type = palloc_strtab_intern(&B->st, B->o->default_sample_type);
   if (B->st.failed) return false;
 
   p->n_sample_type = NVALUES;
@@ -370,6 +381,7 @@ static bool add_header(build_t *B) {
   p->comment = comment_idx;
   p->time_nanos = (int64_t)now_ns(CLOCK_REALTIME);
   p->duration_nanos = (int64_t)(now_ns(CLOCK_MONOTONIC) - palloc_start_ns);
+  if (B->o && B->o->duration_ns > 0) p->duration_nanos = B->o->duration_ns;
   p->n_string_table = B->st.n;
   p->string_table = B->st.strs;
   return true;
@@ -395,8 +407,14 @@ static long build_and_write(build_t *B, const char *path, int fd, char *err, siz
 }
 
 long palloc_profile_emit(const char *path, int fd, char *err, size_t errlen) {
+  return palloc_profile_emit_opts(path, fd, NULL, err, errlen);
+}
+
+long palloc_profile_emit_opts(const char *path, int fd, const palloc_profile_opts_t *o,
+                              char *err, size_t errlen) {
   build_t B;
   memset(&B, 0, sizeof B);
+  B.o = o;
   B.s = palloc_scratch_new();
   if (B.s == NULL) {
     snprintf(err, errlen, "out of memory (scratch arena)");
