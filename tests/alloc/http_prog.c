@@ -34,7 +34,7 @@ static void *background(void *arg) {
       atomic_fetch_add(&a_calls, 1);
     }
     if (atomic_load(&b_on))
-      for (int i = 0; i < 2000; i++) {
+      for (int i = 0; i < 200; i++) {
         void *volatile p = site_b();
         free(p);
       }

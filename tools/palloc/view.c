@@ -162,6 +162,20 @@ static int fail(view_t *v, const char *fmt, const char *arg) {
 
 int view_open(view_t *v, const char *path, const char *sample_index) {
   char err[PALLOC_PROTO_ERRLEN];
+  if (fetch_is_url(path)) { /* a live process's endpoint (fetch.c) */
+    uint8_t *data;
+    size_t len;
+    palloc_pb_profile_t *p = NULL;
+    if (fetch_url(path, &data, &len, err, sizeof err) == 0) {
+      p = palloc_proto_decode(data, len, NULL, err);
+      free(data);
+    }
+    if (p == NULL) {
+      fprintf(stderr, "palloc: %s: %s\n", path, err);
+      return EXIT_CHECK;
+    }
+    return view_from(v, p, path, sample_index);
+  }
   palloc_pb_profile_t *p = palloc_proto_read_file(path, NULL, err);
   if (p == NULL) {
     fprintf(stderr, "palloc: %s: %s\n", path, err);
