@@ -3,7 +3,7 @@
  *   keep     site_keep allocates 16384 blocks of 1024 bytes and keeps them (16 MiB in use)
  *   b-on     site_b starts allocating 4096-byte blocks (freed at once) in a loop, b-off stops
  *   threads  four threads allocate and free (site_churn) until quit
- *   fork     forks; the child sleeps 3 s and exits 0 without a word
+ *   fork     forks; the child closes stdin, stdout, stderr, sleeps 3 s and exits 0
  *   quit     exits 0 after "bye A=<site_a calls>"
  * site_a allocates 256-byte blocks (freed at once) all along, on the main thread's timer.
  */
@@ -75,7 +75,10 @@ int main(void) {
       for (; nth < 4; nth++) pthread_create(&th[nth], NULL, churn, (void *)(uintptr_t)(nth + 1));
     } else if (strcmp(line, "fork") == 0) {
       pid_t pid = fork();
-      if (pid == 0) {
+      if (pid == 0) { /* closes the pipes, so that the test sees the parent end alone */
+        close(0);
+        close(1);
+        close(2);
         sleep(3);
         _exit(0);
       }
