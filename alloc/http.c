@@ -81,6 +81,7 @@ typedef struct {
 
 typedef struct {
   int fd, state;
+  ino_t ino;                  /* the socket's, checked before any use of fd (still_ours) */
   uint64_t deadline;
   size_t nin;
   palloc_http_req_t req;
@@ -99,7 +100,8 @@ static int listen_fd = -1;
 static conn_t *conns;           /* MAX_CONN, mmap'd at start */
 static palloc_http_addr_t addr;
 static pid_t owner;             /* the process that bound the address (unlinks a unix socket) */
-static atomic_bool forked;      /* a fork child: the endpoint is the parent's */
+static ino_t listen_ino;        /* the sockets' inodes: a program that closes every fd (a */
+                                /* daemon's start) may reuse their numbers for its own files */
 
 static uint64_t mono_ns(void) {
   struct timespec ts;
@@ -150,8 +152,16 @@ static bool out_open(out_t *o) {
 }
 
 /* ---- connections ------------------------------------------------------------------------------- */
+/* fd is still the socket palloc opened as inode ino, not a file the program opened with the
+ * same number after closing palloc's (daemons close every fd; palloc must then never read,
+ * write or close what the number now names). */
+static bool still_ours(int fd, ino_t ino) {
+  struct stat st;
+  return fd >= 0 && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == ino;
+}
+
 static void conn_close(conn_t *c) {
-  if (c->fd >= 0) close(c->fd);
+  if (c->fd >= 0 && still_ours(c->fd, c->ino)) close(c->fd);
   if (c->body) munmap(c->body, c->body_map);
   if (c->out) munmap(c->out, c->out_map);
   if (c->base) munmap(c->base, c->base->bytes);
@@ -641,6 +651,8 @@ static void on_accept(void) {
       continue;
     }
     memset(c, 0, offsetof(conn_t, in));
+    struct stat st;
+    c->ino = fstat(fd, &st) == 0 ? st.st_ino : 0;
     c->fd = fd;
     c->state = C_READ;
     c->deadline = mono_ns() + READ_TIMEOUT_NS;
@@ -657,7 +669,7 @@ static void *server_main(void *arg) {
     for (int i = 0; i < MAX_CONN; i++) {
       conn_t *c = &conns[i];
       short ev = c->state == C_READ || c->state == C_BODY || c->state == C_DRAIN ? POLLIN
-               : c->state == C_WRITE ? POLLOUT : 0;
+               : c->state == C_WRITE ? POLLOUT : POLLRDHUP; /* C_WAIT: a client that leaves */
       pf[i + 1] = (struct pollfd){.fd = c->state == C_FREE ? -1 : c->fd, .events = ev};
       if (c->state != C_FREE && c->deadline < next) next = c->deadline;
     }
@@ -667,12 +679,29 @@ static void *server_main(void *arg) {
       palloc_warn("PALLOC_HTTP: poll failed (%s); the endpoint stops", strerror(errno));
       return NULL;
     }
-    if (atomic_load(&forked)) return NULL;
+    if ((r > 0 && (pf[0].revents & POLLNVAL)) || !still_ours(listen_fd, listen_ino)) {
+      palloc_warn("PALLOC_HTTP: the program closed the endpoint's socket; the endpoint stops");
+      for (int i = 0; i < MAX_CONN; i++) {
+        if (conns[i].state == C_FREE) continue;
+        if (!still_ours(conns[i].fd, conns[i].ino)) conns[i].fd = -1;
+        conn_close(&conns[i]);
+      }
+      listen_fd = -1;
+      return NULL;
+    }
     for (int i = 0; i < MAX_CONN; i++) {
       conn_t *c = &conns[i];
-      if (c->state == C_FREE || r <= 0) continue;
+      if (c->state == C_FREE) continue;
+      if (!still_ours(c->fd, c->ino)) { /* closed under us: forget the number, close nothing */
+        c->fd = -1;
+        conn_close(c);
+        continue;
+      }
+      if (r <= 0) continue;
       short re = pf[i + 1].revents;
-      if (c->state == C_DRAIN && re) {
+      if (c->state == C_WAIT && (re & (POLLRDHUP | POLLHUP | POLLERR))) {
+        conn_close(c); /* the client of a delta left: no profile to build */
+      } else if (c->state == C_DRAIN && re) {
         char sink[4096];
         ssize_t k = recv(c->fd, sink, sizeof sink, MSG_DONTWAIT);
         if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR)) conn_close(c);
@@ -726,6 +755,8 @@ static bool http_listen(const char *spec) {
   }
   listen_fd = fd;
   owner = getpid();
+  struct stat st;
+  listen_ino = fstat(fd, &st) == 0 ? st.st_ino : 0;
   if (!addr.is_unix) {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
@@ -779,11 +810,10 @@ static void http_start(void) {
 /* The child of a fork: the server thread is not there, and the address is the parent's. */
 static void http_fork_child(void) {
   if (listen_fd < 0) return;
-  atomic_store(&forked, true);
   close(listen_fd);
   listen_fd = -1;
   for (int i = 0; i < MAX_CONN; i++)
-    if (conns[i].fd >= 0) close(conns[i].fd);
+    if (conns[i].state != C_FREE && still_ours(conns[i].fd, conns[i].ino)) close(conns[i].fd);
 }
 
 static void http_exit(void) {

@@ -377,6 +377,28 @@ except ConnectionRefusedError:
     else:
         fail(f'fork: {st} {rc} {err!r}')
 
+# ---- a program that closes every fd (a daemon's start) and reuses the numbers --------------------
+p = Prog(':0')
+if p.port:
+    get(p.url('/metrics'))
+    p.cmd('closefds')
+    try:
+        raw(p.port, b'GET /metrics HTTP/1.1\r\n\r\n', timeout=3)
+    except OSError:
+        pass
+    line = p.readline(p.p.stderr, timeout=5)
+    t0 = os.times()
+    cpu0 = sum(int(x) for x in open(f'/proc/{p.p.pid}/stat').read().split(')')[1].split()[11:13])
+    time.sleep(1)
+    cpu1 = sum(int(x) for x in open(f'/proc/{p.p.pid}/stat').read().split(')')[1].split()[11:13])
+    rc, out, err = p.quit()
+    if line != "palloc: PALLOC_HTTP: the program closed the endpoint's socket; the endpoint stops\n" \
+            or rc != 0 or out != 'bye\n' or err.count('\n') != 1 or cpu1 - cpu0 > 50:
+        fail(f'closed fds: line {line!r}, rc {rc}, out {out!r}, err {err!r}, '
+             f'{cpu1 - cpu0} ticks of CPU in 1 s')
+    else:
+        ok('a program that closes the endpoint\'s fds: one line, the endpoint stops, no spin')
+
 # ---- addresses that cannot be served, a unix socket ----------------------------------------------
 blocker = socket.socket()
 blocker.bind(('127.0.0.1', 0))

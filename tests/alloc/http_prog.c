@@ -4,6 +4,8 @@
  *   b-on     site_b starts allocating 4096-byte blocks (freed at once) in a loop, b-off stops
  *   threads  four threads allocate and free (site_churn) until quit
  *   fork     forks; the child closes stdin, stdout, stderr, sleeps 3 s and exits 0
+ *   closefds closes every fd from 3 up, as daemons do, and opens /dev/null 8 times (the numbers
+ *            palloc's sockets had now name files of the program's)
  *   quit     exits 0 after "bye A=<site_a calls>"
  * site_a allocates 256-byte blocks (freed at once) all along, on the main thread's timer.
  */
@@ -13,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -82,6 +85,9 @@ int main(void) {
         sleep(3);
         _exit(0);
       }
+    } else if (strcmp(line, "closefds") == 0) {
+      for (int fd = 3; fd < 1024; fd++) close(fd);
+      for (int i = 0; i < 8; i++) open("/dev/null", O_WRONLY);
     } else if (strcmp(line, "quit") == 0) {
       break;
     } else {
