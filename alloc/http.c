@@ -487,6 +487,21 @@ static void metric(out_t *o, const char *name, const char *type, const char *hel
   outf(o, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, v);
 }
 
+/* An observer's figure (gcsim's arenas and what-if collector): HELP and TYPE once per name. */
+typedef struct {
+  out_t *o;
+  char last[128];
+} emit_ctx_t;
+static void emit(void *ctx, const char *name, const char *type, const char *help,
+                 const char *labels, double v) {
+  emit_ctx_t *e = ctx;
+  if (strcmp(e->last, name) != 0) {
+    outf(e->o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    snprintf(e->last, sizeof e->last, "%s", name);
+  }
+  outf(e->o, "%s%s %.17g\n", name, labels, v);
+}
+
 static void serve_metrics(conn_t *c) {
   out_t *o = (out_t *)c->in;
   if (!out_open(o)) return respond_text(c, 500, "cannot create a memfd");
@@ -534,6 +549,8 @@ static void serve_metrics(conn_t *c) {
   metric(o, "palloc_profiles_served_total", "counter",
          "Heap profiles served by this endpoint (heap, allocs, deltas, text).",
          (double)atomic_load(&palloc_http_served));
+  emit_ctx_t e = {o, ""};
+  palloc_observers_metrics(emit, &e);
   out_flush(o);
   respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", "", o->fd);
 }

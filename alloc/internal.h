@@ -471,6 +471,8 @@ void palloc_observers_fork_prepare(void);
 void palloc_observers_fork_parent(void);
 void palloc_observers_fork_child(void);
 void palloc_observers_exit(void);
+/* Every observer's /metrics figures (http.c). */
+void palloc_observers_metrics(palloc_metric_emit_t emit, void *ctx);
 /* Publishes this thread's accumulated bytes to the observers (every PALLOC_STREAM_BATCH). */
 void palloc_stream_flush(palloc_thread_t *t);
 

@@ -26,6 +26,7 @@ os.makedirs(tmp, exist_ok=True)
 RATE = 524288
 failures = []
 skipped = []
+promtool, prometheus = shutil.which('promtool'), shutil.which('prometheus')
 
 
 def fail(msg):
@@ -238,7 +239,6 @@ if p.port:
         fail(f'/metrics: {st} {body[:300]!r}')
     elif abs(int(m.group(1)) - truth['inuse_space']) > 4 * se['inuse_space'] + 4e6:
         fail(f'/metrics: palloc_heap_inuse_bytes {m.group(1)}, about {truth["inuse_space"]} expected')
-    promtool, prometheus = shutil.which('promtool'), shutil.which('prometheus')
     if promtool:
         r = subprocess.run([promtool, 'check', 'metrics'], input=body, capture_output=True)
         if r.returncode != 0:
@@ -284,6 +284,25 @@ if p.port:
     rc, out, err = p.quit()
     if rc != 0 or out != 'bye\n' or err.count('\n') != 1:
         fail(f'profiles run: rc {rc}, out {out!r}, err {err!r}')
+
+# ---- gcsim's figures: the what-if collector's (PALLOC_TRACE=1), then an arena's ------------------
+p = Prog(':0', {'PALLOC_TRACE': '1', 'PALLOC_TRACE_FILE': os.path.join(tmp, 'trace.%p')})
+if p.port:
+    p.cmd('keep')
+    st, before, _ = get(p.url('/metrics'))
+    p.cmd('arena')
+    st2, after, _ = get(p.url('/metrics'))
+    m = re.search(rb'^palloc_whatif_heap_goal_bytes (\d+)$', before, re.M)
+    a = re.search(rb'^palloc_gc_cycles_total\{arena="1"\} (\d+)$', after, re.M)
+    t = re.search(rb'^palloc_gc_alloc_bytes_total\{arena="1"\} (\d+)$', after, re.M)
+    if not m or not a or int(a.group(1)) < 1 or not t or int(t.group(1)) < 30 << 20:
+        fail(f'gcsim /metrics: what-if goal {m and m.group(0)}, arena cycles {a and a.group(0)}, '
+             f'allocated {t and t.group(0)}: {after[-1500:]!r}')
+    elif promtool and subprocess.run([promtool, 'check', 'metrics'], input=after).returncode != 0:
+        fail('promtool refuses the metrics with gcsim\'s figures')
+    else:
+        ok(f'gcsim /metrics: {m.group(0).decode()}, {a.group(0).decode()}, {t.group(0).decode()}')
+    p.quit()
 
 # ---- symbolization through the endpoint -------------------------------------------------------
 p = Prog(':0', {'PALLOC_SYMBOLIZE': 'none'})

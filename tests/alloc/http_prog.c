@@ -6,6 +6,8 @@
  *   fork     forks; the child closes stdin, stdout, stderr, sleeps 3 s and exits 0
  *   closefds closes every fd from 3 up, as daemons do, and opens /dev/null 8 times (the numbers
  *            palloc's sockets had now name files of the program's)
+ *   arena    makes a gcsim arena (libpalloc's palloc_gc_create, found with dlsym) and
+ *            allocates 32 MiB of garbage in it, so that it collects
  *   quit     exits 0 after "bye A=<site_a calls>"
  * site_a allocates 256-byte blocks (freed at once) all along, on the main thread's timer.
  */
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -88,6 +91,15 @@ int main(void) {
     } else if (strcmp(line, "closefds") == 0) {
       for (int fd = 3; fd < 1024; fd++) close(fd);
       for (int i = 0; i < 8; i++) open("/dev/null", O_WRONLY);
+    } else if (strcmp(line, "arena") == 0) {
+      void *(*create)(const void *) = (void *(*)(const void *))dlsym(RTLD_DEFAULT, "palloc_gc_create");
+      void *(*gcmalloc)(void *, size_t) = (void *(*)(void *, size_t))dlsym(RTLD_DEFAULT, "palloc_gc_malloc");
+      void *gc = create && gcmalloc ? create(NULL) : NULL;
+      if (gc == NULL) {
+        printf("no arena\n");
+        continue;
+      }
+      for (int i = 0; i < 32768; i++) gcmalloc(gc, 1024);
     } else if (strcmp(line, "quit") == 0) {
       break;
     } else {
