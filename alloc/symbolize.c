@@ -91,10 +91,18 @@ static bool cache_make_room(size_t n) {
     }
   }
   if (!cache_reset()) return false;
-  while (n * 4 > cache_slots * 3 && cache_slots < SYMCACHE_MAX_SLOTS) cache_slots *= 2;
-  if (n * 4 > cache_slots * 3) return false;
-  cache = palloc_scratch_alloc(cache_arena, cache_slots * sizeof *cache);
-  return cache != NULL;
+  /* cache_slots always counts the slots of the table cache points to: a request larger than
+   * the largest table leaves the fresh empty one in place */
+  size_t want = cache_slots;
+  while (n * 4 > want * 3 && want < SYMCACHE_MAX_SLOTS) want *= 2;
+  if (n * 4 > want * 3) return false;
+  if (want == cache_slots) return true;
+  entry_t *t = palloc_scratch_alloc(cache_arena, want * sizeof *t);
+  if (t == NULL) return false; /* the empty table stays */
+  memset(t, 0, want * sizeof *t);
+  cache = t;
+  cache_slots = want;
+  return true;
 }
 
 static const char *keep(const char *s) {
