@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <string.h>
 #include "internal.h"
+#include "usdt.h" /* otel_memory:alloc and :free, on sampled blocks */
 
 static inline void *plain_alloc(size_t n, size_t align, bool zero) {
   if (align <= 8) return zero ? mi_zalloc(n) : mi_malloc(n);
@@ -35,6 +36,7 @@ static PALLOC_TEXT palloc_bucket_t *take_sample(palloc_thread_t *t, void *p, siz
   palloc_bucket_t *b = palloc_bucket_get(stk, ns, n);
   if (b != NULL && (p == NULL || palloc_registry_add(p, b, n))) {
     palloc_bucket_record_alloc(b, n);
+    palloc_usdt_alloc(p ? p : (void *)b, n); /* palloc_sample_alloc's token is the bucket */
   } else {
     b = NULL;
     atomic_fetch_add(&palloc_g.samples_dropped, 1);
@@ -115,7 +117,10 @@ PALLOC_TEXT void palloc_free_slow(void *p) {
    * out and sampled again by another thread. */
   palloc_bucket_t *b;
   size_t size;
-  if (palloc_registry_take(p, &b, &size)) palloc_bucket_record_free(b, size);
+  if (palloc_registry_take(p, &b, &size)) {
+    palloc_bucket_record_free(b, size);
+    palloc_usdt_free(p);
+  }
   palloc_assert(t->in_registry == 0);
   mi_free(p);
 }
@@ -147,7 +152,10 @@ PALLOC_TEXT void *palloc_realloc_slow(void *p, size_t n, bool due) {
       palloc_bucket_record_free(ob, osize); /* it stays, unsampled: out of the profile */
     return NULL;
   }
-  if (was_sampled) palloc_bucket_record_free(ob, osize);
+  if (was_sampled) {
+    palloc_bucket_record_free(ob, osize);
+    palloc_usdt_free(p);
+  }
   if (sample) take_sample(t, q, n);
   if (streaming) palloc_stream_account(t, (int64_t)mi_usable_size(q), (int64_t)old_usable);
   return q;
@@ -161,5 +169,8 @@ PALLOC_TEXT palloc_sample_t *palloc_sample_alloc(size_t size) {
 }
 
 void palloc_sample_free(palloc_sample_t *token, size_t size) {
-  if (token != NULL) palloc_bucket_record_free((palloc_bucket_t *)token, size);
+  if (token != NULL) {
+    palloc_bucket_record_free((palloc_bucket_t *)token, size);
+    palloc_usdt_free(token);
+  }
 }
