@@ -17,9 +17,15 @@ pid=$!
 for _ in $(seq 50); do grep -q serving "$tmp/err" 2>/dev/null && break; sleep 0.1; done
 port=$(sed -n 's/.*127\.0\.0\.1:\([0-9]*\)\/.*/\1/p' "$tmp/err")
 sleep 1
+# the server thread: the process's thread other than main (the program allocates on main)
+srv=$(ls /proc/$pid/task | grep -vx "$pid" | head -1)
+ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$pid/task/$srv/stat" 2>/dev/null || echo 0; }
+t0=$(ticks); n=0
 while kill -0 $pid 2>/dev/null; do
   curl -s -o "$tmp/heap.pb.gz" -w 'scrape: first byte %{time_starttransfer} s, total %{time_total} s, %{size_download} bytes\n' \
     "http://127.0.0.1:$port/debug/pprof/heap" || true
+  n=$((n + 1)); t1=$(ticks)
   sleep 1
 done
 wait $pid
+echo "server thread CPU: $(( (t1 - t0) * 1000 / $(getconf CLK_TCK) / n )) ms per scrape ($n scrapes)"
