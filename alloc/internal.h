@@ -509,6 +509,9 @@ enum { PALLOC_PROFILE_HEAP, PALLOC_PROFILE_PEAK, PALLOC_PROFILE_LIFETIME };
 long palloc_profile_emit_kind(int kind, const char *path, int fd, char *err, size_t errlen);
 /* writer.c's writes of the other kinds: at exit, with each snapshot (seq > 0), on demand. */
 int palloc_write_kind(int kind, const char *path, int fd, unsigned seq);
+/* writer.c: snapshot seq's name for base (an expanded path): "x.pb.gz" -> "x.000N.pb.gz", else
+ * "x.000N"; base itself for seq 0, or when base is a FIFO or a character device (a stream). */
+void palloc_snapshot_name(const char *base, unsigned seq, char *name, size_t size);
 /* After the exit profile: the peak and lifetime profiles' exit writes, then the leak check. */
 void palloc_extra_profiles_exit(void);
 void palloc_extra_profiles_snapshot(unsigned seq);
@@ -517,6 +520,18 @@ void palloc_leak_check_exit(void);
 void palloc_leak_start(void); /* at start: keeps a descriptor of stderr for the report */
 /* The same, to a sink (proto's palloc_proto_sink_t: a write callback, e.g. a socket's). */
 long palloc_profile_emit_sink(const struct palloc_proto_sink_s *sink, char *err, size_t errlen);
+/* The same with options (the PALLOC_HTTP endpoint, http.c): Go's default_sample_type, and a
+ * delta profile, Go's ?seconds=N: base(arg, b, c) gives bucket b's counts at the start of the
+ * window (zero for a bucket made since); each sample is then the scaled counts now less the
+ * scaled counts then (in use may be negative), and buckets without change are left out. */
+typedef struct palloc_profile_opts_s {
+  const char *default_sample_type; /* NULL: none (pprof takes the last type) */
+  void (*base)(void *arg, const palloc_bucket_t *b, palloc_bucket_counts_t *c);
+  void *arg;
+  int64_t duration_ns;             /* the window's; 0: since palloc's start */
+} palloc_profile_opts_t;
+long palloc_profile_emit_opts(const char *path, int fd, const palloc_profile_opts_t *o,
+                              char *err, size_t errlen);
 
 /* ---- observer.c: the allocation stream, to the observers that want it (observer.h) ------- */
 #include "observer.h"
@@ -528,6 +543,8 @@ void palloc_observers_fork_prepare(void);
 void palloc_observers_fork_parent(void);
 void palloc_observers_fork_child(void);
 void palloc_observers_exit(void);
+/* Every observer's /metrics figures (http.c). */
+void palloc_observers_metrics(palloc_metric_emit_t emit, void *ctx);
 /* Publishes this thread's accumulated bytes to the observers (every PALLOC_STREAM_BATCH). */
 void palloc_stream_flush(palloc_thread_t *t);
 

@@ -6,7 +6,6 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include "internal.h"
 #include "palloc_proto.h"
 
@@ -32,14 +31,7 @@ int palloc_write_kind(int kind, const char *path, int fd, unsigned seq) {
   } else if (!palloc_proto_expand_path(path, base, sizeof base)) {
     snprintf(err, sizeof err, "path too long");
   } else {
-    size_t n = strlen(base);
-    struct stat st;
-    if (seq == 0 || (stat(base, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode))))
-      snprintf(name, sizeof name, "%s", base);
-    else if (n > 6 && strcmp(base + n - 6, ".pb.gz") == 0)
-      snprintf(name, sizeof name, "%.*s.%04u.pb.gz", (int)(n - 6), base, seq);
-    else
-      snprintf(name, sizeof name, "%s.%04u", base, seq);
+    palloc_snapshot_name(base, seq, name, sizeof name);
     size = palloc_profile_emit_kind(kind, name, -1, err, sizeof err);
   }
   if (size >= 0) {

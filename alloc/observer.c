@@ -58,6 +58,12 @@ void palloc_observers_fork_prepare(void) { EACH(fork_prepare); }
 void palloc_observers_fork_parent(void) { EACH_REVERSED(fork_parent); }
 void palloc_observers_fork_child(void) { EACH_REVERSED(fork_child); }
 void palloc_observers_exit(void) { EACH(exit); }
+void palloc_observers_metrics(palloc_metric_emit_t emit, void *ctx) {
+  size_t n;
+  const palloc_observer_t *const *o = tables(&n);
+  for (size_t i = 0; i < n; i++)
+    if (o[i]->metrics) o[i]->metrics(emit, ctx);
+}
 
 void palloc_stream_flush(palloc_thread_t *t) {
   int64_t a = t->stream_alloc, f = t->stream_free;

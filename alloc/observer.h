@@ -35,11 +35,18 @@
  *    allocate. Prepare in table order, parent and child in the reverse order.
  *  - exit: palloc's destructor (priority 101, after the program's), before the exit profile.
  * The lifecycle hooks run for every observer, whether or not it wanted the stream.
+ *  - metrics: PALLOC_HTTP's /metrics (http.c), on the endpoint's thread: the observer's figures,
+ *    each through emit(ctx, name, type, help, labels, value); the samples of one name given one
+ *    after another (the endpoint writes HELP and TYPE once per run of a name). labels is ""
+ *    or Prometheus' {k="v",...} text.
  */
 #ifndef PALLOC_OBSERVER_H
 #define PALLOC_OBSERVER_H
 #include <stdbool.h>
 #include <stdint.h>
+
+typedef void (*palloc_metric_emit_t)(void *ctx, const char *name, const char *type,
+                                     const char *help, const char *labels, double value);
 
 typedef struct palloc_observer_s {
   const char *name;
@@ -50,6 +57,7 @@ typedef struct palloc_observer_s {
   void (*fork_parent)(void);
   void (*fork_child)(void);
   void (*exit)(void);
+  void (*metrics)(palloc_metric_emit_t emit, void *ctx);
 } palloc_observer_t;
 
 /* Enters the table `table` (a static const palloc_observer_t) among alloc's observers. */

@@ -23,6 +23,7 @@ static char peak_path[PALLOC_PROFILE_PATH_MAX], lifetime_path[PALLOC_PROFILE_PAT
 static char suppressions_path[4096];
 static char debug_dirs[4096];
 
+static char http_addr[256];
 static const palloc_option_word_t unwind_words[] = {
   {"libunwind", 0, false}, {"fp", 1, false}, {NULL, 0, false}};
 /* 'libdw' names what symbolized profiles before palloc read ELF and DWARF itself: it stays
@@ -148,6 +149,13 @@ const palloc_option_desc_t palloc_options[PALLOC_OPT_COUNT] = {
     "a LeakSanitizer suppressions file: lines `leak:PATTERN` (a function, source file or "
     "library name; `*` matches anything, `^`/`$` anchor), `#` comments; matching stacks are "
     "left out of the leak check"},
+  [PALLOC_OPT_HTTP] = {
+    "PALLOC_HTTP", PALLOC_KIND_PATH, 0, 0, sizeof http_addr - 1, 0, NULL, http_addr,
+    "unset: no endpoint", "no endpoint",
+    "serve Go's `/debug/pprof/` (heap, allocs, `?seconds=N`, `?debug=1`, symbol, cmdline) and "
+    "Prometheus' `/metrics` from a palloc thread at `host:port` (`127.0.0.1:6060`; `:6060` and "
+    "`6060` are loopback too; `[::1]:6060`; `:0` = a free port, printed in one `palloc:` line) "
+    "or `unix:/path` (`%p` = pid); see [Live profiles](#live-profiles-palloc_http)"},
 };
 
 const char palloc_options_rules[] =

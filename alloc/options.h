@@ -42,6 +42,7 @@ typedef enum palloc_option_e {
   PALLOC_OPT_TEMP_THRESHOLD,
   PALLOC_OPT_LEAK_CHECK,
   PALLOC_OPT_LEAK_SUPPRESSIONS,
+  PALLOC_OPT_HTTP,          /* http.c */
   PALLOC_OPT_COUNT
 } palloc_option_t;
 

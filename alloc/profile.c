@@ -137,6 +137,7 @@ typedef struct {
   palloc_strtab_t st;
   palloc_pb_profile_t p;
   int64_t rate;
+  const palloc_profile_opts_t *o;      /* NULL: the profile since start, no default type */
 
   palloc_bucket_t *head;               /* collect_buckets: the list as the write found it, */
   size_t nb;                           /*   its length, */
@@ -197,7 +198,15 @@ static bool collect_buckets(build_t *B) {
   size_t i = 0;
   for (palloc_bucket_t *b = B->head; b; b = b->allnext, i++) {
     palloc_assert(i < B->nb && b->nstk <= PALLOC_MAX_DEPTH);
-    if (atomic_load_explicit(&b->allocs, memory_order_relaxed) == 0) continue;
+    if (B->o && B->o->base) {
+      /* a delta profile: the buckets whose counts changed since its base */
+      palloc_bucket_counts_t now, base = {0};
+      palloc_bucket_read(b, &now);
+      B->o->base(B->o->arg, b, &base);
+      if (now.allocs == base.allocs && now.frees == base.frees) continue;
+    } else if (atomic_load_explicit(&b->allocs, memory_order_relaxed) == 0) {
+      continue;
+    }
     B->in[i / 64] |= 1ull << (i % 64);
     B->ne++;
   }
@@ -460,6 +469,13 @@ static const Sample *sample_at(void *ctx, size_t i) {
     palloc_bucket_read(e.b, &e.c);
     scale_counts(&e.c, B->rate, B->vals);
     x->n_value = NVALUES;
+    if (B->o && B->o->base) { /* Go's delta: each end scaled, then subtracted */
+      palloc_bucket_counts_t bc = {0};
+      int64_t base[NVALUES];
+      B->o->base(B->o->arg, e.b, &bc);
+      scale_counts(&bc, B->rate, base);
+      for (int k = 0; k < NVALUES; k++) B->vals[k] -= base[k];
+    }
   }
   Label *l = B->lb;
   ZERO(&l[0]);
@@ -505,6 +521,8 @@ static bool add_header(build_t *B) {
     comment_idx[1 + i] = palloc_strtab_intern(&B->st, B->kcomment[i]);
   if (B->kind && B->kind->default_type)
     p->default_sample_type = palloc_strtab_intern(&B->st, B->kind->default_type);
+  if (B->o && B->o->default_sample_type)
+    p->default_sample_type = palloc_strtab_intern(&B->st, B->o->default_sample_type);
   if (B->st.failed) return false;
 
   p->n_sample_type = (size_t)nv;
@@ -515,6 +533,7 @@ static bool add_header(build_t *B) {
   p->comment = comment_idx;
   p->time_nanos = (int64_t)now_ns(CLOCK_REALTIME);
   p->duration_nanos = (int64_t)(now_ns(CLOCK_MONOTONIC) - palloc_start_ns);
+  if (B->o && B->o->duration_ns > 0) p->duration_nanos = B->o->duration_ns;
   p->n_string_table = B->st.n;
   p->string_table = B->st.strs;
   return true;
@@ -542,10 +561,11 @@ static long build_and_write(build_t *B, const char *path, int fd, const palloc_p
   return written;
 }
 
-static long emit(int kind, const char *path, int fd, const palloc_proto_sink_t *sink, char *err,
-                 size_t errlen) {
+static long emit(int kind, const palloc_profile_opts_t *o, const char *path, int fd,
+                 const palloc_proto_sink_t *sink, char *err, size_t errlen) {
   build_t B;
   memset(&B, 0, sizeof B);
+  B.o = o;
   B.kind = kind == PALLOC_PROFILE_PEAK ? &palloc_peak_kind
          : kind == PALLOC_PROFILE_LIFETIME ? &palloc_lifetime_kind : NULL;
   B.s = palloc_scratch_new();
@@ -562,13 +582,18 @@ static long emit(int kind, const char *path, int fd, const palloc_proto_sink_t *
 }
 
 long palloc_profile_emit(const char *path, int fd, char *err, size_t errlen) {
-  return emit(PALLOC_PROFILE_HEAP, path, fd, NULL, err, errlen);
+  return emit(PALLOC_PROFILE_HEAP, NULL, path, fd, NULL, err, errlen);
 }
 
 long palloc_profile_emit_kind(int kind, const char *path, int fd, char *err, size_t errlen) {
-  return emit(kind, path, fd, NULL, err, errlen);
+  return emit(kind, NULL, path, fd, NULL, err, errlen);
+}
+
+long palloc_profile_emit_opts(const char *path, int fd, const palloc_profile_opts_t *o,
+                              char *err, size_t errlen) {
+  return emit(PALLOC_PROFILE_HEAP, o, path, fd, NULL, err, errlen);
 }
 
 long palloc_profile_emit_sink(const palloc_proto_sink_t *sink, char *err, size_t errlen) {
-  return emit(PALLOC_PROFILE_HEAP, NULL, -1, sink, err, errlen);
+  return emit(PALLOC_PROFILE_HEAP, NULL, NULL, -1, sink, err, errlen);
 }

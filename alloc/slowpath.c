@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <string.h>
 #include "internal.h"
+#include "usdt.h" /* otel_memory:alloc and :free, on sampled blocks */
 
 static inline void *plain_alloc(size_t n, size_t align, bool zero) {
   if (align <= 8) return zero ? mi_zalloc(n) : mi_malloc(n);
@@ -36,6 +37,7 @@ static PALLOC_TEXT palloc_bucket_t *take_sample(palloc_thread_t *t, void *p, siz
   if (b != NULL && (p == NULL || palloc_registry_add_at(p, b, n, palloc_lifetime_now()))) {
     palloc_bucket_record_alloc(b, n);
     palloc_peak_on_alloc(b, n);
+    palloc_usdt_alloc(p ? p : (void *)b, n); /* palloc_sample_alloc's token is the bucket */
   } else {
     b = NULL;
     atomic_fetch_add(&palloc_g.samples_dropped, 1);
@@ -117,7 +119,10 @@ PALLOC_TEXT void palloc_free_slow(void *p) {
   palloc_bucket_t *b;
   size_t size;
   uint64_t born;
-  if (palloc_registry_take_at(p, &b, &size, &born)) palloc_sample_freed(b, size, born);
+  if (palloc_registry_take_at(p, &b, &size, &born)) {
+    palloc_sample_freed(b, size, born);
+    palloc_usdt_free(p);
+  }
   palloc_assert(t->in_registry == 0);
   mi_free(p);
 }
@@ -152,7 +157,10 @@ PALLOC_TEXT void *palloc_realloc_slow(void *p, size_t n, bool due) {
   }
   /* realloc ends the old block's life (a new one begins if q is sampled), as tcmalloc's
    * lifetime profile counts it */
-  if (was_sampled) palloc_sample_freed(ob, osize, oborn);
+  if (was_sampled) {
+    palloc_sample_freed(ob, osize, oborn);
+    palloc_usdt_free(p);
+  }
   if (sample) take_sample(t, q, n);
   if (streaming) palloc_stream_account(t, (int64_t)mi_usable_size(q), (int64_t)old_usable);
   return q;
@@ -166,5 +174,8 @@ PALLOC_TEXT palloc_sample_t *palloc_sample_alloc(size_t size) {
 }
 
 void palloc_sample_free(palloc_sample_t *token, size_t size) {
-  if (token != NULL) palloc_sample_freed((palloc_bucket_t *)token, size, 0);
+  if (token != NULL) {
+    palloc_sample_freed((palloc_bucket_t *)token, size, 0);
+    palloc_usdt_free(token);
+  }
 }

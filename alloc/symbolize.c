@@ -92,10 +92,18 @@ static bool cache_make_room(size_t n) {
     }
   }
   if (!cache_reset()) return false;
-  while (n * 4 > cache_slots * 3 && cache_slots < SYMCACHE_MAX_SLOTS) cache_slots *= 2;
-  if (n * 4 > cache_slots * 3) return false;
-  cache = palloc_scratch_alloc(cache_arena, cache_slots * sizeof *cache);
-  return cache != NULL;
+  /* cache_slots always counts the slots of the table cache points to: a request larger than
+   * the largest table leaves the fresh empty one in place */
+  size_t want = cache_slots;
+  while (n * 4 > want * 3 && want < SYMCACHE_MAX_SLOTS) want *= 2;
+  if (n * 4 > want * 3) return false;
+  if (want == cache_slots) return true;
+  entry_t *t = palloc_scratch_alloc(cache_arena, want * sizeof *t);
+  if (t == NULL) return false; /* the empty table stays */
+  memset(t, 0, want * sizeof *t);
+  cache = t;
+  cache_slots = want;
+  return true;
 }
 
 static const char *keep(const char *s) {
@@ -127,9 +135,17 @@ static const char *keep_unversioned(const char *s) {
 
 /* ---- per object ----------------------------------------------------------------------------- */
 
+/* The loaded objects with code, listed inside dl_iterate_phdr and read after it: the callback
+ * runs under the loader's lock, which every other thread's dl_iterate_phdr (libunwind's and
+ * libgcc's unwinders: a sampled malloc, a C++ throw), dlopen and dlclose wait for; reading
+ * symbol and line tables there would stop them for the whole symbolization. */
 typedef struct {
-  palloc_symq_t *w;
-  size_t n;
+  uintptr_t lo, hi, bias;
+  const char *path;
+} obj_t;
+typedef struct {
+  obj_t *o;
+  size_t n, cap;
   palloc_scratch_t *s;
 } objs_ctx_t;
 
@@ -190,15 +206,22 @@ static int each_object(struct dl_phdr_info *info, size_t size, void *arg) {
   uintptr_t lo, hi;
   palloc_exec_span(info, &lo, &hi);
   if (lo >= hi) return 0;
-  size_t i = 0;
-  while (i < c->n && c->w[i].addr < lo) i++;
-  size_t j = i;
-  while (j < c->n && c->w[j].addr < hi) j++;
-  if (j == i) return 0;
   const char *path = info->dlpi_name;
   if (path == NULL || path[0] == 0) path = "/proc/self/exe"; /* the program itself */
   if (path[0] != '/') return 0;                             /* the vdso: no file */
-  palloc_symbolize_file(path, info->dlpi_addr, &c->w[i], j - i, c->s);
+  if (c->n == c->cap) {
+    size_t cap = c->cap ? c->cap * 2 : 64;
+    obj_t *o = palloc_scratch_alloc(c->s, cap * sizeof *o);
+    if (o == NULL) return 1; /* out of memory: the objects listed so far */
+    if (c->n) memcpy(o, c->o, c->n * sizeof *o);
+    c->o = o;
+    c->cap = cap;
+  }
+  size_t k = strlen(path) + 1;
+  char *p = palloc_scratch_alloc(c->s, k);
+  if (p == NULL) return 1;
+  memcpy(p, path, k);
+  c->o[c->n++] = (obj_t){lo, hi, info->dlpi_addr, p};
   return 0;
 }
 
@@ -242,8 +265,15 @@ void palloc_symbolize(const uintptr_t *addrs, size_t n, palloc_sym_t *out, pallo
     for (size_t i = 0; i < n; i++)
       if (slot(addrs[i])->addr == 0) w[k++].addr = addrs[i];
     sort_wants(w, nmiss);
-    objs_ctx_t c = {w, nmiss, s};
+    objs_ctx_t c = {NULL, 0, 0, s};
     dl_iterate_phdr(each_object, &c);
+    for (size_t o = 0; o < c.n; o++) {
+      size_t i = 0;
+      while (i < nmiss && w[i].addr < c.o[o].lo) i++;
+      size_t j = i;
+      while (j < nmiss && w[j].addr < c.o[o].hi) j++;
+      if (j > i) palloc_symbolize_file(c.o[o].path, c.o[o].bias, &w[i], j - i, s);
+    }
     for (size_t i = 0; i < nmiss; i++) {
       entry_t *e = slot(w[i].addr);
       e->addr = w[i].addr;

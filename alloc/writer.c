@@ -128,21 +128,25 @@ int palloc_profile_write_fd(int fd) {
 /* Snapshot n of "heap.%p.pb.gz" goes to "heap.<pid>.000n.pb.gz", next to the exit profile. A
  * path that is a FIFO or a character device (a reader, /dev/null) is a stream, not a name to
  * number: every snapshot is written to it (numbering would create files next to it: in /dev). */
+void palloc_snapshot_name(const char *base, unsigned seq, char *name, size_t size) {
+  size_t n = strlen(base);
+  struct stat st;
+  if (seq == 0 || (stat(base, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode))))
+    snprintf(name, size, "%s", base);
+  else if (n > 6 && strcmp(base + n - 6, ".pb.gz") == 0)
+    snprintf(name, size, "%.*s.%04u.pb.gz", (int)(n - 6), base, seq);
+  else
+    snprintf(name, size, "%s.%04u", base, seq);
+}
+
 static void snapshot(void) {
   char base[1024], name[1100];
   if (!palloc_proto_expand_path(snap_path, base, sizeof base)) {
     write_profile(snap_path, -1, NULL, true); /* reports the path as too long */
     return;
   }
-  size_t n = strlen(base);
   unsigned seq = ++snap_seq;
-  struct stat st;
-  if (stat(base, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)))
-    snprintf(name, sizeof name, "%s", base);
-  else if (n > 6 && strcmp(base + n - 6, ".pb.gz") == 0)
-    snprintf(name, sizeof name, "%.*s.%04u.pb.gz", (int)(n - 6), base, seq);
-  else
-    snprintf(name, sizeof name, "%s.%04u", base, seq);
+  palloc_snapshot_name(base, seq, name, sizeof name);
   write_profile(name, -1, NULL, true);
   palloc_extra_profiles_snapshot(seq); /* the peak and lifetime profiles' snapshot seq */
 }

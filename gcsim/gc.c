@@ -78,6 +78,7 @@ palloc_gc_t *palloc_gc_create_internal(const palloc_gc_options_t *o, bool user) 
   a->limiter_stamp = a->last_gc_mono = palloc_gc_now_ns();
   set_goal(a);
   if (user) atomic_fetch_add(&palloc_gc_arenas, 1);
+  if (user) palloc_gc_metrics_add(a);
   return a;
 fail:
   munmap(m, sizeof(palloc_gc_t));
@@ -90,6 +91,7 @@ palloc_gc_t *palloc_gc_create(const palloc_gc_options_t *o) {
 
 void palloc_gc_destroy(palloc_gc_t *a) {
   if (a == NULL) return;
+  palloc_gc_metrics_remove(a);
   palloc_gc_release_all_samples(a);
   munmap(a->stack, a->stack_cap * sizeof(gc_range_t));
   palloc_gc_heap_fini(a);
@@ -131,6 +133,7 @@ void palloc_gc_cycle(palloc_gc_t *a, bool forced) {
   a->last_gc_mono = t3;
   palloc_limiter_account(&a->limiter, (int64_t)cpu, 0);
   a->limiter_stamp = t3;
+  palloc_gc_publish(a);
 
   if (a->trace == PALLOC_TRACE_OFF) return;
   uint64_t elapsed = since + (t3 - t0);
@@ -187,6 +190,7 @@ static void note_sample(palloc_gc_t *a, void *p, size_t size) {
 
 static void *alloc_slow(palloc_gc_t *a, int cls, size_t size, bool noscan) {
   periodic(a);
+  palloc_gc_publish(a);
   for (int attempt = 0;; attempt++) {
     void *p = cls ? palloc_gc_refill(a, cls, noscan) : palloc_gc_large(a, size, noscan);
     if (p != NULL) return p;

@@ -111,6 +111,7 @@ struct palloc_gc_s {
   uint64_t num_gc, num_forced, pause_total, pauses[PALLOC_GC_PAUSES], last_gc_unix;
   uint64_t gc_cpu_total, frees, heap_marked;
   uint64_t last_mark_cpu;        /* CPU time of the last mark phase (what-if calibration) */
+  struct gc_pub_s *pub;          /* the figures /metrics reads (gcmetrics.c), or NULL */
 };
 
 /* heap.c */
@@ -166,4 +167,14 @@ palloc_gc_t *palloc_gc_create_internal(const palloc_gc_options_t *o, bool user);
 void palloc_gc_cycle(palloc_gc_t *a, bool forced);
 void palloc_gc_slow_check(palloc_gc_t *a);    /* heap_live reached the trigger */
 extern _Atomic int palloc_gc_arenas;           /* user arenas created (mutes the what-if) */
+
+/* gcmetrics.c: the figures PALLOC_HTTP's /metrics shows of each arena, published by the arena's
+ * own thread (an arena has no lock) at its slow-path visits and cycles, read by the endpoint. */
+void palloc_gc_metrics_add(palloc_gc_t *a);    /* palloc_gc_create */
+void palloc_gc_metrics_remove(palloc_gc_t *a); /* palloc_gc_destroy, before the arena goes */
+void palloc_gc_publish(palloc_gc_t *a);
+/* whatif.c: the what-if collector's figures; false when PALLOC_TRACE is off (or an arena took
+ * over the trace). */
+bool palloc_whatif_figures(uint64_t *cycles, uint64_t *goal, int64_t *heap, int64_t *live,
+                           double *cpu_fraction);
 #endif

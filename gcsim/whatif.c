@@ -100,6 +100,20 @@ static uint64_t program_cpu(void) {
   return t > W.calib_cpu ? t - W.calib_cpu : 0;
 }
 
+bool palloc_whatif_figures(uint64_t *cycles, uint64_t *goal, int64_t *heap, int64_t *live,
+                           double *cpu_fraction) {
+  if (!W.on || atomic_load(&palloc_gc_arenas) > 0) return false;
+  pthread_mutex_lock(&W_mu);
+  *cycles = W.cycles;
+  *goal = W.goal;
+  *heap = W.heap;
+  *live = W.live;
+  uint64_t clock = program_wall() + W.gc_ns; /* the simulated clock, as the trace lines' */
+  *cpu_fraction = clock ? (double)W.gc_ns / (double)clock : 0;
+  pthread_mutex_unlock(&W_mu);
+  return true;
+}
+
 typedef struct node_s { struct node_s *next; uintptr_t pad[3]; } node_t;
 static void *calib_roots[64];
 

@@ -127,6 +127,15 @@ static inline int64_t view_value(const view_t *v, const Perftools__Profiles__Sam
   return s->value[v->vi];
 }
 
+/* ---- fetch.c: profiles from a live process's endpoint (PALLOC_HTTP, Go's net/http/pprof) -- */
+extern long fetch_seconds;  /* --seconds N: a delta profile over the next N seconds; 0 none */
+bool fetch_is_url(const char *s);
+/* GETs url (http:// only); the body in *data (xmalloc'd), or -1 with the reason in err. */
+int fetch_url(const char *url, uint8_t **data, size_t *len, char *err, size_t errlen);
+/* Takes --seconds N out of argv (main.c, before the subcommand parses its options); 0, or the
+ * usage error's exit status. */
+int fetch_take_seconds(int *argc, char **argv);
+
 /* ---- units.c: pprof's value formatting ------------------------------------------------- */
 typedef struct {
   double factor;          /* divide by this */

@@ -30,6 +30,9 @@ static void usage(FILE *out) {
                "commands:\n");
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
     fprintf(out, "  %-10s %s\n", cmds[i].name, cmds[i].what);
+  fprintf(out, "\ntop, diff, flame and folded also read a live process's profile from its endpoint\n"
+               "(PALLOC_HTTP, or a Go program's net/http/pprof): http://HOST:PORT/debug/pprof/heap,\n"
+               "and --seconds N asks it for what the next N seconds allocated (a delta profile).\n");
   fprintf(out, "\n'palloc COMMAND --help' describes a command. Exit status: 0 ok, 1 failed check\n"
                "or unreadable profile, 2 usage error ('run' returns the program's status).\n");
 }
@@ -54,6 +57,14 @@ int main(int argc, char **argv) {
     char *hargv[] = {argv[2], "--help", NULL};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
       if (strcmp(cmds[i].name, name) == 0) return cmds[i].fn(2, hargv);
+  }
+  /* top, diff, flame, folded read PROFILE operands that may be URLs of a live process
+   * (fetch.c): --seconds N asks the endpoint for a delta profile. */
+  if (strcmp(name, "top") == 0 || strcmp(name, "diff") == 0 || strcmp(name, "flame") == 0 ||
+      strcmp(name, "folded") == 0) {
+    int sub_argc = argc - 1, rc = fetch_take_seconds(&sub_argc, argv + 1);
+    if (rc != 0) return rc;
+    argc = sub_argc + 1;
   }
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
     if (strcmp(cmds[i].name, name) == 0) return cmds[i].fn(argc - 1, argv + 1);

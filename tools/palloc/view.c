@@ -308,14 +308,28 @@ static int fail(view_t *v, const char *fmt, const char *arg) {
   return EXIT_CHECK;
 }
 
-int view_open(view_t *v, const char *path, const char *sample_index) {
+/* The profile at path: a file, or the URL of a live process's endpoint (fetch.c); NULL after
+ * one message naming the problem. */
+static palloc_pb_profile_t *read_profile(const char *path) {
   char err[PALLOC_PROTO_ERRLEN];
-  palloc_pb_profile_t *p = palloc_proto_read_file(path, NULL, err);
-  if (p == NULL) {
-    fprintf(stderr, "palloc: %s: %s\n", path, err);
-    return EXIT_CHECK;
+  palloc_pb_profile_t *p = NULL;
+  if (fetch_is_url(path)) {
+    uint8_t *data;
+    size_t len;
+    if (fetch_url(path, &data, &len, err, sizeof err) == 0) {
+      p = palloc_proto_decode(data, len, NULL, err);
+      free(data);
+    }
+  } else {
+    p = palloc_proto_read_file(path, NULL, err);
   }
-  return view_from(v, p, path, sample_index);
+  if (p == NULL) fprintf(stderr, "palloc: %s: %s\n", path, err);
+  return p;
+}
+
+int view_open(view_t *v, const char *path, const char *sample_index) {
+  view_opts_t o = {.sample_index = sample_index};
+  return view_open_opts(v, path, &o);
 }
 
 /* The option combination that stands for --trim-wrappers (README: "Allocation wrappers"). */
@@ -365,13 +379,8 @@ int view_from(view_t *v, palloc_pb_profile_t *prof, const char *path, const char
 }
 
 int view_open_opts(view_t *v, const char *path, const view_opts_t *o) {
-  char err[PALLOC_PROTO_ERRLEN];
-  palloc_pb_profile_t *p = palloc_proto_read_file(path, NULL, err);
-  if (p == NULL) {
-    fprintf(stderr, "palloc: %s: %s\n", path, err);
-    return EXIT_CHECK;
-  }
-  return view_from_opts(v, p, path, o);
+  palloc_pb_profile_t *p = read_profile(path);
+  return p ? view_from_opts(v, p, path, o) : EXIT_CHECK;
 }
 
 int view_from_opts(view_t *v, palloc_pb_profile_t *prof, const char *path, const view_opts_t *o) {
