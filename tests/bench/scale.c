@@ -29,14 +29,7 @@
 #define NOINLINE __attribute__((noinline))
 static volatile uintptr_t sink;
 
-typedef struct { uint64_t s; } rng_t;
-static inline uint64_t rnd(rng_t *r) {
-  uint64_t x = r->s;
-  x ^= x >> 12; x ^= x << 25; x ^= x >> 27;
-  r->s = x;
-  return x * 0x2545F4914F6CDD1DULL;
-}
-static inline size_t range(rng_t *r, size_t lo, size_t hi) { return lo + rnd(r) % (hi - lo + 1); }
+#include "rng.h"
 static void *xmalloc(size_t n) {
   void *p = malloc(n);
   if (!p) { fprintf(stderr, "scale: out of memory\n"); exit(3); }

@@ -26,14 +26,7 @@
 #define NOINLINE __attribute__((noinline))
 static double scale = 1.0;
 
-typedef struct { uint64_t s; } rng_t;
-static inline uint64_t rnd(rng_t *r) {
-  uint64_t x = r->s;
-  x ^= x >> 12; x ^= x << 25; x ^= x >> 27;
-  r->s = x;
-  return x * 0x2545F4914F6CDD1DULL;
-}
-static inline size_t range(rng_t *r, size_t lo, size_t hi) { return lo + rnd(r) % (hi - lo + 1); }
+#include "rng.h"
 static size_t scaled(double n) { size_t v = (size_t)(n * scale); return v ? v : 1; }
 static void touch(void *p, size_t n) {
   /* the first line and one byte per page: what a program using the block would at least do */
