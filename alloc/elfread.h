@@ -103,8 +103,12 @@ void palloc_dwarf_lines(palloc_elf_t *e);
 /* An inflated section is at most this large. A compressed section is inflated whole into the
  * write's scratch memory (the process's RSS while the profile is written), where an uncompressed
  * one is read a unit at a time: past this, the section is not read (frames get names without
- * lines), rather than growing the host by more. */
-#define PALLOC_ELF_INFLATE_MAX ((uint64_t)64 << 20)
+ * lines; `palloc symbolize`, offline, reads it with libdw), rather than growing the host by more
+ * and spending it on every write. 1 MiB keeps a profile write within its memory bound (issue 19:
+ * its compressed size plus 1 MiB) and its time small: Debian's libc6-dbg has a 1.3 MB
+ * .debug_line (0.5 MB compressed), whose inflating and decoding took 63 M instructions of a
+ * 64.6 M exit write for three libc frames (callgrind, tests/bench/workloads.c large). */
+#define PALLOC_ELF_INFLATE_MAX ((uint64_t)1 << 20)
 /* e->str, inflating a compressed .debug_str at the first call (NULL if there is none). */
 const Elf64_Shdr *palloc_elf_debug_str(palloc_elf_t *e);
 /* The GNU build id of an open file (NT_GNU_BUILD_ID note), in id (up to 64 bytes); 0 if none. */

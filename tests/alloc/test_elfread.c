@@ -825,6 +825,31 @@ int main(int argc, char **argv) {
           "compressed: %s:%d", k && k->func ? k->func : "?", k ? k->line : 0);
     printf("self-gz: %zu of %zu queries named, %zu with lines\n", r.named, gz.nq, r.lined);
     free_results(w, gz.nq);
+    /* a compressed .debug_line whose Elf64_Chdr (ch_size, 8 bytes in) claims more than
+     * PALLOC_ELF_INFLATE_MAX: the same names, no lines, and nothing allocated for it (the claim
+     * is refused before inflating; an exact claim of a wrong size fails after) */
+    palloc_scratch_t *s = palloc_scratch_new();
+    palloc_elf_t e;
+    uint64_t chdr = 0;
+    if (palloc_elf_open(&e, gz.fd, s) && e.line != NULL)
+      for (size_t i = 0; i < e.shnum; i++)
+        if ((e.sh[i].sh_flags & SHF_COMPRESSED) && e.sh[i].sh_name == e.line->sh_name)
+          chdr = e.sh[i].sh_offset;
+    palloc_scratch_destroy(s);
+    CHECK(chdr != 0, "self-gz: no compressed .debug_line");
+    if (chdr != 0) {
+      uint8_t big[8];
+      for (int i = 0; i < 8; i++) big[i] = (uint8_t)((PALLOC_ELF_INFLATE_MAX + 1) >> (8 * i));
+      put_all(gz.fd, big, 8, chdr + 8);
+      result_t rb = run(&gz, w);
+      k = gz.known >= 0 ? &w[gz.known] : NULL;
+      CHECK(k && k->func && strcmp(k->func, "elfread_known_function") == 0 && k->line == 0 &&
+                rb.lined == 0 && rb.named == r.named,
+            "compressed .debug_line over the inflate bound: %s:%d, %zu with lines",
+            k && k->func ? k->func : "?", k ? k->line : 0, rb.lined);
+      free_results(w, gz.nq);
+      put_all(gz.fd, gz.data + chdr + 8, 8, chdr + 8);
+    }
     mutate_many(&gz, scale);
     free(gz.data), close(gz.fd);
   }
