@@ -833,20 +833,11 @@ static void http_start(void) {
     return;
   }
   for (int i = 0; i < MAX_CONN; i++) conns[i].fd = -1;
-  pthread_t th;
-  pthread_attr_t attr;
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old); /* the server takes none of the program's signals */
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  if (pthread_create(&th, &attr, server_main, NULL) != 0) {
+  if (!palloc_thread_spawn(server_main)) { /* it takes none of the program's signals */
     palloc_warn("PALLOC_HTTP: cannot start the server thread; no endpoint");
     close(listen_fd);
     listen_fd = -1;
   }
-  pthread_attr_destroy(&attr);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 /* The child of a fork: the server thread is not there, and the address is the parent's. */

@@ -201,6 +201,9 @@ void palloc_init(void);                        /* idempotent, safe from inside m
  * on another thread, or the thread is exiting). */
 bool palloc_thread_ready(palloc_thread_t *t, int64_t *first);
 void palloc_thread_watch_exit(palloc_thread_t *t);
+/* Starts fn on a detached thread of palloc's own (the writer, the endpoint's server), with every
+ * signal blocked so that none of the program's is delivered there; false if it could not. */
+bool palloc_thread_spawn(void *(*fn)(void *));
 void palloc_fork_prepare(void);
 void palloc_fork_parent(void);
 void palloc_fork_child(void);

@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <time.h>
 #include "internal.h"
 
@@ -160,4 +161,18 @@ __attribute__((destructor(101))) static void palloc_stop(void) {
   palloc_writer_stop();
   palloc_extra_profiles_exit(); /* the peak and lifetime profiles */
   palloc_leak_check_exit();     /* last: it may end the process (PALLOC_LEAK_CHECK) */
+}
+
+bool palloc_thread_spawn(void *(*fn)(void *)) {
+  pthread_t th;
+  pthread_attr_t attr;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old); /* the new thread starts with this mask */
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  bool ok = pthread_create(&th, &attr, fn, NULL) == 0;
+  pthread_attr_destroy(&attr);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return ok;
 }

@@ -181,17 +181,8 @@ static void *writer_main(void *arg) {
 }
 
 static void start_writer_thread(void) {
-  pthread_t th;
-  pthread_attr_t attr;
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old); /* the writer takes none of the program's signals */
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  if (pthread_create(&th, &attr, writer_main, NULL) != 0)
+  if (!palloc_thread_spawn(writer_main))
     palloc_warn("cannot start the profile writer thread: snapshots are off");
-  pthread_attr_destroy(&attr);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 /* ---- process start, fork and exit (lifecycle.c calls these) --------------------------------- */
