@@ -106,8 +106,10 @@ if mode == 'bpftrace':
     # PROG has mapped it ("Error finding location for probe"). A private copy of the library,
     # which only PROG maps, keeps the counts PROG's while other tests run.
     import select, signal
-    d = os.path.join(tmp, 'bpf')
-    os.makedirs(d, exist_ok=True)
+    # A new directory (a new file) each run: uprobes that bpftrace could not detach here ("failed
+    # to detach probe") stay on the old file, and a rebuilt library copied over it ran into them.
+    import tempfile
+    d = tempfile.mkdtemp(prefix='bpf.', dir=tmp)
     copy = os.path.join(d, 'libpalloc.so.0')
     shutil.copyfile(os.path.realpath(libso), copy)
     # BEGIN runs once every probe is attached: "ready" says the program may start
@@ -140,5 +142,6 @@ if mode == 'bpftrace':
             int(f.group(1) if f else 0) != int(m.group(2)):
         die(f'bpftrace counts {out[-500:]} {err[-300:]}; program: {r.stdout[-200:]}')
     print(f'ok bpftrace: {a.group(1)} alloc probes = {m.group(1)} sampled allocations')
+    shutil.rmtree(d, ignore_errors=True)
     sys.exit(0)
 die(f'unknown mode {mode}')
