@@ -840,10 +840,13 @@ static void http_start(void) {
   }
 }
 
-/* The child of a fork: the server thread is not there, and the address is the parent's. */
+/* The child of a fork: the server thread is not there, and the address is the parent's. The
+ * listener's number is checked as the connections' are: a program that closed every fd and
+ * opened its own files into those numbers may fork before the server thread has noticed (it
+ * sleeps in poll, which a close does not wake), and the number then names the program's file. */
 static void http_fork_child(void) {
   if (listen_fd < 0) return;
-  close(listen_fd);
+  if (still_ours(listen_fd, listen_ino)) close(listen_fd);
   listen_fd = -1;
   for (int i = 0; i < MAX_CONN; i++)
     if (conns[i].state != C_FREE && still_ours(conns[i].fd, conns[i].ino)) close(conns[i].fd);

@@ -6,6 +6,8 @@
  *   fork     forks; the child closes stdin, stdout, stderr, sleeps 3 s and exits 0
  *   closefds closes every fd from 3 up, as daemons do, and opens /dev/null 8 times (the numbers
  *            palloc's sockets had now name files of the program's)
+ *   forkfds  forks; the child checks that the fds 3 to 10 (closefds' files) are open and exits 0
+ *            if they are, 1 if palloc closed one of them; answered "ok forkfds" or "closed"
  *   arena    makes a gcsim arena (libpalloc's palloc_gc_create, found with dlsym) and
  *            allocates 32 MiB of garbage in it, so that it collects
  *   quit     exits 0 after "bye A=<site_a calls>"
@@ -91,6 +93,18 @@ int main(void) {
     } else if (strcmp(line, "closefds") == 0) {
       for (int fd = 3; fd < 1024; fd++) close(fd);
       for (int i = 0; i < 8; i++) open("/dev/null", O_WRONLY);
+    } else if (strcmp(line, "forkfds") == 0) {
+      pid_t pid = fork();
+      if (pid == 0) {
+        for (int fd = 3; fd < 11; fd++)
+          if (fcntl(fd, F_GETFD) < 0) _exit(1);
+        _exit(0);
+      }
+      int st = 1;
+      if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        printf("closed\n");
+        continue;
+      }
     } else if (strcmp(line, "arena") == 0) {
       void *(*create)(const void *) = (void *(*)(const void *))dlsym(RTLD_DEFAULT, "palloc_gc_create");
       void *(*gcmalloc)(void *, size_t) = (void *(*)(void *, size_t))dlsym(RTLD_DEFAULT, "palloc_gc_malloc");
