@@ -116,6 +116,21 @@ static void *map(size_t n) {
   return p == MAP_FAILED ? NULL : p;
 }
 
+/* A response's memfd, and its inode: the server thread makes one at a time, and checks it (as
+ * the sockets, still_ours) before it reads or closes it, since the program may have closed the
+ * number and opened its own file there while the profile was built. */
+static ino_t memfd_ino;
+static int memfd_new(const char *name) {
+  int fd = memfd_create(name, MFD_CLOEXEC);
+  struct stat st;
+  memfd_ino = fd >= 0 && fstat(fd, &st) == 0 ? st.st_ino : 0;
+  return fd;
+}
+static bool memfd_ours(int fd) {
+  struct stat st;
+  return fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_ino == memfd_ino;
+}
+
 /* ---- response bodies: a buffered writer to a memfd ------------------------------------------- */
 typedef struct {
   int fd;
@@ -149,7 +164,7 @@ __attribute__((format(printf, 2, 3))) static void outf(out_t *o, const char *fmt
 static bool out_open(out_t *o) {
   o->n = 0;
   o->failed = false;
-  o->fd = memfd_create("palloc-http", MFD_CLOEXEC);
+  o->fd = memfd_new("palloc-http");
   return o->fd >= 0;
 }
 
@@ -196,6 +211,10 @@ static const char *reason(int status) {
  * none). A HEAD request gets the head alone. */
 static void respond(conn_t *c, int status, const char *ctype, const char *extra, int fd) {
   size_t len = 0;
+  if (fd >= 0 && !memfd_ours(fd)) { /* the number is the program's now: neither read nor close it */
+    fd = -1;
+    status = 500, ctype = "text/plain; charset=utf-8", extra = "";
+  }
   if (fd >= 0) {
     off_t end = lseek(fd, 0, SEEK_END);
     if (end > 0) {
@@ -274,22 +293,23 @@ static void base_lookup(void *arg, const palloc_bucket_t *b, palloc_bucket_count
 /* The profile (heap or allocs; a delta if base) into a memfd, under the writer lock. */
 static void serve_profile(conn_t *c, bool allocs, base_t *base) {
   char err[256] = "";
-  int fd = memfd_create("palloc-profile", MFD_CLOEXEC);
+  palloc_profile_opts_t o = {allocs ? "alloc_space" : "inuse_space", NULL, NULL, 0};
+  palloc_writer_lock(); /* before the memfd: the wait for the lock may be long */
+  int fd = memfd_new("palloc-profile");
   if (fd < 0) {
+    palloc_writer_unlock();
     respond_text(c, 500, "cannot create a memfd for the profile");
     return;
   }
-  palloc_profile_opts_t o = {allocs ? "alloc_space" : "inuse_space", NULL, NULL, 0};
   if (base) {
     o.base = base_lookup;
     o.arg = base;
     o.duration_ns = (int64_t)(mono_ns() - base->t0);
   }
-  palloc_writer_lock();
   long r = palloc_profile_emit_opts(NULL, fd, &o, err, sizeof err);
   palloc_writer_unlock();
   if (r < 0) {
-    close(fd);
+    if (memfd_ours(fd)) close(fd);
     char msg[300];
     snprintf(msg, sizeof msg, "cannot build the profile: %s", err);
     respond_text(c, 500, msg);
@@ -305,10 +325,10 @@ static void serve_profile(conn_t *c, bool allocs, base_t *base) {
 /* The peak-heap or lifetime profile (internal.h's PALLOC_PROFILE_*) into a memfd, as the exit
  * writes them (kindwrite.c takes the writer lock). */
 static void serve_kind(conn_t *c, int kind, const char *name) {
-  int fd = memfd_create("palloc-profile", MFD_CLOEXEC);
+  int fd = memfd_new("palloc-profile");
   if (fd < 0) return respond_text(c, 500, "cannot create a memfd for the profile");
   if (palloc_write_kind(kind, NULL, fd, 0) != 0) {
-    close(fd);
+    if (memfd_ours(fd)) close(fd);
     return respond_text(c, 500, "cannot build the profile (palloc: line on the program's stderr)");
   }
   atomic_fetch_add(&palloc_http_served, 1);
@@ -343,7 +363,7 @@ static void serve_text(conn_t *c) {
   if (!bs || !cs || !addrs || !syms) {
     if (s) palloc_scratch_destroy(s);
     palloc_writer_unlock();
-    close(o->fd);
+    if (memfd_ours(o->fd)) close(o->fd);
     respond_text(c, 500, "out of memory building the profile");
     return;
   }
@@ -397,7 +417,7 @@ static void serve_text(conn_t *c) {
   }
   out_flush(o);
   if (o->failed) {
-    close(o->fd);
+    if (memfd_ours(o->fd)) close(o->fd);
     respond_text(c, 500, "cannot write the profile");
     return;
   }
@@ -753,6 +773,9 @@ static void *server_main(void *arg) {
         on_write(c);
       }
     }
+    /* The checks above are older than the profiles built since (a build waits for the writer
+     * lock, then walks the buckets): the program may have closed a number and made it its own
+     * meanwhile, so each fd is checked again right before it is used below. */
     now = mono_ns();
     for (int i = 0; i < MAX_CONN; i++) {
       conn_t *c = &conns[i];
@@ -762,19 +785,19 @@ static void *server_main(void *arg) {
         serve_profile(c, c->allocs, b);
         munmap(b, b->bytes);
         c->base = NULL;
-        if (c->state == C_WRITE) on_write(c);
+        if (c->state == C_WRITE && still_ours(c->fd, c->ino)) on_write(c);
       } else if (c->state == C_READ && c->nin == 0) {
         conn_close(c); /* opened and never spoke: no answer is owed */
       } else if (c->state == C_READ || c->state == C_BODY) {
         c->req.method = PALLOC_HTTP_GET;
         respond_text(c, 408, "request not received in time");
-        on_write(c);
+        if (still_ours(c->fd, c->ino)) on_write(c);
         if (c->state == C_WRITE || c->state == C_DRAIN) conn_close(c);
       } else {
         conn_close(c); /* a response not taken in time, or a drain done */
       }
     }
-    if (r > 0 && (pf[0].revents & POLLIN)) on_accept();
+    if (r > 0 && (pf[0].revents & POLLIN) && still_ours(listen_fd, listen_ino)) on_accept();
   }
 }
 
@@ -840,10 +863,13 @@ static void http_start(void) {
   }
 }
 
-/* The child of a fork: the server thread is not there, and the address is the parent's. */
+/* The child of a fork: the server thread is not there, and the address is the parent's. The
+ * listener's number is checked as the connections' are: a program that closed every fd and
+ * opened its own files into those numbers may fork before the server thread has noticed (it
+ * sleeps in poll, which a close does not wake), and the number then names the program's file. */
 static void http_fork_child(void) {
   if (listen_fd < 0) return;
-  close(listen_fd);
+  if (still_ours(listen_fd, listen_ino)) close(listen_fd);
   listen_fd = -1;
   for (int i = 0; i < MAX_CONN; i++)
     if (conns[i].state != C_FREE && still_ours(conns[i].fd, conns[i].ino)) close(conns[i].fd);

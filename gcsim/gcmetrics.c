@@ -150,5 +150,16 @@ static void gc_metrics(palloc_metric_emit_t emit, void *ctx) {
   pthread_mutex_unlock(&pubs_mu);
 }
 
-static const palloc_observer_t gc_metrics_observer = {.name = "gcmetrics", .metrics = gc_metrics};
+/* Fork: a child must not inherit pubs_mu held by a thread that does not exist there (the
+ * endpoint's thread, in gc_metrics; an arena's owner, in add or remove): its next
+ * palloc_gc_create or palloc_gc_destroy would wait forever. pubs_mu is a leaf (its holders take
+ * no other lock and wait for nothing but a write to a memfd), so palloc's fork handlers may take
+ * it before alloc's locks and release it after. */
+static void gc_metrics_fork_prepare(void) { pthread_mutex_lock(&pubs_mu); }
+static void gc_metrics_fork_release(void) { pthread_mutex_unlock(&pubs_mu); }
+
+static const palloc_observer_t gc_metrics_observer = {.name = "gcmetrics", .metrics = gc_metrics,
+                                                      .fork_prepare = gc_metrics_fork_prepare,
+                                                      .fork_parent = gc_metrics_fork_release,
+                                                      .fork_child = gc_metrics_fork_release};
 PALLOC_OBSERVER(gc_metrics_observer);

@@ -69,6 +69,7 @@ class Prog:
         line = self.readline(self.p.stdout)
         if line != f'ok {c}\n':
             fail(f'http_prog {c}: answered {line!r}')
+        return line == f'ok {c}\n'
 
     def quit(self):
         out, err = self.p.communicate('quit\n', timeout=60)
@@ -434,6 +435,41 @@ if p.port:
              f'{cpu1 - cpu0} ticks of CPU in 1 s')
     else:
         ok('a program that closes the endpoint\'s fds: one line, the endpoint stops, no spin')
+
+# ---- a daemon that closes every fd, opens its own files in their numbers, then forks -------------
+# The server thread has not noticed yet (it sleeps in poll): the child's fork hook must not close
+# the number the listener had, which now names a file of the program's.
+p = Prog(':0')
+if p.port:
+    p.cmd('closefds')
+    kept = p.cmd('forkfds')
+    rc, out, err = p.quit()
+    if not kept or rc != 0 or out != 'bye\n':
+        fail(f'closefds then fork: rc {rc}, out {out!r}, err {err!r}')
+    else:
+        ok('closefds then fork: the child keeps the program\'s files')
+
+# ---- the program reuses the numbers while a delta's profile is being built ----------------------
+# The delta's end waits for the writer lock (held by a profile write to a full pipe nobody reads);
+# meanwhile the program closes its fds and makes sockets of its own in the numbers. Once the lock
+# is free the profile is built; the response must not go to the program's sockets.
+p = Prog(':0')
+if p.port:
+    s = socket.create_connection(('127.0.0.1', p.port), timeout=10)
+    s.sendall(b'GET /debug/pprof/heap?seconds=1 HTTP/1.1\r\n\r\n')
+    time.sleep(0.3)
+    p.cmd('hold')
+    time.sleep(1.2)  # the delta's window is over: the server waits for the lock
+    p.cmd('socks')
+    p.cmd('release')
+    time.sleep(0.5)
+    clean = p.cmd('checksocks')
+    rc, out, err = p.quit()
+    s.close()
+    if not clean or rc != 0 or out != 'bye\n':
+        fail(f'numbers reused during a build: rc {rc}, out {out!r}, err {err!r}')
+    else:
+        ok('numbers reused while a delta was built: nothing sent to the program\'s sockets')
 
 # ---- addresses that cannot be served, a unix socket ----------------------------------------------
 blocker = socket.socket()

@@ -6,6 +6,12 @@
  *   fork     forks; the child closes stdin, stdout, stderr, sleeps 3 s and exits 0
  *   closefds closes every fd from 3 up, as daemons do, and opens /dev/null 8 times (the numbers
  *            palloc's sockets had now name files of the program's)
+ *   forkfds  forks; the child checks that the fds 3 to 10 (closefds' files) are open and exits 0
+ *            if they are, 1 if palloc closed one of them; answered "ok forkfds" or "closed"
+ *   hold     a thread calls palloc_profile_write_fd on a full pipe (fds 500, 501) that nobody
+ *            reads, which holds palloc's writer lock until "release" drains the pipe
+ *   socks    closes the fds 3 to 99 and makes 8 socket pairs of the program's in the numbers
+ *   checksocks  answered "ok checksocks" if nothing arrived on those sockets, else "leaked N"
  *   arena    makes a gcsim arena (libpalloc's palloc_gc_create, found with dlsym) and
  *            allocates 32 MiB of garbage in it, so that it collects
  *   quit     exits 0 after "bye A=<site_a calls>"
@@ -19,6 +25,7 @@
 #include <string.h>
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -62,7 +69,21 @@ static void *churn(void *arg) {
   return NULL;
 }
 
+static void *hold(void *arg) {
+  (void)arg;
+  int (*write_fd)(int) = (int (*)(int))dlsym(RTLD_DEFAULT, "palloc_profile_write_fd");
+  if (write_fd) write_fd(501);
+  return NULL;
+}
+static void *drain(void *arg) {
+  (void)arg;
+  char buf[4096];
+  while (read(500, buf, sizeof buf) > 0) {}
+  return NULL;
+}
+
 int main(void) {
+  static int socks[8][2];
   setvbuf(stdout, NULL, _IOLBF, 0);
   pthread_t bg, th[4];
   int nth = 0;
@@ -91,6 +112,50 @@ int main(void) {
     } else if (strcmp(line, "closefds") == 0) {
       for (int fd = 3; fd < 1024; fd++) close(fd);
       for (int i = 0; i < 8; i++) open("/dev/null", O_WRONLY);
+    } else if (strcmp(line, "forkfds") == 0) {
+      pid_t pid = fork();
+      if (pid == 0) {
+        for (int fd = 3; fd < 11; fd++)
+          if (fcntl(fd, F_GETFD) < 0) _exit(1);
+        _exit(0);
+      }
+      int st = 1;
+      if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        printf("closed\n");
+        continue;
+      }
+    } else if (strcmp(line, "hold") == 0 || strcmp(line, "release") == 0) {
+      if (line[0] == 'h') {
+        int pp[2];
+        static char fill[65536];
+        pipe(pp);
+        dup2(pp[0], 500);
+        dup2(pp[1], 501);
+        close(pp[0]);
+        close(pp[1]);
+        fcntl(501, F_SETPIPE_SZ, 4096);
+        fcntl(501, F_SETFL, O_NONBLOCK);
+        while (write(501, fill, sizeof fill) > 0) {}
+        fcntl(501, F_SETFL, 0);
+      }
+      pthread_t h;
+      pthread_create(&h, NULL, line[0] == 'h' ? hold : drain, NULL);
+      pthread_detach(h);
+    } else if (strcmp(line, "socks") == 0) {
+      for (int fd = 3; fd < 100; fd++) close(fd);
+      for (int i = 0; i < 8; i++) socketpair(AF_UNIX, SOCK_STREAM, 0, socks[i]);
+    } else if (strcmp(line, "checksocks") == 0) {
+      char buf[256];
+      long got = 0;
+      for (int i = 0; i < 8; i++)
+        for (int k = 0; k < 2; k++) {
+          ssize_t r = recv(socks[i][k], buf, sizeof buf, MSG_DONTWAIT);
+          if (r > 0) got += r;
+        }
+      if (got) {
+        printf("leaked %ld\n", got);
+        continue;
+      }
     } else if (strcmp(line, "arena") == 0) {
       void *(*create)(const void *) = (void *(*)(const void *))dlsym(RTLD_DEFAULT, "palloc_gc_create");
       void *(*gcmalloc)(void *, size_t) = (void *(*)(void *, size_t))dlsym(RTLD_DEFAULT, "palloc_gc_malloc");

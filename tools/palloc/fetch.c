@@ -29,7 +29,9 @@ static long long now_ms(void) {
   return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Reads everything until the server closes or the deadline passes. */
+/* Reads everything until the server closes or the deadline passes. The bytes are followed by a
+ * NUL (not counted in *len): the parse below reads the head and the error text with the string
+ * functions (sscanf, strtoul, strcspn), which stop only at a NUL. */
 static int read_all(int fd, long long deadline, char **buf, size_t *len, char *err, size_t errlen) {
   size_t cap = 1 << 16, n = 0;
   char *b = xmalloc(cap);
@@ -41,8 +43,8 @@ static int read_all(int fd, long long deadline, char **buf, size_t *len, char *e
       free(b);
       return -1;
     }
-    if (n == cap) b = xrealloc(b, cap *= 2);
-    ssize_t k = read(fd, b + n, cap - n);
+    if (n + 1 == cap) b = xrealloc(b, cap *= 2);
+    ssize_t k = read(fd, b + n, cap - n - 1);
     if (k < 0 && errno == EINTR) continue;
     if (k < 0) {
       snprintf(err, errlen, "read: %s", strerror(errno));
@@ -57,6 +59,7 @@ static int read_all(int fd, long long deadline, char **buf, size_t *len, char *e
       return -1;
     }
   }
+  b[n] = 0;
   *buf = b;
   *len = n;
   return 0;
