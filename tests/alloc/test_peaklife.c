@@ -8,7 +8,8 @@
  *      test's environment) while a writer thread writes the peak and lifetime profiles to
  *      /dev/null; then one thread's live set of 8 MiB must be in the peak profile (its bytes,
  *      read back through a pipe, exceed the exit-time heap's).
- *   3. the peak and lifetime profiles written by a thread that holds the peak tracker's lock,
+ *   3. the lifetime profile's values saturate at INT64_MAX, never wrap negative;
+ *   4. the peak and lifetime profiles written by a thread that holds the peak tracker's lock,
  *      or is inside the registry (exit() from a signal handler that interrupted it there).
  * The options kinds of the new variables (factor, duration) are checked here too.
  */
@@ -17,8 +18,10 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <unistd.h>
 #include "../check.h"
+#include "palloc_proto.h"
 #include "internal.h"
 #include "poisson.h"
 
@@ -107,6 +110,45 @@ static long profile_size(int (*write_fd)(int)) {
   return rc == 0 ? n : -1;
 }
 
+/* The lifetime profile's values are sums of nanoseconds times what a sample stands for: 16-byte
+ * blocks at rate 4096 stand for 256 each, so 1000 sampled frees of blocks that lived 100 hours
+ * (a cache's entries) are 9e19 object-ns, past INT64_MAX. The profile must say INT64_MAX, not
+ * wrap negative. The lifetimes are added to the bucket's sums as a free of each would. */
+static __attribute__((noinline)) void *small_site(void) { return palloc_malloc(16); }
+static void test_lifetime_saturates(void) {
+  for (int i = 0; i < 200000; i++) palloc_free(small_site());
+  palloc_bucket_t *small = NULL;
+  for (palloc_bucket_t *b = palloc_bucket_list(); b; b = b->allnext)
+    if (b->size <= 16 && atomic_load(&b->life_n) > 0) small = b;
+  CHECK(small != NULL, "a sampled 16-byte bucket");
+  if (small == NULL) return;
+  uint64_t d = 100ull * 3600 * 1000000000, n = 1000;
+  atomic_fetch_add(&small->life_n, n);
+  atomic_fetch_add(&small->life_sum, n * d);
+  char path[] = "/tmp/test_peaklife.XXXXXX";
+  int fd = mkstemp(path);
+  CHECK(fd >= 0 && palloc_lifetime_profile_write_fd(fd) == 0, "lifetime profile to %s", path);
+  close(fd);
+  char err[PALLOC_PROTO_ERRLEN];
+  palloc_pb_profile_t *p = palloc_proto_read_file(path, NULL, err);
+  unlink(path);
+  CHECK(p != NULL, "lifetime profile read back: %s", p ? "" : err);
+  if (p == NULL) return;
+  long lifetime = -1, negative = 0;
+  for (size_t k = 0; k < p->n_sample_type; k++)
+    if (strcmp(p->string_table[p->sample_type[k]->type], "lifetime") == 0) lifetime = (long)k;
+  int64_t top = 0;
+  for (size_t i = 0; i < p->n_sample; i++)
+    for (size_t k = 0; k < p->sample[i]->n_value; k++) {
+      negative += p->sample[i]->value[k] < 0;
+      if ((long)k == lifetime && p->sample[i]->value[k] > top) top = p->sample[i]->value[k];
+    }
+  CHECK(negative == 0, "%ld negative values in the lifetime profile", negative);
+  CHECK(lifetime >= 0 && top == INT64_MAX, "the largest lifetime sum saturates: %lld",
+        (long long)top);
+  palloc_proto_free(p, NULL);
+}
+
 /* exit() from a signal handler that interrupted this thread inside the registry or the peak
  * tracker's lock runs the exit destructor, whose lifetime and peak writes must not wait for
  * locks their own thread holds. The fork handlers' hold of those locks stands for the
@@ -161,6 +203,7 @@ int main(void) {
   }
   CHECK(frees > 0 && timed == frees, "timed frees %llu of %llu", (unsigned long long)timed,
         (unsigned long long)frees);
+  test_lifetime_saturates();
   test_written_while_held();
   return CHECK_DONE();
 }
