@@ -161,11 +161,12 @@ static int check(int64_t budget, palloc_scratch_t *s) {
   int64_t rate = atomic_load(&palloc_g.rate);
   bool exact = rate <= 1;
   size_t nb = 0, nframes = 0;
-  for (palloc_bucket_t *b = palloc_bucket_list(); b; b = b->allnext) nb++;
+  palloc_bucket_t *head = palloc_bucket_list(); /* one head for both walks (lifetime.c's) */
+  for (palloc_bucket_t *b = head; b; b = b->allnext) nb++;
   leak_t *L = palloc_scratch_alloc(s, (nb ? nb : 1) * sizeof *L);
   if (L == NULL) return -1;
   size_t n = 0;
-  for (palloc_bucket_t *b = palloc_bucket_list(); b && n < nb; b = b->allnext) {
+  for (palloc_bucket_t *b = head; b && n < nb; b = b->allnext) {
     palloc_bucket_counts_t c;
     palloc_bucket_read(b, &c);
     uint64_t objects = c.allocs - c.frees, bytes = c.alloc_bytes - c.free_bytes;

@@ -119,8 +119,11 @@ static int64_t saturate(double v) {
 
 static long lifetime_collect(palloc_scratch_t *s, int64_t rate, palloc_profile_row_t **rows,
                              char comment[][256], int *ncomment) {
+  /* one head for both walks: buckets made meanwhile are pushed before it, and a second
+   * palloc_bucket_list() would start at them and stop, nb rows later, short of the oldest */
+  palloc_bucket_t *head = palloc_bucket_list();
   size_t nb = 0;
-  for (palloc_bucket_t *b = palloc_bucket_list(); b; b = b->allnext) nb++;
+  for (palloc_bucket_t *b = head; b; b = b->allnext) nb++;
   palloc_profile_row_t *r = palloc_scratch_alloc(s, (nb ? nb : 1) * sizeof *r);
   ages_t a = {0};
   a.cap = 64;
@@ -132,7 +135,7 @@ static long lifetime_collect(palloc_scratch_t *s, int64_t rate, palloc_profile_r
   if (!r || !a.keys || !a.row || !a.age || !a.scale) return -1;
   memset(a.keys, 0, a.cap * sizeof *a.keys);
   size_t n = 0;
-  for (palloc_bucket_t *b = palloc_bucket_list(); b && n < nb; b = b->allnext) {
+  for (palloc_bucket_t *b = head; b && n < nb; b = b->allnext) {
     palloc_bucket_counts_t c;
     palloc_bucket_read(b, &c);
     if (c.allocs == 0) continue;

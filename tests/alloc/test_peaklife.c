@@ -9,7 +9,8 @@
  *      /dev/null; then one thread's live set of 8 MiB must be in the peak profile (its bytes,
  *      read back through a pipe, exceed the exit-time heap's).
  *   3. the lifetime profile's values saturate at INT64_MAX, never wrap negative;
- *   4. the peak and lifetime profiles written by a thread that holds the peak tracker's lock,
+ *   4. a lifetime profile written while a thread makes buckets holds every older bucket;
+ *   5. the peak and lifetime profiles written by a thread that holds the peak tracker's lock,
  *      or is inside the registry (exit() from a signal handler that interrupted it there).
  * The options kinds of the new variables (factor, duration) are checked here too.
  */
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 #include "../check.h"
 #include "palloc_proto.h"
@@ -149,6 +151,60 @@ static void test_lifetime_saturates(void) {
   palloc_proto_free(p, NULL);
 }
 
+/* A lifetime profile written while another thread makes buckets holds every bucket made before
+ * it: the new ones are pushed at the list's head, and a collect that read the head again after
+ * counting stopped short of the oldest. The maker's buckets are of sizes from 2 MiB (each
+ * sampled at once), at 50 stack depths; the profile's samples below 2 MiB are the older ones. */
+static atomic_int making;
+static __attribute__((noinline)) void *deep(int d, size_t n) {
+  if (d == 0) return palloc_malloc(n);
+  void *p = deep(d - 1, n);
+  __asm__ volatile("" : : "r"(p) : "memory"); /* no tail call: one frame per level */
+  return p;
+}
+static void *bucket_maker(void *arg) {
+  (void)arg;
+  for (size_t n = (size_t)2 << 20; n < ((size_t)32 << 20) && atomic_load(&making); n += n / 8)
+    for (int d = 0; d < 50 && atomic_load(&making); d++) {
+      palloc_free(deep(d, n));
+      struct timespec ts = {0, 50000}; /* a bucket per ~0.1 ms: many writes see some made */
+      nanosleep(&ts, NULL);
+    }
+  atomic_store(&making, 0);
+  return NULL;
+}
+static void test_lifetime_every_bucket(void) {
+  pthread_t th;
+  atomic_store(&making, 1);
+  pthread_create(&th, NULL, bucket_maker, NULL);
+  char path[] = "/tmp/test_peaklife.XXXXXX";
+  int fd = mkstemp(path), writes = 0, short_ = 0;
+  for (; writes < 400 && atomic_load(&making); writes++) {
+    size_t before = 0;
+    for (palloc_bucket_t *b = palloc_bucket_list(); b; b = b->allnext)
+      before += b->size < ((size_t)2 << 20) && atomic_load(&b->allocs) > 0;
+    if (ftruncate(fd, 0) != 0 || lseek(fd, 0, SEEK_SET) != 0) break;
+    CHECK(palloc_lifetime_profile_write_fd(fd) == 0, "lifetime profile to %s", path);
+    char err[PALLOC_PROTO_ERRLEN];
+    palloc_pb_profile_t *p = palloc_proto_read_file(path, NULL, err);
+    CHECK(p != NULL, "lifetime profile read back: %s", p ? "" : err);
+    if (p == NULL) break;
+    size_t older = 0;
+    for (size_t i = 0; i < p->n_sample; i++)
+      for (size_t j = 0; j < p->sample[i]->n_label; j++)
+        if (strcmp(p->string_table[p->sample[i]->label[j]->key], "bytes") == 0)
+          older += p->sample[i]->label[j]->num < ((int64_t)2 << 20);
+    short_ += older < before;
+    palloc_proto_free(p, NULL);
+  }
+  atomic_store(&making, 0);
+  pthread_join(th, NULL);
+  close(fd);
+  unlink(path);
+  CHECK(short_ == 0, "%d of %d lifetime profiles left out buckets made before them", short_,
+        writes);
+}
+
 /* exit() from a signal handler that interrupted this thread inside the registry or the peak
  * tracker's lock runs the exit destructor, whose lifetime and peak writes must not wait for
  * locks their own thread holds. The fork handlers' hold of those locks stands for the
@@ -204,6 +260,7 @@ int main(void) {
   CHECK(frees > 0 && timed == frees, "timed frees %llu of %llu", (unsigned long long)timed,
         (unsigned long long)frees);
   test_lifetime_saturates();
+  test_lifetime_every_bucket();
   test_written_while_held();
   return CHECK_DONE();
 }
