@@ -421,6 +421,8 @@ struct palloc_bucket_s {
   /* peak.c: the list of buckets that may hold live samples (under peak.c's lock). */
   struct palloc_bucket_s *live_next;
   _Atomic uint8_t live_listed;
+  /* leak.c: in a fork child, the bucket's raw live objects and bytes at the fork (inherited) */
+  uint64_t fork_live, fork_live_bytes;
   uintptr_t stk[];
 };
 /* Bumped by every dlclose (unload.c), before the library goes: buckets made before it may hold
@@ -521,6 +523,7 @@ void palloc_extra_profiles_snapshot(unsigned seq);
 /* leak.c: the leak gate at exit; may end the process with PALLOC_LEAK_EXIT_CODE. */
 void palloc_leak_check_exit(void);
 void palloc_leak_start(void); /* at start: keeps a descriptor of stderr for the report */
+void palloc_leak_fork_child(void); /* a fork child: what it inherits live is not its leak */
 /* The same, to a sink (proto's palloc_proto_sink_t: a write callback, e.g. a socket's). */
 long palloc_profile_emit_sink(const struct palloc_proto_sink_s *sink, char *err, size_t errlen);
 /* The same with options (the PALLOC_HTTP endpoint, http.c): Go's default_sample_type, and a

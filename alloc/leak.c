@@ -15,6 +15,10 @@
  * estimate minus 3 standard errors, exceeds the budget. So budget 0 fails on any live sample,
  * and a leak near the budget passes unless the samples show it above the budget beyond noise.
  *
+ * A fork child's check counts what the child leaked: the blocks it inherited live (the parent's
+ * state: a child that exits, such as a shell's subshell, frees none of it) are each bucket's
+ * baseline, taken at the fork, and only what the bucket holds above it is reported.
+ *
  * Runs in the exit destructor (lifecycle.c), after the exit profiles, under the writer lock and
  * the guard: what it allocates (stdio, the symbolizer's scratch) is unsampled and counts in no
  * bucket. On failure it flushes stdio (the program's unwritten output) and _exits, as LSan does.
@@ -55,6 +59,17 @@ typedef struct {
  * (coreutils' close_stdout does, in an atexit handler), and a descriptor 2 reopened since may
  * be one of the program's files: the report must go to neither. */
 static int report_fd = 2;
+
+/* In the fork child (one thread, before it returns from fork): every bucket's live samples. */
+void palloc_leak_fork_child(void) {
+  if (!palloc_option_is_set(PALLOC_OPT_LEAK_CHECK)) return;
+  for (palloc_bucket_t *b = palloc_bucket_list(); b; b = b->allnext) {
+    palloc_bucket_counts_t c;
+    palloc_bucket_read(b, &c);
+    b->fork_live = c.allocs - c.frees;
+    b->fork_live_bytes = c.alloc_bytes - c.free_bytes;
+  }
+}
 
 void palloc_leak_start(void) {
   if (!palloc_option_is_set(PALLOC_OPT_LEAK_CHECK)) return;
@@ -146,16 +161,20 @@ static int check(int64_t budget, palloc_scratch_t *s) {
   int64_t rate = atomic_load(&palloc_g.rate);
   bool exact = rate <= 1;
   size_t nb = 0, nframes = 0;
-  for (palloc_bucket_t *b = palloc_bucket_list(); b; b = b->allnext) nb++;
+  palloc_bucket_t *head = palloc_bucket_list(); /* one head for both walks (lifetime.c's) */
+  for (palloc_bucket_t *b = head; b; b = b->allnext) nb++;
   leak_t *L = palloc_scratch_alloc(s, (nb ? nb : 1) * sizeof *L);
   if (L == NULL) return -1;
   size_t n = 0;
-  for (palloc_bucket_t *b = palloc_bucket_list(); b && n < nb; b = b->allnext) {
+  for (palloc_bucket_t *b = head; b && n < nb; b = b->allnext) {
     palloc_bucket_counts_t c;
     palloc_bucket_read(b, &c);
-    if (c.allocs == c.frees) continue;
-    L[n] = (leak_t){b, c.allocs - c.frees, c.alloc_bytes - c.free_bytes, {0, 0, 0, 0},
-                    {0, 0, 0, 0}, NULL};
+    uint64_t objects = c.allocs - c.frees, bytes = c.alloc_bytes - c.free_bytes;
+    /* a fork child's: above what it inherited (frees of inherited blocks count against them) */
+    objects = objects > b->fork_live ? objects - b->fork_live : 0;
+    bytes = bytes > b->fork_live_bytes ? bytes - b->fork_live_bytes : 0;
+    if (objects == 0 || bytes == 0) continue;
+    L[n] = (leak_t){b, objects, bytes, {0, 0, 0, 0}, {0, 0, 0, 0}, NULL};
     L[n].eo = palloc_est_samples((double)L[n].objects, (double)L[n].bytes, rate,
                                  PALLOC_EST_OBJECTS, PALLOC_Z95);
     L[n].eb = palloc_est_samples((double)L[n].objects, (double)L[n].bytes, rate,

@@ -141,6 +141,7 @@ void palloc_fork_child(void) {
   palloc_writer_unlock();
   palloc_observers_fork_child();
   palloc_bucket_fork_child();
+  palloc_leak_fork_child();
   palloc_guard_exit(&palloc_thread);
   palloc_writer_fork_child();
 }

@@ -109,10 +109,21 @@ static void add_age(void *arg, palloc_bucket_t *b, size_t size, uint64_t born) {
   if (a->keys[i] == b) a->age[a->row[i]] += (double)(a->now > born ? a->now - born : 0);
 }
 
+/* A scaled value as a profile's int64, saturated: nanosecond sums times a small block's scale
+ * pass INT64_MAX within hours (16-byte blocks at 512 KiB stand for 32768 each: 1000 sampled
+ * frees that lived an hour are 1.2e20 object-ns), and a double beyond it converts to anything. */
+static int64_t saturate(double v) {
+  if (!(v < 9223372036854775807.0)) return v > 0 ? INT64_MAX : 0; /* too large, or NaN */
+  return v > 0 ? (int64_t)v : 0;
+}
+
 static long lifetime_collect(palloc_scratch_t *s, int64_t rate, palloc_profile_row_t **rows,
                              char comment[][256], int *ncomment) {
+  /* one head for both walks: buckets made meanwhile are pushed before it, and a second
+   * palloc_bucket_list() would start at them and stop, nb rows later, short of the oldest */
+  palloc_bucket_t *head = palloc_bucket_list();
   size_t nb = 0;
-  for (palloc_bucket_t *b = palloc_bucket_list(); b; b = b->allnext) nb++;
+  for (palloc_bucket_t *b = head; b; b = b->allnext) nb++;
   palloc_profile_row_t *r = palloc_scratch_alloc(s, (nb ? nb : 1) * sizeof *r);
   ages_t a = {0};
   a.cap = 64;
@@ -124,7 +135,7 @@ static long lifetime_collect(palloc_scratch_t *s, int64_t rate, palloc_profile_r
   if (!r || !a.keys || !a.row || !a.age || !a.scale) return -1;
   memset(a.keys, 0, a.cap * sizeof *a.keys);
   size_t n = 0;
-  for (palloc_bucket_t *b = palloc_bucket_list(); b && n < nb; b = b->allnext) {
+  for (palloc_bucket_t *b = head; b && n < nb; b = b->allnext) {
     palloc_bucket_counts_t c;
     palloc_bucket_read(b, &c);
     if (c.allocs == 0) continue;
@@ -142,7 +153,7 @@ static long lifetime_collect(palloc_scratch_t *s, int64_t rate, palloc_profile_r
     r[n].v[L_TEMP_OBJECTS] = (int64_t)atomic_load(&b->temp_n);
     r[n].v[L_TEMP_SPACE] = (int64_t)atomic_load(&b->temp_bytes);
     uint64_t ln = atomic_load(&b->life_n), sum = atomic_load(&b->life_sum);
-    r[n].v[L_LIFETIME] = (int64_t)sum;
+    r[n].v[L_LIFETIME] = sum > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)sum;
     if (ln > 0) {
       uint64_t bits = atomic_load(&b->life_sumsq);
       double sq, mean = (double)sum / (double)ln;
@@ -170,8 +181,8 @@ static long lifetime_collect(palloc_scratch_t *s, int64_t rate, palloc_profile_r
   for (size_t i = 0; i < n; i++) {
     double scale = a.scale[i];
     for (int k = 0; k < L_NVALUES; k++)
-      if (k != L_LIVE_AGE) r[i].v[k] = (int64_t)((double)r[i].v[k] * scale);
-    r[i].v[L_LIVE_AGE] = (int64_t)(a.age[i] * scale);
+      if (k != L_LIVE_AGE) r[i].v[k] = saturate((double)r[i].v[k] * scale);
+    r[i].v[L_LIVE_AGE] = saturate(a.age[i] * scale);
   }
   char thr[32];
   uint64_t t = palloc_g.temp_ns;

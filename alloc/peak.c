@@ -51,6 +51,28 @@ static size_t snap_n, snap_cap, snap_samples;
 static int64_t snap_est;                   /* the estimate at the peak */
 static uint64_t snap_mono_ns, snap_real_ns, npeaks;
 static bool snap_truncated;                /* out of memory: some buckets missing */
+/* This thread and the lock: HELD_MOVING while it takes or releases it (held or not), then
+ * HELD_LIST (listing a bucket, or the fork handlers: the snapshot is whole) or HELD_SNAP (a
+ * snapshot half rewritten). A signal handler that interrupted it there and writes the peak
+ * profile (exit() from a handler: the exit destructor) must not wait for the lock, which its
+ * own thread may hold. */
+enum { HELD_NONE, HELD_MOVING, HELD_LIST, HELD_SNAP };
+static __thread uint8_t held_here __attribute__((tls_model("initial-exec")));
+static inline void held_set(uint8_t v) {
+  atomic_signal_fence(memory_order_seq_cst);
+  held_here = v;
+  atomic_signal_fence(memory_order_seq_cst);
+}
+static void peak_acquire(void) {
+  held_set(HELD_MOVING);
+  pthread_mutex_lock(&lock);
+  held_set(HELD_LIST);
+}
+static void peak_release(void) {
+  held_set(HELD_MOVING);
+  pthread_mutex_unlock(&lock);
+  held_set(HELD_NONE);
+}
 
 static inline int64_t weight(size_t size) {
   int64_t rate = atomic_load_explicit(&palloc_g.rate, memory_order_relaxed);
@@ -59,13 +81,13 @@ static inline int64_t weight(size_t size) {
 }
 
 static void list_add(palloc_bucket_t *b) {
-  pthread_mutex_lock(&lock);
+  peak_acquire();
   if (!atomic_load(&b->live_listed)) {
     b->live_next = live_head;
     live_head = b;
     atomic_store(&b->live_listed, 1);
   }
-  pthread_mutex_unlock(&lock);
+  peak_release();
 }
 
 static bool snap_room(size_t n) {
@@ -91,12 +113,18 @@ static uint64_t clock_ns(clockid_t c) {
 
 /* A new peak: the live buckets' counts, the list pruned on the way. */
 static void take_snapshot(void) {
-  if (pthread_mutex_trylock(&lock) != 0) return;
-  int64_t live = atomic_load(&live_est);
-  if (live <= atomic_load(&next_peak)) { /* another thread took this peak */
-    pthread_mutex_unlock(&lock);
+  held_set(HELD_MOVING);
+  if (pthread_mutex_trylock(&lock) != 0) {
+    held_set(HELD_NONE);
     return;
   }
+  held_set(HELD_LIST);
+  int64_t live = atomic_load(&live_est);
+  if (live <= atomic_load(&next_peak)) { /* another thread took this peak */
+    peak_release();
+    return;
+  }
+  held_set(HELD_SNAP);
   size_t n = 0, samples = 0;
   bool truncated = false;
   for (palloc_bucket_t **pp = &live_head, *b; (b = *pp) != NULL;) {
@@ -125,7 +153,7 @@ static void take_snapshot(void) {
   npeaks++;
   double next = (double)live * (double)palloc_g.peak_growth / 1000.0;
   atomic_store(&next_peak, next > (double)INT64_MAX / 2 ? INT64_MAX / 2 : (int64_t)next);
-  pthread_mutex_unlock(&lock);
+  peak_release();
 }
 
 void palloc_peak_on_alloc(palloc_bucket_t *b, size_t size) {
@@ -145,8 +173,8 @@ void palloc_peak_on_free(palloc_bucket_t *b, size_t size) {
   atomic_fetch_sub_explicit(&live_est, weight(size), memory_order_relaxed);
 }
 
-void palloc_peak_lock(void) { pthread_mutex_lock(&lock); }
-void palloc_peak_unlock(void) { pthread_mutex_unlock(&lock); }
+void palloc_peak_lock(void) { peak_acquire(); }
+void palloc_peak_unlock(void) { peak_release(); }
 
 /* ---- the peak profile (profinternal.h's kind) ----------------------------------------------- */
 static const char *const peak_types[2][2] = {{"inuse_objects", "count"}, {"inuse_space", "bytes"}};
@@ -158,13 +186,24 @@ static void fmt_bytes(char *buf, size_t n, double v) {
   snprintf(buf, n, k ? "%.2f %s" : "%.0f %s", v, u[k]);
 }
 
+/* On a thread that holds the lock itself (a handler interrupted it there): without the lock,
+ * which no other thread can take meanwhile; without the snapshot if it was half rewritten, or
+ * if the thread was taking or releasing the lock (whether it holds it is not known then). */
 static long peak_collect(palloc_scratch_t *s, int64_t rate, palloc_profile_row_t **rows,
                          char comment[][256], int *ncomment) {
-  pthread_mutex_lock(&lock);
+  uint8_t held = held_here;
+  if (held == HELD_SNAP || held == HELD_MOVING) {
+    snprintf(comment[0], 256, "peak heap: not available (written from a signal handler that "
+             "interrupted a peak update on its thread)");
+    *ncomment = 1;
+    *rows = palloc_scratch_alloc(s, sizeof **rows);
+    return *rows ? 0 : -1;
+  }
+  if (held == HELD_NONE) pthread_mutex_lock(&lock);
   size_t n = snap_n;
   palloc_profile_row_t *r = palloc_scratch_alloc(s, (n ? n : 1) * sizeof *r);
   if (r == NULL) {
-    pthread_mutex_unlock(&lock);
+    if (held == HELD_NONE) pthread_mutex_unlock(&lock);
     return -1;
   }
   palloc_est_t total = {0, 0, 0, 0};
@@ -180,7 +219,7 @@ static long peak_collect(palloc_scratch_t *s, int64_t rate, palloc_profile_row_t
   uint64_t peaks = npeaks, mono = snap_mono_ns, real = snap_real_ns, samples = snap_samples;
   int64_t est = snap_est;
   bool truncated = snap_truncated;
-  pthread_mutex_unlock(&lock);
+  if (held == HELD_NONE) pthread_mutex_unlock(&lock);
   palloc_est_close(&total, PALLOC_Z95);
   char v[32], h[32];
   if (palloc_g.peak_growth < 0) {

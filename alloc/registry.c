@@ -92,6 +92,17 @@ static stripe_t stripes[STRIPES];
 static slot_t first_slots[STRIPES][SLOTS_FIRST];
 static _Atomic uint64_t table_bytes;
 static bool map_ready; /* set by palloc_registry_init, before the first sample can happen */
+/* While in_registry is set: the stripe whose lock this thread takes, holds or releases (NULL
+ * before the lock call and after the unlock; ALL_STRIPES for the fork handlers' hold of every
+ * stripe). palloc_registry_each, run by a handler that interrupted this thread there (exit()
+ * from a handler, whose destructor writes the lifetime profile), must not wait for it. */
+static __thread stripe_t *entered __attribute__((tls_model("initial-exec")));
+#define ALL_STRIPES (&stripes[STRIPES])
+static inline void entered_set(stripe_t *s) {
+  atomic_signal_fence(memory_order_seq_cst);
+  entered = s;
+  atomic_signal_fence(memory_order_seq_cst);
+}
 
 static inline uint64_t addr_hash(uintptr_t a) {
   uint64_t h = (uint64_t)(a >> 4) * 0x9e3779b97f4a7c15ull;
@@ -242,6 +253,7 @@ bool palloc_registry_add_at(const void *p, palloc_bucket_t *bucket, size_t size,
   palloc_thread_t *t = &palloc_thread;
   enter(t);
   flag_on(t);
+  entered_set(s);
   pthread_mutex_lock(&s->lock);
   bool ok = (s->used + 1) * 4 <= s->cap * 3 || grow(s);
   if (ok) {
@@ -253,6 +265,7 @@ bool palloc_registry_add_at(const void *p, palloc_bucket_t *bucket, size_t size,
     atomic_fetch_add_explicit(count, 1, memory_order_relaxed);
   }
   pthread_mutex_unlock(&s->lock);
+  entered_set(NULL);
   flag_off(t);
   leave(t);
   return ok;
@@ -282,6 +295,7 @@ static bool take(palloc_thread_t *t, uintptr_t a, palloc_bucket_t **bucket, size
   stripe_t *s = stripe_of(h);
   bool found = false;
   flag_on(t);
+  entered_set(s);
   pthread_mutex_lock(&s->lock);
   if (s->used != 0) {
     size_t mask = s->cap - 1, i = (size_t)h & mask;
@@ -312,6 +326,7 @@ static bool take(palloc_thread_t *t, uintptr_t a, palloc_bucket_t **bucket, size
     }
   }
   pthread_mutex_unlock(&s->lock);
+  entered_set(NULL);
   flag_off(t);
   return found;
 }
@@ -319,10 +334,28 @@ static bool take(palloc_thread_t *t, uintptr_t a, palloc_bucket_t **bucket, size
 uint64_t palloc_registry_bytes(void) { return atomic_load(&table_bytes); }
 
 /* One stripe at a time: a stripe's blocks are seen as of its lock, the stripes at different
- * instants (a profile is a snapshot per stripe, not of the whole heap at once). */
+ * instants (a profile is a snapshot per stripe, not of the whole heap at once).
+ * On a thread already inside the registry (a signal handler interrupted a registry call there,
+ * and calls exit(), whose destructor writes the lifetime profile), the stripe that call may
+ * hold is left out, and the flag is left as that call set it (so that a further handler's free
+ * is deferred, not blocked): the other stripes are taken as usual. */
 void palloc_registry_each(void (*fn)(void *arg, palloc_bucket_t *b, size_t size, uint64_t born),
                           void *arg) {
   palloc_thread_t *t = &palloc_thread;
+  if (palloc_unlikely(t->in_registry)) {
+    stripe_t *held = entered;
+    for (int k = 0; k < STRIPES && held != ALL_STRIPES; k++) {
+      stripe_t *s = &stripes[k];
+      if (s == held) continue;
+      palloc_guard_enter(t);
+      pthread_mutex_lock(&s->lock);
+      for (size_t i = 0; s->slots != NULL && i < s->cap; i++)
+        if (s->slots[i].addr != 0) fn(arg, s->slots[i].bucket, s->slots[i].size, s->slots[i].born);
+      pthread_mutex_unlock(&s->lock);
+      palloc_guard_exit(t);
+    }
+    return;
+  }
   for (int k = 0; k < STRIPES; k++) {
     stripe_t *s = &stripes[k];
     enter(t);
@@ -340,10 +373,12 @@ void palloc_registry_each(void (*fn)(void *arg, palloc_bucket_t *b, size_t size,
 void palloc_registry_lock(void) {
   enter(&palloc_thread);
   flag_on(&palloc_thread);
+  entered_set(ALL_STRIPES);
   for (int i = 0; i < STRIPES; i++) pthread_mutex_lock(&stripes[i].lock);
 }
 void palloc_registry_unlock(void) {
   for (int i = STRIPES - 1; i >= 0; i--) pthread_mutex_unlock(&stripes[i].lock);
+  entered_set(NULL);
   flag_off(&palloc_thread);
   leave(&palloc_thread);
 }

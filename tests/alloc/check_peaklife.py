@@ -215,6 +215,12 @@ for v in ['', 'threads', 'fork']:
     expect(gate(['leak', str(128 * 1024)] + va, '64MiB'), 0, f'leak 128 KiB under 64 MiB, default rate {v}')
 r = gate(['clean'], '0', '1')
 check('ERROR' not in r.stderr, f'a clean program has a report:\n{r.stderr}')
+# a forked child that exits by exit() leaving the 1 MiB its parent holds: not its leak
+for budget, rate in [('0', '1'), ('0', None)]:
+    r = gate(['inherit'], budget, rate)
+    expect(r, 0, f'a child exits with its parent\'s blocks live, budget {budget} rate {rate}')
+    check('child 0' in r.stdout and 'ERROR' not in r.stderr,
+          f'inherit: the child\'s status or report: {r.stdout!r}\n{r.stderr[-1500:]}')
 # a program that closes its stderr at exit and opens a file on descriptor 2: the report goes to
 # the stderr of the start, never into the program's file
 victim = os.path.join(tmp, 'victim.txt')

@@ -10,6 +10,8 @@
  *   any mode ... closeerr       an exit handler closes stderr and opens victim.txt, which gets
  *                               descriptor 2 (as coreutils' close_stdout, then a file)
  *   peaklife clean [threads|fork]  allocates and frees everything
+ *   peaklife inherit            holds 1 MiB from leak_site, forks a child that exits by exit(0)
+ *                               leaving it, prints the child's status, then frees it
  *   peaklife snapshot           phases, then raises SIGUSR2 (PALLOC_PROFILE_SIGNAL) and waits
  * Each ends by printing "done" through stdio (the leak gate must not lose it).
  */
@@ -132,6 +134,21 @@ int main(int argc, char **argv) {
   }
   if (strcmp(mode, "phases") == 0) phases(threads);
   else if (strcmp(mode, "lifetimes") == 0) lifetimes(threads);
+  else if (strcmp(mode, "inherit") == 0) {
+    void **v = calloc(256, sizeof *v);
+    for (int i = 0; i < 256; i++) v[i] = leak_site(4096);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+      free(malloc(100));
+      exit(0); /* destructors run: the parent's blocks are still live here */
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    printf("child %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+    for (int i = 0; i < 256; i++) free(v[i]);
+    free(v);
+  }
   else if (strcmp(mode, "snapshot") == 0) {
     phases(0);
     raise(SIGUSR2);
