@@ -260,8 +260,11 @@ static size_t ptr_slot(const base_t *b, const palloc_bucket_t *k) {
 
 /* Every bucket's counts now: the start of a delta. NULL if out of memory. */
 static base_t *base_take(void) {
+  /* One head for both walks: buckets made meanwhile go in front of it, so the second walk
+   * sees exactly the nb counted (a new head would crowd out the oldest). */
+  palloc_bucket_t *head = palloc_bucket_list();
   size_t nb = 0;
-  for (palloc_bucket_t *b = palloc_bucket_list(); b; b = b->allnext) nb++;
+  for (palloc_bucket_t *b = head; b; b = b->allnext) nb++;
   size_t cap = 64;
   while (cap < nb * 2 + 64) cap *= 2;
   size_t bytes = (sizeof(base_t) + cap * sizeof(base_ent_t) + 4095) & ~(size_t)4095;
@@ -271,7 +274,7 @@ static base_t *base_take(void) {
   B->bytes = bytes;
   B->t0 = mono_ns();
   size_t n = 0;
-  for (palloc_bucket_t *b = palloc_bucket_list(); b && n < cap / 2; b = b->allnext, n++) {
+  for (palloc_bucket_t *b = head; b && n < cap / 2; b = b->allnext, n++) {
     size_t i = ptr_slot(B, b);
     while (B->e[i].b) i = (i + 1) & (cap - 1);
     B->e[i].b = b;
@@ -355,7 +358,8 @@ static void serve_text(conn_t *c) {
   palloc_scratch_t *s = palloc_scratch_new();
   int64_t rate = atomic_load(&palloc_g.rate);
   size_t nb = 0, nf = 0;
-  for (palloc_bucket_t *b = palloc_bucket_list(); b; b = b->allnext) nb++, nf += b->nstk;
+  palloc_bucket_t *head = palloc_bucket_list(); /* one head for both walks (base_take) */
+  for (palloc_bucket_t *b = head; b; b = b->allnext) nb++, nf += b->nstk;
   const palloc_bucket_t **bs = s ? palloc_scratch_alloc(s, (nb + 1) * sizeof *bs) : NULL;
   palloc_bucket_counts_t *cs = s ? palloc_scratch_alloc(s, (nb + 1) * sizeof *cs) : NULL;
   uintptr_t *addrs = s ? palloc_scratch_alloc(s, (nf + 1) * sizeof *addrs) : NULL;
@@ -369,11 +373,11 @@ static void serve_text(conn_t *c) {
   }
   uint64_t tot[4] = {0}; /* in use objects, bytes; allocated objects, bytes */
   size_t n = 0, na = 0;
-  for (palloc_bucket_t *b = palloc_bucket_list(); b && n < nb; b = b->allnext) {
+  for (palloc_bucket_t *b = head; b && n < nb; b = b->allnext) {
     palloc_bucket_counts_t k;
     palloc_bucket_read(b, &k);
     if (k.allocs == 0) continue;
-    if (na + b->nstk > nf) break; /* buckets made since the count */
+    palloc_assert(na + b->nstk <= nf); /* the walk sees the buckets counted, no more */
     bs[n] = b;
     cs[n++] = k;
     tot[0] += k.allocs - k.frees, tot[1] += k.alloc_bytes - k.free_bytes;
