@@ -145,6 +145,10 @@ for variant in ['', 'threads', 'fork']:
         check(mean_a is not None and mean_a < 1e6, f'{what}: site_a mean {f["site_a"][2]}\n{text}')
         check(mean_b is not None and 45e6 <= mean_b <= 250e6,
               f'{what}: site_b mean {f["site_b"][2]}, not ~50ms\n{text}')
+        for site in ('site_a', 'site_b'):  # the mean lies between the min and the max
+            mn, me, mx = ns(f[site][4]), ns(f[site][2]), ns(f[site][5])
+            check(None not in (mn, me, mx) and mn * 0.999 <= me <= mx * 1.001,
+                  f'{what}: {site} mean {f[site][2]} outside [{f[site][4]}, {f[site][5]}]\n{text}')
         check(f['site_c'][0] == '0' and f['site_c'][2] == '-' and float(f['site_c'][6]) > 0,
               f'{what}: site_c is not censored (never freed, live)\n{text}')
         if rate == '1':

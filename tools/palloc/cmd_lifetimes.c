@@ -37,7 +37,14 @@ typedef struct {
 
 static const site_t *sort_sites;
 static bool sort_temp;
-static double mean_of(const site_t *s) { return s->v[F_OBJ] > 0 ? s->v[F_LIFE] / s->v[F_OBJ] : -1; }
+/* The mean lifetime of a stack's freed blocks: from its samples' lifetime_mean labels (exact
+ * means of the sampled blocks), weighted by what each sample stands for; without labels, the
+ * lifetime total over the freed count, which rounds: each is unsampled on its own, and with few
+ * samples their ratio was seen 1.6x off the mean (a mean of 150 us where min = max = 95 us). */
+static double mean_of(const site_t *s) {
+  if (s->w > 0) return s->wm / s->w;
+  return s->v[F_OBJ] > 0 ? s->v[F_LIFE] / s->v[F_OBJ] : -1;
+}
 static int by_rank(const void *a, const void *b) {
   const site_t *x = &sort_sites[*(const uint32_t *)a], *y = &sort_sites[*(const uint32_t *)b];
   if (sort_temp) return x->v[T_SPACE] > y->v[T_SPACE] ? -1 : x->v[T_SPACE] < y->v[T_SPACE];
