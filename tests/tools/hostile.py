@@ -6,7 +6,7 @@ sanitizer report (the sanitize suite runs this on the ASan+UBSan build).
 The profiles are encoded here (profile.proto's wire format, by hand) because they hold what
 mkprofile's writer would never produce: values of +-2^63, line numbers of +-2^63, source files
 that are a FIFO, /dev/zero, a directory, or a 512 MiB file with three lines; a lifetime profile
-of 100k distinct stacks.
+of 100k distinct stacks (top --lifetimes compared stacks pairwise: 25 s).
 """
 import gzip, os, resource, subprocess, sys, tempfile, time
 
@@ -133,6 +133,19 @@ for args in (['top', '--focus', huge], ['top', '--hide', huge], ['top', '--show'
              ['top', '--ignore', '.'], ['peek', huge], ['list', 'nomatch^'],
              ['flame', '--focus', huge]):
     run(args + ['ok.pb.gz'], timeout=60)
+
+# ---- a lifetime profile of 100k distinct stacks: top --lifetimes/--temporaries in seconds ----
+ltypes = [('freed_objects', 'count'), ('freed_space', 'bytes'), ('lifetime', 'nanoseconds'),
+          ('temp_objects', 'count'), ('temp_space', 'bytes'), ('live_objects', 'count'),
+          ('live_space', 'bytes'), ('live_age', 'nanoseconds')]
+n = 100000
+profile(os.path.join(d, 'life.pb.gz'), [([i + 1], [1, 8, 100, 1, 8, 0, 0, 0]) for i in range(n)],
+        [(i + 1, f'f{i}', 'x.c') for i in range(n)], [(i + 1, 0x1000 + i, [(i + 1, 1)]) for i in range(n)],
+        types=ltypes, period=1)
+for g in ('--lifetimes', '--temporaries'):
+    rc, out, err, _ = run(['top', g, '-n', '3', 'life.pb.gz'], want_rc=0, timeout=10)
+    if rc == 0 and out.count('\n') < 5:
+        failures.append(f'top {g}: too few rows:\n{out}')
 
 if failures:
     print('FAIL:\n' + '\n'.join(failures))
