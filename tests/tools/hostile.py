@@ -5,7 +5,7 @@ sanitizer report (the sanitize suite runs this on the ASan+UBSan build).
 
 The profiles are encoded here (profile.proto's wire format, by hand) because they hold what
 mkprofile's writer would never produce: values of +-2^63, line numbers of +-2^63, source files
-that are a FIFO, /dev/zero, a directory, or a 512 MiB file with three lines; a lifetime profile
+that are a FIFO, /dev/zero, a directory, or a 512 MiB file with three lines; mappings of such files for symbolize; a lifetime profile
 of 100k distinct stacks (top --lifetimes compared stacks pairwise: 25 s).
 """
 import gzip, os, resource, subprocess, sys, tempfile, time
@@ -32,20 +32,21 @@ def packed(f, ns): return ld(f, b''.join(varint(n) for n in ns))
 
 
 def profile(path, samples, funcs, locs, types=(('alloc_space', 'bytes'), ('inuse_space', 'bytes')),
-            period=524288):
-    """samples: (location ids, values); funcs: (id, name, file); locs: (id, address, [(func, line)])"""
-    strs = ['']
+            period=524288, mapping=None):
+    """samples: (location ids, values); funcs: (id, name, file); locs: (id, address, [(func, line)]);
+    mapping: the file of a mapping 1 (0x400000-0x500000) that every location is in"""
+    strs = {'': 0}
     def s(x):
-        if x not in strs:
-            strs.append(x)
-        return strs.index(x)
+        return strs.setdefault(x, len(strs))
     b = bytearray()
     for t, u in types:
         b += ld(1, vi(1, s(t)) + vi(2, s(u)))
     for stk, vals in samples:
         b += ld(2, packed(1, stk) + packed(2, vals))
+    if mapping:
+        b += ld(3, vi(1, 1) + vi(2, 0x400000) + vi(3, 0x500000) + vi(5, s(mapping)))
     for lid, addr, lines in locs:
-        b += ld(4, vi(1, lid) + vi(3, addr) + b''.join(ld(4, vi(1, f) + vi(2, ln)) for f, ln in lines))
+        b += ld(4, vi(1, lid) + (vi(2, 1) if mapping else b'') + vi(3, addr) + b''.join(ld(4, vi(1, f) + vi(2, ln)) for f, ln in lines))
     for fid, name, fname in funcs:
         b += ld(5, vi(1, fid) + vi(2, s(name)) + vi(3, s(name)) + vi(4, s(fname)))
     b += ld(11, vi(1, s('space')) + vi(2, s('bytes'))) + vi(12, period)
@@ -146,6 +147,17 @@ for g in ('--lifetimes', '--temporaries'):
     rc, out, err, _ = run(['top', g, '-n', '3', 'life.pb.gz'], want_rc=0, timeout=10)
     if rc == 0 and out.count('\n') < 5:
         failures.append(f'top {g}: too few rows:\n{out}')
+
+# ---- palloc symbolize: a mapping whose file is a FIFO, a device, a directory -----------------
+def mapped(path, fname):
+    """a profile of two unsymbolized addresses in a mapping of fname"""
+    b = profile(path, [([1, 2], [100, 100])], [], [(1, 0x401000, []), (2, 0x401100, [])],
+                mapping=fname)
+for name, fname in (('fifo', fifo), ('zero', '/dev/zero'), ('dir', d)):
+    mapped(os.path.join(d, f'map_{name}.pb.gz'), fname)
+    rc, out, err, _ = run(['symbolize', f'map_{name}.pb.gz', f'out_{name}.pb.gz'], want_rc=0, timeout=10)
+    if rc == 0 and f'{fname}: cannot read the binary (not a regular file)' not in err:
+        failures.append(f'symbolize {name}: want "{fname}: cannot read the binary (not a regular file)": {err}')
 
 if failures:
     print('FAIL:\n' + '\n'.join(failures))
