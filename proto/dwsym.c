@@ -1,9 +1,13 @@
 /* dwsym.c - a profile's addresses named from its mappings' binaries with libdw (dwsym.h). */
 #include <elfutils/libdwfl.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <gelf.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "dwsym.h"
 
 struct palloc_dwsym_s {
@@ -56,8 +60,20 @@ palloc_dwsym_t *palloc_dwsym_open(const palloc_pb_profile_t *p,
   s->memory_start = m->memory_start;
   s->file_offset = m->file_offset;
   /* Offline, at bias 0: the address is translated through the file's own segments. */
+  /* The path is the profile's word: opened here, O_NONBLOCK, and only a regular file is given
+   * to libdw (which would open a FIFO blocking, and wait for a writer forever). On success
+   * dwfl_report_elf owns fd. */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    snprintf(err, errlen, "cannot read the binary (%s)", fd < 0 ? strerror(errno) : "not a regular file");
+    if (fd >= 0) close(fd);
+    palloc_dwsym_close(s);
+    return NULL;
+  }
   s->dwfl = dwfl_begin(&cb);
-  s->mod = s->dwfl ? dwfl_report_elf(s->dwfl, path, path, -1, 0, false) : NULL;
+  s->mod = s->dwfl ? dwfl_report_elf(s->dwfl, path, path, fd, 0, false) : NULL;
+  if (s->mod == NULL) close(fd);
   if (s->dwfl) dwfl_report_end(s->dwfl, NULL, NULL);
   s->elf = s->mod ? dwfl_module_getelf(s->mod, &s->bias) : NULL;
   if (s->elf == NULL) {

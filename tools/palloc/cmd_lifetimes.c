@@ -128,13 +128,23 @@ int cmd_lifetimes(int argc, char **argv) {
   site_t *sites = xcalloc(p->n_sample + 1, sizeof *sites);
   size_t ns = 0;
   uint32_t *stack = xmalloc((v.maxdepth + 1) * sizeof *stack);
+  /* stack -> site, hashed: a scan of the sites per sample was quadratic (100k stacks: minutes) */
+  size_t nslots = 16;
+  while (nslots < 2 * (p->n_sample + 1)) nslots *= 2;
+  uint32_t *slots = xcalloc(nslots, sizeof *slots); /* site index + 1 */
   for (size_t i = 0; i < p->n_sample; i++) {
     const Perftools__Profiles__Sample *s = p->sample[i];
     size_t n = view_stack(&v, s, stack, NULL);
+    uint64_t h = 1469598103934665603ull;
+    for (size_t k = 0; k < n; k++) h = (h ^ stack[k]) * 1099511628211ull;
+    size_t at = (size_t)(h ^ h >> 29) & (nslots - 1);
     site_t *t = NULL;
-    for (size_t j = 0; j < ns && !t; j++)
-      if (sites[j].n == n && memcmp(sites[j].stk, stack, n * sizeof *stack) == 0) t = &sites[j];
+    for (; slots[at] && !t; at = (at + 1) & (nslots - 1)) {
+      site_t *c = &sites[slots[at] - 1];
+      if (c->n == n && memcmp(c->stk, stack, n * sizeof *stack) == 0) t = c;
+    }
     if (!t) {
+      slots[at] = (uint32_t)ns + 1;
       t = &sites[ns++];
       t->stk = xmalloc((n + 1) * sizeof *stack);
       memcpy(t->stk, stack, n * sizeof *stack);
@@ -215,6 +225,7 @@ int cmd_lifetimes(int argc, char **argv) {
   }
   for (size_t j = 0; j < ns; j++) free(sites[j].stk);
   free(sites);
+  free(slots);
   free(rows);
   free(stack);
   view_close(&v);

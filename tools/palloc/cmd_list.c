@@ -12,11 +12,13 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "cli.h"
 
@@ -51,25 +53,48 @@ static int by_name_file(const void *a, const void *b) {
   return x->node < y->node ? -1 : x->node > y->node; /* first seen first (pprof's node order) */
 }
 
-/* The file's lines (lines[1..n]), read once; NULL and the error if it cannot be read. */
+/* The file's lines (lines[1..n]), read up to the last line the listing shows. */
 typedef struct {
   char *text;
   char **lines;
   size_t n;
 } source_t;
 
-static FILE *open_source(const char *path) {
-  if (path[0] == '/') return fopen(path, "r");
+/* A listing reads at most this much of a source file: the file is named by the profile, which
+ * may come from anywhere, and a 10 GB file (or one without newlines) must not be read whole to
+ * show a few lines. Lines past the bound are not listed. */
+#define SOURCE_MAX ((size_t)64 << 20)
+
+/* path opened for reading if it is a regular file, else -1 with *why set. O_NONBLOCK: a FIFO
+ * named by the profile must not block the open; a FIFO or a device (/dev/zero, which never
+ * ends) is refused. */
+static int open_regular(const char *path, const char **why) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    *why = strerror(errno);
+    return -1;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    *why = "not a regular file";
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+static int open_source(const char *path, const char **why) {
+  if (path[0] == '/') return open_regular(path, why);
   char dir[4096];
-  if (getcwd(dir, sizeof dir) == NULL) return NULL;
+  if (getcwd(dir, sizeof dir) == NULL) return -1;
   for (;;) {
     char p[8192];
     snprintf(p, sizeof p, "%s/%s", strcmp(dir, "/") == 0 ? "" : dir, path);
-    FILE *f = fopen(p, "r");
-    if (f) return f;
+    int fd = open_regular(p, why);
+    if (fd >= 0) return fd;
     char *s = strrchr(dir, '/');
     if (s == NULL || s == dir) {
-      if (strcmp(dir, "/") == 0) return NULL;
+      if (strcmp(dir, "/") == 0) return -1;
       strcpy(dir, "/");
     } else {
       *s = 0;
@@ -77,18 +102,25 @@ static FILE *open_source(const char *path) {
   }
 }
 
-static bool read_source(const char *path, source_t *src) {
+/* Reads path's lines 1..last (fewer if the file is shorter, or longer than SOURCE_MAX before
+ * them); false and *why if it cannot be opened. */
+static bool read_source(const char *path, int64_t last, source_t *src, const char **why) {
   memset(src, 0, sizeof *src);
-  FILE *f = open_source(path);
-  if (f == NULL) return false;
-  size_t cap = 1 << 16, len = 0;
+  int fd = open_source(path, why);
+  if (fd < 0) return false;
+  size_t cap = 1 << 16, len = 0, nl = 0;
   src->text = xmalloc(cap);
-  size_t k;
-  while ((k = fread(src->text + len, 1, cap - len - 1, f)) > 0) {
-    len += k;
+  while (len < SOURCE_MAX && (int64_t)nl < last) {
     if (len + 1 == cap) src->text = xrealloc(src->text, cap *= 2);
+    size_t want = cap - len - 1;
+    if (want > SOURCE_MAX - len) want = SOURCE_MAX - len;
+    ssize_t k = read(fd, src->text + len, want);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) break;
+    for (ssize_t i = 0; i < k; i++) nl += src->text[len + (size_t)i] == '\n';
+    len += (size_t)k;
   }
-  fclose(f);
+  close(fd);
   src->text[len] = 0;
   size_t lcap = 1024;
   src->lines = xmalloc(lcap * sizeof *src->lines);
@@ -105,6 +137,15 @@ static bool read_source(const char *path, source_t *src) {
   }
   return true;
 }
+
+static int by_line(const void *a, const void *b) {
+  const lnode_t *x = a, *y = b;
+  return x->line < y->line ? -1 : x->line > y->line;
+}
+
+/* line - 5 and line + 5 without overflow (a profile's line numbers are any int64) */
+static int64_t line_minus5(int64_t l) { return l < INT64_MIN + 5 ? INT64_MIN : l - 5; }
+static int64_t line_plus5(int64_t l) { return l > INT64_MAX - 5 ? INT64_MAX : l + 5; }
 
 int cmd_list(int argc, char **argv) {
   static const struct option opts[] = {
@@ -174,9 +215,9 @@ int cmd_list(int argc, char **argv) {
       int64_t fsum = 0, csum = 0;
       for (size_t m = k; m < e; m++) fsum += flat[sel[m].node], csum += cum[sel[m].node];
       /* pprof's range: from the first node's line - 5 to its line + 5, widened */
-      int64_t start = sel[k].line - 5, end = sel[k].line + 5;
+      int64_t start = line_minus5(sel[k].line), end = line_plus5(sel[k].line);
       for (size_t m = k; m < e; m++) {
-        int64_t ns = sel[m].line - 5, ne = sel[m].line + 5;
+        int64_t ns = line_minus5(sel[m].line), ne = line_plus5(sel[m].line);
         if (ns < start) start = ns;
         else if (ne > end) end = ne;
       }
@@ -185,10 +226,11 @@ int cmd_list(int argc, char **argv) {
       printf("%10s %10s (flat, cum) %s of Total\n", unit_auto(a, sizeof a, fsum, v.unit),
              unit_auto(b, sizeof b, csum, v.unit), percent(pc, sizeof pc, csum, v.total));
       source_t src;
-      if (!read_source(file, &src)) {
+      const char *why = "no such file";
+      if (!read_source(file, end, &src, &why)) {
         /* pprof's words: Go's os.Open error for an absolute path, its search's otherwise */
         char cwd[4096], err[128];
-        snprintf(err, sizeof err, "%s", strerror(errno));
+        snprintf(err, sizeof err, "%s", why);
         err[0] = (char)tolower((unsigned char)err[0]);
         if (file[0] == '/') printf(" Error: open %s: %s\n", file, err);
         else printf(" Error: could not find file %s on path %s\n", file,
@@ -196,10 +238,13 @@ int cmd_list(int argc, char **argv) {
         k = e;
         continue;
       }
+      /* the nodes by line, walked along with the listing: lines x nodes would be quadratic */
+      qsort(sel + k, e - k, sizeof *sel, by_line);
+      size_t m = k;
       for (int64_t ln = start; ln <= end && (size_t)ln <= src.n; ln++) {
         int64_t lf = 0, lc = 0;
-        for (size_t m = k; m < e; m++)
-          if (sel[m].line == ln) lf += flat[sel[m].node], lc += cum[sel[m].node];
+        while (m < e && sel[m].line < ln) m++;
+        for (; m < e && sel[m].line == ln; m++) lf += flat[sel[m].node], lc += cum[sel[m].node];
         printf("%10s %10s %6lld:%s\n", lf ? unit_auto(a, sizeof a, lf, v.unit) : ".",
                lc ? unit_auto(b, sizeof b, lc, v.unit) : ".", (long long)ln, src.lines[ln]);
       }

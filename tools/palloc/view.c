@@ -404,6 +404,19 @@ int view_from_opts(view_t *v, palloc_pb_profile_t *prof, const char *path, const
   }
   v->type = p->string_table[p->sample_type[v->vi]->type];
   v->unit = p->string_table[p->sample_type[v->vi]->unit];
+  /* The reports add values of a type in int64_t (the total, flat and cum, a diff's new - base,
+   * a tree's sums): the sum of their magnitudes must stay below 2^62 so that none of those
+   * overflows (no real profile comes near: 4 EiB). */
+  for (size_t t = 0; t < p->n_sample_type; t++) {
+    uint64_t mag = 0;
+    for (size_t i = 0; i < p->n_sample && mag < ((uint64_t)1 << 62); i++) {
+      int64_t x = p->sample[i]->value[t];
+      mag += x < 0 ? -(uint64_t)x : (uint64_t)x; /* < 2^62 + 2^63: no wrap */
+    }
+    if (mag >= ((uint64_t)1 << 62))
+      return fail(v, "sample values of type %s too large (their sum overflows)",
+                  p->string_table[p->sample_type[t]->type]);
+  }
   error_setup(v);
 
   filters_t filt = {.any = false};
