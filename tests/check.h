@@ -22,4 +22,17 @@ static int check_failures_, check_count_;
 #define CHECK_DONE()                                                                \
   (fprintf(stderr, "%d checks, %d failed\n", check_count_, check_failures_),        \
    check_failures_ ? 1 : 0)
+
+/* A forked child's end, for tests whose children run under alarm(): CHILD_HUNG if SIGALRM
+ * killed it (it hung), CHILD_OK if it exited 0, else CHILD_FAILED. */
+#include <signal.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+enum { CHILD_OK, CHILD_FAILED, CHILD_HUNG };
+static inline int check_child(pid_t pid) {
+  int st;
+  if (waitpid(pid, &st, 0) != pid) return CHILD_FAILED;
+  if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM) return CHILD_HUNG;
+  return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? CHILD_OK : CHILD_FAILED;
+}
 #endif

@@ -74,12 +74,11 @@ int main(void) {
     }
     CHECK(pid > 0, "fork %d", i);
     if (pid < 0) break;
-    int st;
-    waitpid(pid, &st, 0);
-    if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM) {
+    int end = check_child(pid);
+    if (end == CHILD_HUNG) {
       hung++;
       break; /* one is proof enough, and each costs the alarm's wait */
-    } else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) failed++;
+    } else if (end == CHILD_FAILED) failed++;
     usleep(2000);
   }
   atomic_store(&stop, true);
