@@ -28,7 +28,7 @@ void palloc_config_load(void) {
   palloc_g.seeded = palloc_option_is_set(PALLOC_OPT_SEED);
   palloc_g.seed = (uint64_t)palloc_option_int(PALLOC_OPT_SEED);
   palloc_g.depth = (int)palloc_option_int(PALLOC_OPT_STACK_DEPTH);
-  palloc_g.unwind_fp = palloc_option_int(PALLOC_OPT_UNWIND) == 1;
+  palloc_g.unwind = (uint8_t)palloc_option_int(PALLOC_OPT_UNWIND);
   palloc_g.tcache = palloc_option_int(PALLOC_OPT_TCACHE) != 0;
   palloc_g.symbolize = palloc_option_int(PALLOC_OPT_SYMBOLIZE) != 0;
   palloc_g.peak_growth = palloc_option_int(PALLOC_OPT_PEAK_GROWTH);

@@ -63,6 +63,9 @@
 
 #define PALLOC_MAX_DEPTH 128
 
+/* PALLOC_UNWIND's values (options.c's words). */
+enum { PALLOC_UNWIND_CFI = 0, PALLOC_UNWIND_FP = 1, PALLOC_UNWIND_LIBUNWIND = 2 };
+
 /* ---- per-thread state (countdown.c) ------------------------------------------------------ */
 enum { PALLOC_T_NEW = 0, PALLOC_T_LIVE = 1, PALLOC_T_DEAD = 2 };
 
@@ -182,7 +185,7 @@ typedef struct palloc_global_s {
   bool seeded;
   uint64_t seed;
   int depth;                     /* stack depth */
-  bool unwind_fp;                /* PALLOC_UNWIND=fp */
+  uint8_t unwind;                /* PALLOC_UNWIND: PALLOC_UNWIND_CFI, _FP or _LIBUNWIND */
   bool symbolize;                /* PALLOC_SYMBOLIZE != none */
   bool tcache;                   /* PALLOC_TCACHE != 0 */
   _Atomic uint64_t samples_dropped;
@@ -397,6 +400,14 @@ int palloc_stack_capture(uintptr_t *pcs, int max);
 /* The frame-pointer walk from the frame at fp: at most max return addresses into buf, reading
  * only inside [lo, hi), whatever the frame pointers hold (any value of fp, lo and hi is safe). */
 int palloc_fp_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi, uintptr_t *buf, int max);
+/* cfi.c: the .eh_frame walk (the default unwinder) and its shared rule cache. */
+int palloc_cfi_walk_from(uintptr_t fp, uintptr_t lo, uintptr_t hi, uintptr_t *buf, int max);
+bool palloc_cfi_available(void);                 /* _dl_find_object exists (glibc 2.35+) */
+void palloc_cfi_flush(void);                     /* objects were unloaded (unload.c) */
+void palloc_cfi_counts(uint64_t *decoded, uint64_t *to_libunwind);
+/* The rule at pc, decoded afresh (tests): 0 CFA = rsp + cfa_off, 1 CFA = rbp + cfa_off (then
+ * rbp_off: where rbp was saved below the CFA, 0 if not), 2 the outermost frame, 3 unknown. */
+unsigned palloc_cfi_rule(uintptr_t pc, uint32_t *cfa_off, uint32_t *rbp_off);
 void palloc_stack_fork_prepare(void); /* fork handlers (lifecycle.c): nobody in libunwind */
 void palloc_stack_fork_parent(void);
 void palloc_stack_fork_child(void);

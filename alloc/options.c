@@ -25,7 +25,7 @@ static char debug_dirs[4096];
 
 static char http_addr[256];
 static const palloc_option_word_t unwind_words[] = {
-  {"libunwind", 0, false}, {"fp", 1, false}, {NULL, 0, false}};
+  {"cfi", 0, false}, {"fp", 1, false}, {"libunwind", 2, false}, {NULL, 0, false}};
 /* 'libdw' names what symbolized profiles before palloc read ELF and DWARF itself: it stays
  * accepted, as the same thing as 'elf', so that existing setups keep working silently. */
 static const palloc_option_word_t symbolize_words[] = {
@@ -62,10 +62,11 @@ const palloc_option_desc_t palloc_options[PALLOC_OPT_COUNT] = {
     "frames kept per stack, 1 to 128"},
   [PALLOC_OPT_UNWIND] = {
     "PALLOC_UNWIND", PALLOC_KIND_ENUM, 0, 0, 0, 0, unwind_words, NULL,
-    "`libunwind`", "using libunwind",
-    "`libunwind` (any code) or `fp` (frame-pointer walk, faster; needs "
-    "`-fno-omit-frame-pointer`, and says so once if the program's stacks come out one frame "
-    "deep)"},
+    "`cfi`", "using cfi",
+    "`cfi` (any code: palloc's walk by the `.eh_frame` rules, one rule cache for all threads; "
+    "libunwind takes the stacks it cannot, such as signal frames), `libunwind` (libunwind "
+    "only) or `fp` (frame-pointer walk; needs `-fno-omit-frame-pointer`, and says so once if "
+    "the program's stacks come out one frame deep)"},
   [PALLOC_OPT_SYMBOLIZE] = {
     "PALLOC_SYMBOLIZE", PALLOC_KIND_ENUM, 1, 0, 0, 0, symbolize_words, NULL,
     "`elf`", "using elf",

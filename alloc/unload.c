@@ -274,10 +274,12 @@ int palloc_dlclose(void *handle) {
   int r = real(handle);
 
   palloc_guard_enter(t);
+  if (c.s == NULL || c.failed) palloc_cfi_flush(); /* not known what went: forget every rule */
   if (c.s != NULL && !c.failed) {
     c.marking = true;
     dl_iterate_phdr(list_object, &c);
     if (c.subs != subs) {
+      palloc_cfi_flush(); /* the unwinder's rules for the unloaded code (cfi.c) */
       palloc_writer_lock();
       bool any = false;
       for (size_t i = 0; i < c.n; i++)

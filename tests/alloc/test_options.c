@@ -76,8 +76,8 @@ static void test_kinds(void) {
   CHECK(!OK(PALLOC_OPT_SEED, "-1") && !OK(PALLOC_OPT_SEED, " 1") && !OK(PALLOC_OPT_SEED, "x1") &&
         !OK(PALLOC_OPT_SEED, "0x") && !OK(PALLOC_OPT_SEED, "08") &&
         !OK(PALLOC_OPT_SEED, "18446744073709551616"), "seed syntax");
-  CHECK(OK(PALLOC_OPT_UNWIND, "fp") && v == 1 && OK(PALLOC_OPT_UNWIND, "LIBUNWIND") && v == 0 &&
-        !OK(PALLOC_OPT_UNWIND, "magic"), "unwind");
+  CHECK(OK(PALLOC_OPT_UNWIND, "fp") && v == 1 && OK(PALLOC_OPT_UNWIND, "LIBUNWIND") && v == 2 &&
+        OK(PALLOC_OPT_UNWIND, "cfi") && v == 0 && !OK(PALLOC_OPT_UNWIND, "magic"), "unwind");
   CHECK(OK(PALLOC_OPT_SYMBOLIZE, "libdw") && v == 1 && OK(PALLOC_OPT_SYMBOLIZE, "none") && v == 0,
         "symbolize, and its old name");
   CHECK(OK(PALLOC_OPT_TCACHE, "ON") && v == 1 && OK(PALLOC_OPT_TCACHE, "0") && v == 0 &&

@@ -9,7 +9,8 @@ How palloc's memory and cost grow, against its peers in the same run (tests/benc
            peak RSS, CPU, and palloc's own memory (page map, registry, buckets)
   depth    allocations 8 to 128 frames deep, every one sampled: instructions per sample
            (callgrind, the difference between two run lengths, so fixed costs cancel) for
-           palloc with libunwind and with PALLOC_UNWIND=fp, and jemalloc's profiling
+           palloc with its default .eh_frame walk, with PALLOC_UNWIND=libunwind and =fp, and
+           jemalloc's profiling
   stacks   1k to --stacks-max distinct stacks, every allocation sampled: palloc's memory, the
            profile write's time and size, `palloc top`'s time on it; jemalloc's dump
   exec     start-up of a preloaded exec (startup.py) against mimalloc preloaded
@@ -46,6 +47,8 @@ def env_for(cfg, palloc_so, extra=None):
         env["LD_PRELOAD"] = palloc_so
         if cfg.endswith("-fp"):
             env["PALLOC_UNWIND"] = "fp"
+        if cfg.endswith("-libunwind"):
+            env["PALLOC_UNWIND"] = "libunwind"
         if cfg.startswith("palloc-off"):
             env["PALLOC_SAMPLE_RATE"] = "0"
     elif cfg == "jemalloc":
@@ -187,6 +190,8 @@ def bench_depth(exe, palloc_so, res, out, depths, n1=500, n2=1500):
     same for the allocator alone (palloc-off, jemalloc)."""
     cfgs = {"palloc": ("palloc", {"PALLOC_SAMPLE_RATE": "1", "PALLOC_STACK_DEPTH": "128"}),
             "palloc-fp": ("palloc-fp", {"PALLOC_SAMPLE_RATE": "1", "PALLOC_STACK_DEPTH": "128"}),
+            "palloc-libunwind": ("palloc-libunwind", {"PALLOC_SAMPLE_RATE": "1",
+                                                      "PALLOC_STACK_DEPTH": "128"}),
             "palloc-off": ("palloc-off", {}),
             "jemalloc-prof": ("jemalloc", {"MALLOC_CONF": "prof:true,lg_prof_sample:0"}),
             "jemalloc": ("jemalloc", {})}
@@ -203,8 +208,8 @@ def bench_depth(exe, palloc_so, res, out, depths, n1=500, n2=1500):
         v, b = d.get((x, c)), d.get((x, base))
         return v - b if v is not None and b is not None else None
     table("Stack depth: instructions per sample (callgrind; every allocation sampled, over the "
-          "allocator alone)", "frames", depths, ["palloc", "palloc-fp", "jemalloc-prof"],
-          per_sample, lambda v: "%.0f" % v, "jemalloc-prof", out)
+          "allocator alone)", "frames", depths,
+          ["palloc", "palloc-libunwind", "palloc-fp", "jemalloc-prof"], per_sample, lambda v: "%.0f" % v, "jemalloc-prof", out)
 
 
 def bench_stacks(exe, palloc_so, tool, res, out, counts, tmp):
