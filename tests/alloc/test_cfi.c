@@ -242,6 +242,10 @@ static int walks(void) {
   co_uc.uc_link = &main_uc;
   makecontext(&co_uc, coroutine, 0);
   swapcontext(&main_uc, &co_uc);
+  ss.ss_flags = SS_DISABLE;
+  sigaltstack(&ss, NULL);
+  free(ss.ss_sp);
+  free(co_uc.uc_stack.ss_sp);
 
   uint64_t dec, gen;
   palloc_cfi_counts(&dec, &gen);
