@@ -595,6 +595,14 @@ static void serve_metrics(conn_t *c) {
   metric(o, "palloc_profiles_served_total", "counter",
          "Heap profiles served by this endpoint (heap, allocs, deltas, text).",
          (double)atomic_load(&palloc_http_served));
+  uint64_t decoded, to_libunwind;
+  palloc_cfi_counts(&decoded, &to_libunwind);
+  metric(o, "palloc_unwind_rules_decoded_total", "counter",
+         "Call-frame rules decoded from .eh_frame by the default unwinder (once per return "
+         "address, again after a dlclose).", (double)decoded);
+  metric(o, "palloc_unwind_libunwind_stacks_total", "counter",
+         "Sampled stacks the default unwinder left to libunwind (signal frames, stacks off the "
+         "thread's own, code without unwind tables).", (double)to_libunwind);
   emit_ctx_t e = {o, ""};
   palloc_observers_metrics(emit, &e);
   out_flush(o);

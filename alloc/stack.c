@@ -1,8 +1,11 @@
 /* stack.c - capturing the return addresses of a sampled allocation.
  *
- * Two unwinders:
- *  - libunwind (default): unw_backtrace, local-only, with libunwind's per-thread cache. Correct
- *    for code without frame pointers (it reads .eh_frame), at a cost per frame.
+ * Three unwinders:
+ *  - the .eh_frame walk (default, cfi.c): call-frame rules decoded once per return address into
+ *    a table that all threads share. A stack it cannot follow exactly goes to libunwind.
+ *  - libunwind (PALLOC_UNWIND=libunwind, and the walk's fallback): unw_backtrace, local-only,
+ *    with libunwind's per-thread cache (256 KiB per thread). Correct for code without frame
+ *    pointers (it reads .eh_frame), at a cost per frame.
  *  - PALLOC_UNWIND=fp: a frame-pointer walk, several times faster, for programs built with
  *    -fno-omit-frame-pointer. Every frame pointer is checked against the thread's stack bounds,
  *    alignment and monotonic growth before it is read, so a frame without a frame pointer ends
@@ -14,7 +17,8 @@
  * (if any) come before palloc's and are dropped with them.
  *
  * libunwind is not linked: it is loaded (dlopen "libunwind.so.8", which brings liblzma) by the
- * first sampled allocation that needs it, so that the many short processes of a build or a
+ * first sampled allocation that needs it (under the default unwinder, the first stack the walk
+ * leaves to it; many processes never load it), so that the many short processes of a build or a
  * script, which mostly never sample, do not pay for mapping and relocating both (about a sixth
  * of a preloaded exec's start-up: tests/bench/startup.py). Loading inside malloc is made safe
  * thus:

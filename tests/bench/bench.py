@@ -784,7 +784,7 @@ def report(args, summ, ratios, probe_res, acc, wls, cfgs, insn=None, paired=None
                 out.append("  %-14s wall %s  cpu %s  (%s)" % (
                     c, fmt_ratio(ratios.get(("wall", "deep", c))),
                     fmt_ratio(ratios.get(("cpu", "deep", c))),
-                    "PALLOC_UNWIND=fp" if c.endswith("-fp") else "default unwinder (libunwind)"))
+                    "PALLOC_UNWIND=fp" if c.endswith("-fp") else "default unwinder (.eh_frame walk)"))
     if probe_res:
         out.append("")
         out.append("Profile written by palloc (512 KiB) after the work, heap still live:")
