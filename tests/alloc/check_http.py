@@ -238,6 +238,33 @@ if p.port:
                        text=True, timeout=60)
     if r.returncode != 1 or 'HTTP 404: Unknown profile' not in r.stderr:
         fail(f'palloc top on a 404: {r.returncode} {r.stderr!r}')
+    # a listener whose accept queue is full: Linux drops the SYN and connect would wait for
+    # minutes; --timeout bounds the whole fetch, connect included
+    lst = socket.socket()
+    lst.bind(('127.0.0.1', 0))
+    lst.listen(0)
+    fillers = []
+    for _ in range(3):
+        c = socket.socket()
+        c.setblocking(False)
+        try:
+            c.connect(lst.getsockname())
+        except BlockingIOError:
+            pass
+        fillers.append(c)
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    r = subprocess.run([palloc, 'top', '--timeout', '2',
+                        'http://127.0.0.1:%d/debug/pprof/heap' % lst.getsockname()[1]],
+                       capture_output=True, text=True, timeout=60)
+    took = time.monotonic() - t0
+    if r.returncode != 1 or 'no answer within the timeout' not in r.stderr or took > 10:
+        fail(f'palloc top --timeout 2 on a host that does not answer: rc {r.returncode} after '
+             f'{took:.1f} s: {r.stderr!r}')
+    else:
+        ok(f'palloc top --timeout 2 on a host that does not answer: one error after {took:.1f} s')
+    for c in fillers + [lst]:
+        c.close()
 
     # cmdline, index, symbol (GET), routes that do not exist
     st, body, _ = get(p.url('/debug/pprof/cmdline'))

@@ -129,6 +129,7 @@ static inline int64_t view_value(const view_t *v, const Perftools__Profiles__Sam
 
 /* ---- fetch.c: profiles from a live process's endpoint (PALLOC_HTTP, Go's net/http/pprof) -- */
 extern long fetch_seconds;  /* --seconds N: a delta profile over the next N seconds; 0 none */
+extern long fetch_timeout;  /* --timeout N: the fetch's deadline in seconds; 0: --seconds + 60 */
 bool fetch_is_url(const char *s);
 /* GETs url (http:// only); the body in *data (xmalloc'd), or -1 with the reason in err. */
 int fetch_url(const char *url, uint8_t **data, size_t *len, char *err, size_t errlen);

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <netdb.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "cli.h"
 
 long fetch_seconds; /* --seconds N, 0: none */
+long fetch_timeout;  /* --timeout N: the whole fetch's seconds; 0: pprof's, --seconds + 60 */
 
 bool fetch_is_url(const char *s) { return strncmp(s, "http://", 7) == 0; }
 
@@ -118,11 +120,33 @@ int fetch_url(const char *url, uint8_t **data, size_t *len, char *err, size_t er
     snprintf(err, errlen, "%s: %s", h, gai_strerror(rc));
     return -1;
   }
+  /* One deadline for the whole fetch, connect included: a host that drops the SYN (a firewall,
+   * a listener whose backlog is full) would otherwise hold connect for minutes. */
+  long long deadline = now_ms() + (fetch_timeout > 0 ? fetch_timeout : fetch_seconds + 60) * 1000;
   int fd = -1;
   for (struct addrinfo *a = ai; a && fd < 0; a = a->ai_next) {
-    fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-    if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
-      snprintf(err, errlen, "connect: %s", strerror(errno));
+    fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
+    if (fd < 0) {
+      snprintf(err, errlen, "socket: %s", strerror(errno));
+      continue;
+    }
+    int e = connect(fd, a->ai_addr, a->ai_addrlen) == 0 ? 0 : errno;
+    if (e == EINPROGRESS) {
+      struct pollfd pf = {fd, POLLOUT, 0};
+      long long left = deadline - now_ms();
+      int r;
+      while ((r = poll(&pf, 1, left > 0 ? (int)left : 0)) < 0 && errno == EINTR)
+        left = deadline - now_ms();
+      socklen_t el = sizeof e;
+      if (r == 0) e = ETIMEDOUT;
+      else if (r < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) != 0) e = errno;
+    }
+    if (e == 0 && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0) e = errno;
+    if (e != 0) {
+      if (e == ETIMEDOUT)
+        snprintf(err, errlen, "connect: no answer within the timeout (--timeout)");
+      else
+        snprintf(err, errlen, "connect: %s", strerror(e));
       close(fd);
       fd = -1;
     }
@@ -140,8 +164,7 @@ int fetch_url(const char *url, uint8_t **data, size_t *len, char *err, size_t er
   }
   char *b;
   size_t n;
-  /* pprof's own timeout: the profile's duration and a minute */
-  rc = read_all(fd, now_ms() + (fetch_seconds + 60) * 1000, &b, &n, err, errlen);
+  rc = read_all(fd, deadline, &b, &n, err, errlen);
   close(fd);
   if (rc != 0) return -1;
   char *eoh = NULL;
@@ -193,21 +216,27 @@ int fetch_url(const char *url, uint8_t **data, size_t *len, char *err, size_t er
   return 0;
 }
 
-/* The seconds of --seconds: a whole number, 1 to 3600. */
+/* --seconds N and --timeout N (pprof's names): whole numbers of seconds, 1 to 3600. */
 int fetch_take_seconds(int *argc, char **argv) {
   for (int i = 1; i < *argc; i++) {
     if (strcmp(argv[i], "--") == 0) break;
     const char *v = NULL;
     int take = 0;
-    if (strcmp(argv[i], "--seconds") == 0 && i + 1 < *argc) v = argv[i + 1], take = 2;
-    else if (strncmp(argv[i], "--seconds=", 10) == 0) v = argv[i] + 10, take = 1;
-    else if (strcmp(argv[i], "--seconds") == 0) return usage_error(argv[0], "--seconds needs a number");
+    long *to = NULL;
+    const char *flag = NULL;
+    if (strncmp(argv[i], "--seconds", 9) == 0) to = &fetch_seconds, flag = "--seconds";
+    else if (strncmp(argv[i], "--timeout", 9) == 0) to = &fetch_timeout, flag = "--timeout";
+    if (to == NULL) continue;
+    const char *rest = argv[i] + 9;
+    if (*rest == 0 && i + 1 < *argc) v = argv[i + 1], take = 2;
+    else if (*rest == '=') v = rest + 1, take = 1;
+    else if (*rest == 0) return usage_error(argv[0], "%s needs a number", flag);
     if (!take) continue;
     char *end;
     long s = strtol(v, &end, 10);
     if (*v == 0 || *end != 0 || s < 1 || s > 3600)
-      return usage_error(argv[0], "--seconds takes a whole number of seconds, 1 to 3600");
-    fetch_seconds = s;
+      return usage_error(argv[0], "%s takes a whole number of seconds, 1 to 3600", flag);
+    *to = s;
     memmove(argv + i, argv + i + take, (size_t)(*argc - i - take + 1) * sizeof *argv);
     *argc -= take;
     i--;

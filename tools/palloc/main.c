@@ -32,7 +32,8 @@ static void usage(FILE *out) {
     fprintf(out, "  %-10s %s\n", cmds[i].name, cmds[i].what);
   fprintf(out, "\ntop, diff, flame and folded also read a live process's profile from its endpoint\n"
                "(PALLOC_HTTP, or a Go program's net/http/pprof): http://HOST:PORT/debug/pprof/heap,\n"
-               "and --seconds N asks it for what the next N seconds allocated (a delta profile).\n");
+               "and --seconds N asks it for what the next N seconds allocated (a delta profile);\n"
+               "--timeout N bounds the whole fetch (default: the seconds asked for and a minute).\n");
   fprintf(out, "\n'palloc COMMAND --help' describes a command. Exit status: 0 ok, 1 failed check\n"
                "or unreadable profile, 2 usage error ('run' returns the program's status).\n");
 }
@@ -59,7 +60,7 @@ int main(int argc, char **argv) {
       if (strcmp(cmds[i].name, name) == 0) return cmds[i].fn(2, hargv);
   }
   /* top, diff, flame, folded read PROFILE operands that may be URLs of a live process
-   * (fetch.c): --seconds N asks the endpoint for a delta profile. */
+   * (fetch.c): --seconds N asks the endpoint for a delta profile, --timeout N bounds the fetch. */
   if (strcmp(name, "top") == 0 || strcmp(name, "diff") == 0 || strcmp(name, "flame") == 0 ||
       strcmp(name, "folded") == 0) {
     int sub_argc = argc - 1, rc = fetch_take_seconds(&sub_argc, argv + 1);
