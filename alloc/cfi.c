@@ -25,7 +25,7 @@
  *
  * Reads: every stack read is of 8 bytes inside [lo, hi), the thread's stack (as in the
  * frame-pointer walk), and each frame's CFA lies above the one before. A wrong rule (an object
- * unloaded and another loaded at its address: unload.c flushes the cache on dlclose) can give a
+ * unloaded and another loaded at its address: unload.c has the unloaded code's rules forgotten) can give a
  * wrong frame but never a read outside the stack. The .eh_frame reads stay inside the FDE and
  * CIE lengths, in an object that _dl_find_object just found loaded.
  *
@@ -365,13 +365,14 @@ static uint64_t rule_decode(uintptr_t pc) {
 
 /* ---- the shared rule cache ---------------------------------------------------------------- */
 
-/* Open addressing, keys inserted once and never removed. A slot's key is 0 (empty), CLAIMED
- * (a writer is filling it: readers look on) or a pc; the rule is written before the key is
+/* Open addressing, keys inserted once and never moved. A slot's key is 0 (empty), CLAIMED
+ * (a writer is filling it: readers look on), FORGOTTEN (palloc_cfi_forget) or a pc; the rule is written before the key is
  * published (release), so a reader that sees the pc (acquire) sees its rule. A full table is
- * replaced by one four times larger (the old one stays mapped: a walk may be reading it); a
- * flush replaces it by an empty one. Lookups and inserts probe at most PROBES slots. */
+ * replaced by one four times larger (the old one stays mapped: a walk may be reading it).
+ * Lookups and inserts probe at most PROBES slots. */
 enum { PROBES = 16, TABLE_MIN_BITS = 9, TABLE_MAX_BITS = 20 };
 #define CLAIMED ((uintptr_t)1)
+#define FORGOTTEN ((uintptr_t)2) /* the key of a rule for code that was unloaded: never matches */
 
 typedef struct { _Atomic uintptr_t key; _Atomic uint64_t rule; } rule_slot_t;
 typedef struct {
@@ -417,16 +418,18 @@ static bool table_put(rule_table_t *t, uintptr_t pc, uint64_t rule) {
   for (int k = 0; k < PROBES; k++, i = (i + 1) & mask) {
     uintptr_t key = atomic_load_explicit(&t->slot[i].key, memory_order_acquire);
     if (key == pc) return true;
-    if (key != 0) continue;
-    uintptr_t empty = 0;
-    if (!atomic_compare_exchange_strong_explicit(&t->slot[i].key, &empty, CLAIMED,
+    if (key != 0 && key != FORGOTTEN) continue;
+    /* An empty slot, or a forgotten one (reused: plugins loaded and unloaded in a loop take no
+     * more room). Two threads putting the same pc may both succeed: a harmless duplicate. */
+    uintptr_t seen = key;
+    if (!atomic_compare_exchange_strong_explicit(&t->slot[i].key, &seen, CLAIMED,
                                                  memory_order_acquire, memory_order_relaxed)) {
-      if (empty == pc) return true;
+      if (seen == pc) return true;
       continue;
     }
     atomic_store_explicit(&t->slot[i].rule, rule, memory_order_relaxed);
     atomic_store_explicit(&t->slot[i].key, pc, memory_order_release);
-    atomic_fetch_add_explicit(&t->used, 1, memory_order_relaxed);
+    if (key == 0) atomic_fetch_add_explicit(&t->used, 1, memory_order_relaxed);
     return true;
   }
   return false;
@@ -440,7 +443,7 @@ static void table_grow(rule_table_t *t) {
   if (n == NULL) return;
   for (size_t i = 0; i < ((size_t)1 << t->bits); i++) {
     uintptr_t key = atomic_load_explicit(&t->slot[i].key, memory_order_acquire);
-    if (key > CLAIMED)
+    if (key > FORGOTTEN)
       table_put(n, key, atomic_load_explicit(&t->slot[i].rule, memory_order_relaxed));
   }
   rule_table_t *expected = t;
@@ -470,19 +473,30 @@ __attribute__((noinline)) static uint64_t rule_miss(uintptr_t pc) {
   return rule;
 }
 
-void palloc_cfi_flush(void) {
-  rule_table_t *t = atomic_load_explicit(&rule_table, memory_order_acquire);
-  if (t == NULL) return;
-  rule_table_t *n = table_new(TABLE_MIN_BITS);
-  if (n == NULL) return;
-  if (!atomic_compare_exchange_strong_explicit(&rule_table, &t, n, memory_order_acq_rel,
-                                               memory_order_acquire))
-    munmap(n, sizeof(rule_table_t) + ((size_t)1 << n->bits) * sizeof(rule_slot_t));
+/* The rules of code in [lo, hi), which was unloaded: their keys become FORGOTTEN (readers and
+ * inserts pass over them; the next growth drops them), so that code loaded there later is
+ * decoded afresh. In place, so that a program that loads and unloads plugins in a loop does not
+ * leave a table behind each time. A walk that read such a key just before sees the old rule: it
+ * was walking through code being unloaded, which is the program's bug. */
+void palloc_cfi_forget(uintptr_t lo, uintptr_t hi) {
+  rule_table_t *t = atomic_load_explicit(&rule_table, memory_order_acquire), *seen;
+  do { /* again if a growth copied the table meanwhile */
+    seen = t;
+    if (t == NULL) return;
+    for (size_t i = 0; i < ((size_t)1 << t->bits); i++) {
+      uintptr_t key = atomic_load_explicit(&t->slot[i].key, memory_order_relaxed);
+      if (key > FORGOTTEN && key >= lo && key < hi)
+        atomic_store_explicit(&t->slot[i].key, FORGOTTEN, memory_order_release);
+    }
+    t = atomic_load_explicit(&rule_table, memory_order_acquire);
+  } while (t != seen);
 }
 
-void palloc_cfi_counts(uint64_t *decoded, uint64_t *to_libunwind) {
+void palloc_cfi_counts(uint64_t *decoded, uint64_t *to_libunwind, uint64_t *slots) {
   *decoded = atomic_load_explicit(&rules_decoded, memory_order_relaxed);
   *to_libunwind = atomic_load_explicit(&walks_left_to_libunwind, memory_order_relaxed);
+  rule_table_t *t = atomic_load_explicit(&rule_table, memory_order_acquire);
+  *slots = t ? (uint64_t)1 << t->bits : 0;
 }
 
 /* ---- the walk ----------------------------------------------------------------------------- */
@@ -566,8 +580,10 @@ PALLOC_TEXT int palloc_cfi_walk_from(uintptr_t fp, uintptr_t lo, uintptr_t hi, u
   (void)fp, (void)lo, (void)hi, (void)buf, (void)max;
   return -1;
 }
-void palloc_cfi_flush(void) {}
-void palloc_cfi_counts(uint64_t *decoded, uint64_t *to_libunwind) { *decoded = *to_libunwind = 0; }
+void palloc_cfi_forget(uintptr_t lo, uintptr_t hi) { (void)lo, (void)hi; }
+void palloc_cfi_counts(uint64_t *decoded, uint64_t *to_libunwind, uint64_t *slots) {
+  *decoded = *to_libunwind = *slots = 0;
+}
 bool palloc_cfi_available(void) { return false; }
 unsigned palloc_cfi_rule(uintptr_t pc, uint32_t *cfa_off, uint32_t *rbp_off) {
   (void)pc;

@@ -595,8 +595,8 @@ static void serve_metrics(conn_t *c) {
   metric(o, "palloc_profiles_served_total", "counter",
          "Heap profiles served by this endpoint (heap, allocs, deltas, text).",
          (double)atomic_load(&palloc_http_served));
-  uint64_t decoded, to_libunwind;
-  palloc_cfi_counts(&decoded, &to_libunwind);
+  uint64_t decoded, to_libunwind, slots;
+  palloc_cfi_counts(&decoded, &to_libunwind, &slots);
   metric(o, "palloc_unwind_rules_decoded_total", "counter",
          "Call-frame rules decoded from .eh_frame by the default unwinder (once per return "
          "address, again after a dlclose).", (double)decoded);

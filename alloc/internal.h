@@ -403,8 +403,8 @@ int palloc_fp_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi, uintptr_t *buf, int
 /* cfi.c: the .eh_frame walk (the default unwinder) and its shared rule cache. */
 int palloc_cfi_walk_from(uintptr_t fp, uintptr_t lo, uintptr_t hi, uintptr_t *buf, int max);
 bool palloc_cfi_available(void);                 /* _dl_find_object exists (glibc 2.35+) */
-void palloc_cfi_flush(void);                     /* objects were unloaded (unload.c) */
-void palloc_cfi_counts(uint64_t *decoded, uint64_t *to_libunwind);
+void palloc_cfi_forget(uintptr_t lo, uintptr_t hi); /* code unloaded there (unload.c) */
+void palloc_cfi_counts(uint64_t *decoded, uint64_t *to_libunwind, uint64_t *table_slots);
 /* The rule at pc, decoded afresh (tests): 0 CFA = rsp + cfa_off, 1 CFA = rbp + cfa_off (then
  * rbp_off: where rbp was saved below the CFA, 0 if not), 2 the outermost frame, 3 unknown. */
 unsigned palloc_cfi_rule(uintptr_t pc, uint32_t *cfa_off, uint32_t *rbp_off);

@@ -274,12 +274,13 @@ int palloc_dlclose(void *handle) {
   int r = real(handle);
 
   palloc_guard_enter(t);
-  if (c.s == NULL || c.failed) palloc_cfi_flush(); /* not known what went: forget every rule */
+  if (c.s == NULL || c.failed) palloc_cfi_forget(0, UINTPTR_MAX); /* not known what went */
   if (c.s != NULL && !c.failed) {
     c.marking = true;
     dl_iterate_phdr(list_object, &c);
     if (c.subs != subs) {
-      palloc_cfi_flush(); /* the unwinder's rules for the unloaded code (cfi.c) */
+      for (size_t i = 0; i < c.n; i++) /* the unwinder's rules for the unloaded code (cfi.c) */
+        if (!c.o[i].present) palloc_cfi_forget(c.o[i].lo, c.o[i].hi);
       palloc_writer_lock();
       bool any = false;
       for (size_t i = 0; i < c.n; i++)
