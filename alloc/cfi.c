@@ -168,12 +168,7 @@ static bool cfa_run(rd_t *r, cfa_state_t *s, const cfa_state_t *init, uintptr_t 
     }
     if (!set_reg) switch (op) {
     case 0x00: continue;                                                  /* nop */
-    case 0x01: {                                                          /* set_loc */
-      uintptr_t to = rd_encoded(r, 0x00, 0);
-      if (to > pc) return !r->bad;
-      loc = to;
-      continue;
-    }
+    case 0x01: return false; /* set_loc: its operand's encoding is the FDE's; gcc never emits it */
     case 0x02: delta = rd_bytes(r, 1); goto advance;
     case 0x03: delta = rd_bytes(r, 2); goto advance;
     case 0x04: delta = rd_bytes(r, 4); goto advance;
