@@ -121,11 +121,14 @@ static void maybe_grow(uint64_t count) {
 
 /* A bucket whose frames include an unloaded library's (gone set) is never found again: the
  * same stack now is the code mapped there since, and starts a bucket of its own. */
-static bool same(const palloc_bucket_t *b, uint64_t h, const uintptr_t *stk, int n,
-                 size_t size) {
-  return b->hash == h && b->size == size && b->nstk == (uint32_t)n &&
-         memcmp(b->stk, stk, (size_t)n * sizeof *stk) == 0 &&
-         atomic_load_explicit(&b->gone, memory_order_acquire) == NULL;
+static inline bool same(const palloc_bucket_t *b, uint64_t h, const uintptr_t *stk, int n,
+                        size_t size) {
+  if (b->hash != h || b->size != size || b->nstk != (uint32_t)n) return false;
+  /* A word loop, not memcmp: a stack is a few dozen words, and the call into libc's memcmp
+   * cost more than the compare (tens of instructions a sample). */
+  for (int i = 0; i < n; i++)
+    if (b->stk[i] != stk[i]) return false;
+  return atomic_load_explicit(&b->gone, memory_order_acquire) == NULL;
 }
 
 palloc_bucket_t *palloc_bucket_get(const uintptr_t *stk, int n, size_t request) {
@@ -133,8 +136,13 @@ palloc_bucket_t *palloc_bucket_get(const uintptr_t *stk, int n, size_t request) 
   if (!palloc_once(&table_state, make_table)) return NULL;
   size_t size = palloc_size_class(request);
   palloc_assert(size >= request);
-  uint64_t h = palloc_bucket_hash(stk, n, size);
-  size_t chain = (size_t)(finish(stack_fold(stk, n)) + class_ordinal(size));
+  /* The stack is folded once for both: the key's hash and the chain (palloc_bucket_hash's and
+   * palloc_bucket_chain's values). */
+  uint64_t fold = stack_fold(stk, n);
+  uint64_t h = finish(mix(fold, size));
+  size_t chain = (size_t)(finish(fold) + class_ordinal(size));
+  palloc_assert(h == palloc_bucket_hash(stk, n, size) &&
+                (chain & ((1u << TABLE_BITS) - 1)) == palloc_bucket_chain(stk, n, size));
   unsigned top = atomic_load_explicit(&nlayers, memory_order_acquire);
   palloc_assert(top >= 1 && top <= LAYERS);
   for (unsigned k = top - 1; k > 0; k--) { /* the older layers: searched, never added to */

@@ -76,8 +76,7 @@ static void peak_release(void) {
 
 static inline int64_t weight(size_t size) {
   int64_t rate = atomic_load_explicit(&palloc_g.rate, memory_order_relaxed);
-  double p = palloc_sample_prob((double)size, rate);
-  return p > 0 ? (int64_t)((double)size / p) : 0;
+  return (int64_t)palloc_sample_weight((double)size, rate); /* size / p(size) */
 }
 
 static void list_add(palloc_bucket_t *b) {

@@ -22,11 +22,10 @@
 #define PALLOC_USDT_H
 #if defined(PALLOC_HAVE_SDT)
 #include <sys/sdt.h>
-#include "palloc_proto.h" /* palloc_proto_scale_heap */
+#include "poisson.h" /* palloc_sample_weight: scaleHeapSample of one object, without exp */
 static inline void palloc_usdt_alloc(const void *p, size_t n) {
-  int64_t count, weight;
-  palloc_proto_scale_heap(1, (int64_t)(n & INT64_MAX), atomic_load_explicit(&palloc_g.rate, memory_order_relaxed),
-                          &count, &weight);
+  int64_t weight = (int64_t)palloc_sample_weight(
+      (double)(int64_t)(n & INT64_MAX), atomic_load_explicit(&palloc_g.rate, memory_order_relaxed));
   uint64_t ptr = (uint64_t)(uintptr_t)p, size = (uint64_t)n, w = (uint64_t)weight;
   DTRACE_PROBE3(otel_memory, alloc, ptr, size, w);
 }
