@@ -49,6 +49,45 @@ static void test_intervals(void) {
   CHECK(palloc_draw_interval(&t, 0) > 0, "rate 0 never samples");
 }
 
+/* The exponential draw (countdown.c's ziggurat) against the exponential's law over 2M draws:
+ * equiprobable bins of its CDF (chi-square), the mean and second moment, and the tail beyond the
+ * ziggurat's base layer (x > r = 7.697, drawn apart: r plus a fresh exponential). Each of the
+ * ziggurat's parts is exercised: the rejections above the curve in a layer (a draw that kept
+ * them fails the bins near 0), the tail (one cut at r fails the tail counts). */
+static void test_intervals_law(void) {
+  enum { N = 1 << 21, K = 1024 };
+  const int64_t rate = (int64_t)1 << 30;
+  palloc_thread_t t;
+  memset(&t, 0, sizeof t);
+  t.rng = 0x9e3779b97f4a7c15ull;
+  static int bins[K];
+  double sum = 0, sum2 = 0;
+  int beyond_r = 0, beyond_r2 = 0;
+  for (int i = 0; i < N; i++) {
+    int64_t d = palloc_draw_interval(&t, rate);
+    CHECK(d >= 0, "interval %lld is negative", (long long)d);
+    double x = (double)d / (double)rate;
+    sum += x;
+    sum2 += x * x;
+    beyond_r += x > 7.697117470131050;
+    beyond_r2 += x > 9.697117470131050;
+    int b = (int)(K * -expm1(-x));
+    bins[b < K ? b : K - 1]++;
+  }
+  double chi = 0, e = (double)N / K;
+  for (int i = 0; i < K; i++) chi += (bins[i] - e) * (bins[i] - e) / e;
+  /* 1023 degrees of freedom: mean 1023, sd 45.2; 1200 is p < 1e-4 */
+  CHECK(chi < 1200, "chi-square %.1f over %d equiprobable bins", chi, K);
+  double mean = sum / N, m2 = sum2 / N;
+  CHECK(fabs(mean - 1) < 5 / sqrt((double)N), "mean %.5f, expected 1", mean);
+  CHECK(fabs(m2 - 2) < 5 * sqrt(20.0 / N), "second moment %.5f, expected 2", m2); /* Var x^2 = 20 */
+  double p1 = exp(-7.697117470131050), p2 = exp(-9.697117470131050);
+  CHECK(fabs(beyond_r - N * p1) < 5 * sqrt(N * p1), "%d draws beyond r, expected %.1f", beyond_r,
+        N * p1);
+  CHECK(fabs(beyond_r2 - N * p2) < 5 * sqrt(N * p2), "%d draws beyond r + 2, expected %.1f",
+        beyond_r2, N * p2);
+}
+
 static void test_probability(void) {
   /* With rate 4096, an allocation of 4096 bytes is sampled with probability 1 - e^-1. */
   palloc_set_sample_rate(4096);
@@ -298,6 +337,7 @@ static void test_registry(void) {
 
 int main(void) {
   test_intervals();
+  test_intervals_law();
   test_probability();
   test_budget();
   test_buckets();
