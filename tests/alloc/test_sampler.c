@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "internal.h"
+#include "poisson.h" /* palloc_sample_weight */
 #include "../check.h"
 
 static int cmp_i64(const void *a, const void *b) {
@@ -86,6 +87,32 @@ static void test_intervals_law(void) {
         N * p1);
   CHECK(fabs(beyond_r2 - N * p2) < 5 * sqrt(N * p2), "%d draws beyond r + 2, expected %.1f",
         beyond_r2, N * p2);
+}
+
+/* proto/poisson.h's palloc_sample_weight (the weight of a sampled block: the peak estimate, the
+ * otel_memory probe) against s / (1 - exp(-s/rate)) through libm's expm1, which keeps a small
+ * s/rate's bits: within 1e-15 over 1 B .. 10 MB at rates 2 .. 2^40, on both sides of the series'
+ * bound (s/rate = 1/2); rate 1 and size 0 exactly. */
+static void test_weight(void) {
+  const int64_t rates[] = {2, 4096, 524288, (int64_t)1 << 40};
+  double worst = 0, worst_s = 0;
+  int64_t worst_r = 0;
+  for (int k = 0; k < 4; k++) {
+    double r = (double)rates[k];
+    for (double s = 1; s < 1e7; s = s < 4096 ? s + 1 : s * 1.001) {
+      double x = s / r, want = x > 700 ? s : r * (x / -expm1(-x));
+      double err = fabs(palloc_sample_weight(s, rates[k]) - want) / want;
+      if (err > worst) worst = err, worst_s = s, worst_r = rates[k];
+    }
+    for (double x = 0.499; x < 0.501; x += 1e-5) {
+      double want = r * (x / -expm1(-x)), err = fabs(palloc_sample_weight(x * r, rates[k]) - want) / want;
+      if (err > worst) worst = err, worst_s = x * r, worst_r = rates[k];
+    }
+  }
+  CHECK(worst < 1e-15, "weight of %.0f B at rate %lld off by %.3g", worst_s, (long long)worst_r,
+        worst);
+  CHECK(palloc_sample_weight(1000, 1) == 1000 && palloc_sample_weight(0, 4096) == 0,
+        "rate 1: the size; size 0: nothing");
 }
 
 static void test_probability(void) {
@@ -338,6 +365,7 @@ static void test_registry(void) {
 int main(void) {
   test_intervals();
   test_intervals_law();
+  test_weight();
   test_probability();
   test_budget();
   test_buckets();
