@@ -146,27 +146,6 @@ bool palloc_countdown_expired(palloc_thread_t *t, size_t n, int64_t *next) {
   return rate != 0;
 }
 
-/* The budget is read before the guard is raised, and saved_budget read before it is lowered: a
- * signal handler that runs while the guard is 0 may sample, and its own guard_enter overwrites
- * saved_budget with the budget of that moment (under a guard: wrapped, huge), which restored
- * would stop this thread's sampling. A handler's allocations between the read and the raise are
- * forgotten with the budget of entry; they are charged to nothing, which biases nothing. */
-void palloc_guard_enter(palloc_thread_t *t) {
-  uint64_t budget = atomic_load_explicit(&t->budget, memory_order_relaxed);
-  atomic_signal_fence(memory_order_seq_cst);
-  palloc_assert(t->guard < UINT32_MAX / 2); /* far deeper than palloc nests: unbalanced */
-  if (t->guard++ == 0) t->saved_budget = budget;
-  atomic_signal_fence(memory_order_seq_cst);
-}
-
-void palloc_guard_exit(palloc_thread_t *t) {
-  uint64_t budget = t->saved_budget;
-  atomic_signal_fence(memory_order_seq_cst);
-  palloc_assert(t->guard > 0); /* an exit without its enter */
-  if (--t->guard == 0) atomic_store_explicit(&t->budget, budget, memory_order_relaxed);
-  atomic_signal_fence(memory_order_seq_cst);
-}
-
 void palloc_set_sample_rate(size_t bytes) {
   palloc_init();
   int64_t rate = bytes > (size_t)(INT64_MAX / 4) ? INT64_MAX / 4 : (int64_t)bytes;
