@@ -79,7 +79,7 @@ static inline int64_t weight(size_t size) {
   return (int64_t)palloc_sample_weight((double)size, rate); /* size / p(size) */
 }
 
-static void list_add(palloc_bucket_t *b) {
+static __attribute__((noinline)) void list_add(palloc_bucket_t *b) {
   peak_acquire();
   if (!atomic_load(&b->live_listed)) {
     b->live_next = live_head;
@@ -110,8 +110,9 @@ static uint64_t clock_ns(clockid_t c) {
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* A new peak: the live buckets' counts, the list pruned on the way. */
-static void take_snapshot(void) {
+/* A new peak: the live buckets' counts, the list pruned on the way. Out of line (list_add too):
+ * inlined, their registers were saved and restored on every sampled allocation. */
+static __attribute__((noinline)) void take_snapshot(void) {
   held_set(HELD_MOVING);
   if (pthread_mutex_trylock(&lock) != 0) {
     held_set(HELD_NONE);

@@ -157,7 +157,9 @@ static void slot_put(stripe_t *s, uint64_t h, const slot_t *v) {
   palloc_assert(s->used * 4 <= s->cap * 3); /* stripes double at 3/4 load */
 }
 
-static bool grow(stripe_t *s) {
+/* Out of line: the insert that needs it is rare, and inlined it made palloc_registry_add_at save
+ * and reload registers on every call. */
+static __attribute__((noinline)) bool grow(stripe_t *s) {
   slot_t *old = s->slots;
   if (old == NULL) {
     s->slots = first_slots[s - stripes];
@@ -289,7 +291,8 @@ bool palloc_registry_take_at(const void *p, palloc_bucket_t **bucket, size_t *si
 /* palloc_registry_take's work, inside enter/leave. */
 static bool take(palloc_thread_t *t, uintptr_t a, palloc_bucket_t **bucket, size_t *size,
                  uint64_t *born) {
-  if (atomic_load_explicit(count_of(a), memory_order_relaxed) == 0) return false;
+  _Atomic uint16_t *count = count_of(a);
+  if (atomic_load_explicit(count, memory_order_relaxed) == 0) return false;
   uint64_t h = addr_hash(a);
   stripe_t *s = stripe_of(h);
   bool found = false;
@@ -319,8 +322,8 @@ static bool take(palloc_thread_t *t, uintptr_t a, palloc_bucket_t **bucket, size
       s->used--;
       palloc_assert_expensive(stripe_valid(s));
       /* never negative: a's registration raised it, and only a's removal lowers it for a */
-      palloc_assert(atomic_load_explicit(count_of(a), memory_order_relaxed) > 0);
-      atomic_fetch_sub_explicit(count_of(a), 1, memory_order_relaxed);
+      palloc_assert(atomic_load_explicit(count, memory_order_relaxed) > 0);
+      atomic_fetch_sub_explicit(count, 1, memory_order_relaxed);
       break;
     }
   }
