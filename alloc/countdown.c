@@ -94,7 +94,7 @@ static inline double exp_draw(palloc_thread_t *t) {
 
 /* Exponential with mean `rate`; rate 1 means "every allocation" (-1: a negative countdown, so
  * that every allocation, even of size 0, takes the sampled path). */
-int64_t palloc_draw_interval(palloc_thread_t *t, int64_t rate) {
+static inline int64_t draw_interval(palloc_thread_t *t, int64_t rate) {
   if (rate <= 0) return PALLOC_OFF_RECHECK;
   if (rate == 1) return -1;
   double next = exp_draw(t) * (double)rate;
@@ -102,6 +102,8 @@ int64_t palloc_draw_interval(palloc_thread_t *t, int64_t rate) {
   palloc_assert(next >= 0 && next <= (double)(INT64_MAX / 2));
   return (int64_t)next;
 }
+
+int64_t palloc_draw_interval(palloc_thread_t *t, int64_t rate) { return draw_interval(t, rate); }
 
 void palloc_thread_start(palloc_thread_t *t) {
   palloc_assert(t->state == PALLOC_T_NEW && t->guard > 0);
@@ -140,7 +142,7 @@ bool palloc_countdown_expired(palloc_thread_t *t, size_t n, int64_t *next) {
       return false;
     }
   }
-  *next = palloc_draw_interval(t, rate);
+  *next = draw_interval(t, rate); /* inline: every sample draws here */
   /* rate 1 gives -1 (every allocation sampled); any other rate a countdown >= 0 */
   palloc_assert(*next >= 0 || (*next == -1 && rate == 1));
   return rate != 0;
