@@ -496,7 +496,7 @@ void palloc_sample_freed(palloc_bucket_t *b, size_t size, uint64_t born);
 /* ---- peak.c: the peak-heap profile ------------------------------------------------------- */
 /* A sampled allocation of size bytes was counted in b: the live estimate grows, and a new peak
  * is snapshot if it passed the last one by PALLOC_PEAK_GROWTH. Under the guard. */
-void palloc_peak_on_alloc(palloc_bucket_t *b, size_t size);
+void palloc_peak_on_alloc(palloc_bucket_t *b, int64_t weight); /* weight: size / p(size) */
 void palloc_peak_on_free(palloc_bucket_t *b, size_t size);
 void palloc_peak_lock(void);    /* fork handlers */
 void palloc_peak_unlock(void);

@@ -156,11 +156,12 @@ static __attribute__((noinline)) void take_snapshot(void) {
   peak_release();
 }
 
-void palloc_peak_on_alloc(palloc_bucket_t *b, size_t size) {
+/* w: the allocation's weight(size), computed once by take_sample (slowpath.c) for this and the
+ * otel_memory probe. */
+void palloc_peak_on_alloc(palloc_bucket_t *b, int64_t w) {
   if (palloc_g.peak_growth < 0) return;
   palloc_assert(palloc_thread.guard > 0); /* take_sample's: a handler never waits for the lock */
   if (!atomic_load(&b->live_listed)) list_add(b);
-  int64_t w = weight(size);
   int64_t live = atomic_fetch_add_explicit(&live_est, w, memory_order_relaxed) + w;
   if (live > atomic_load_explicit(&next_peak, memory_order_relaxed)) take_snapshot();
 }
