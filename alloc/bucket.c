@@ -121,11 +121,47 @@ static void maybe_grow(uint64_t count) {
 
 /* A bucket whose frames include an unloaded library's (gone set) is never found again: the
  * same stack now is the code mapped there since, and starts a bucket of its own. */
-static bool same(const palloc_bucket_t *b, uint64_t h, const uintptr_t *stk, int n,
-                 size_t size) {
-  return b->hash == h && b->size == size && b->nstk == (uint32_t)n &&
-         memcmp(b->stk, stk, (size_t)n * sizeof *stk) == 0 &&
-         atomic_load_explicit(&b->gone, memory_order_acquire) == NULL;
+static inline bool same(const palloc_bucket_t *b, uint64_t h, const uintptr_t *stk, int n,
+                        size_t size) {
+  if (b->hash != h || b->size != size || b->nstk != (uint32_t)n) return false;
+  /* A word loop, not memcmp: a stack is a few dozen words, and the call into libc's memcmp
+   * cost more than the compare (tens of instructions a sample). */
+  for (int i = 0; i < n; i++)
+    if (b->stk[i] != stk[i]) return false;
+  return atomic_load_explicit(&b->gone, memory_order_acquire) == NULL;
+}
+
+/* A new bucket at the head of *slot, whose chain from head on holds no bucket of the key (a
+ * thread that adds the same key meanwhile wins: its bucket is returned). Out of line: a sample
+ * finds its bucket nearly always, and inlined this made every lookup save registers for it. */
+static __attribute__((noinline)) palloc_bucket_t *insert(palloc_bucket_t *_Atomic *slot,
+                                                         palloc_bucket_t *head, uint64_t h,
+                                                         const uintptr_t *stk, int n,
+                                                         size_t size) {
+  palloc_bucket_t *fresh = palloc_meta_alloc(sizeof *fresh + (size_t)n * sizeof *stk);
+  if (fresh == NULL) return NULL;
+  fresh->hash = h;
+  fresh->size = size;
+  fresh->nstk = (uint32_t)n;
+  fresh->gen = atomic_load_explicit(&palloc_unload_gen, memory_order_acquire);
+  memcpy(fresh->stk, stk, (size_t)n * sizeof *stk);
+  palloc_bucket_t *seen_until = head; /* chain suffix already compared */
+  for (;;) {
+    atomic_store_explicit(&fresh->next, head, memory_order_relaxed);
+    if (atomic_compare_exchange_weak_explicit(slot, &head, fresh, memory_order_release,
+                                              memory_order_acquire))
+      break;
+    for (palloc_bucket_t *b = head; b != seen_until; b = atomic_load_explicit(&b->next, memory_order_acquire))
+      if (same(b, h, stk, n, size)) return b; /* a lost race leaves `fresh` unused (rare) */
+    seen_until = head;
+  }
+  palloc_bucket_t *all = atomic_load_explicit(&all_buckets, memory_order_relaxed);
+  do {
+    fresh->allnext = all;
+  } while (!atomic_compare_exchange_weak_explicit(&all_buckets, &all, fresh,
+                                                  memory_order_release, memory_order_relaxed));
+  maybe_grow(atomic_fetch_add_explicit(&nbuckets, 1, memory_order_relaxed) + 1);
+  return fresh;
 }
 
 palloc_bucket_t *palloc_bucket_get(const uintptr_t *stk, int n, size_t request) {
@@ -133,8 +169,13 @@ palloc_bucket_t *palloc_bucket_get(const uintptr_t *stk, int n, size_t request) 
   if (!palloc_once(&table_state, make_table)) return NULL;
   size_t size = palloc_size_class(request);
   palloc_assert(size >= request);
-  uint64_t h = palloc_bucket_hash(stk, n, size);
-  size_t chain = (size_t)(finish(stack_fold(stk, n)) + class_ordinal(size));
+  /* The stack is folded once for both: the key's hash and the chain (palloc_bucket_hash's and
+   * palloc_bucket_chain's values). */
+  uint64_t fold = stack_fold(stk, n);
+  uint64_t h = finish(mix(fold, size));
+  size_t chain = (size_t)(finish(fold) + class_ordinal(size));
+  palloc_assert(h == palloc_bucket_hash(stk, n, size) &&
+                (chain & ((1u << TABLE_BITS) - 1)) == palloc_bucket_chain(stk, n, size));
   unsigned top = atomic_load_explicit(&nlayers, memory_order_acquire);
   palloc_assert(top >= 1 && top <= LAYERS);
   for (unsigned k = top - 1; k > 0; k--) { /* the older layers: searched, never added to */
@@ -153,34 +194,10 @@ palloc_bucket_t *palloc_bucket_get(const uintptr_t *stk, int n, size_t request) 
   }
   palloc_bucket_t *_Atomic *tt = atomic_load_explicit(&layer[top - 1], memory_order_relaxed);
   palloc_bucket_t *_Atomic *slot = &tt[chain & (((size_t)1 << layer_bits(top - 1)) - 1)];
-  palloc_bucket_t *fresh = NULL;
   palloc_bucket_t *head = atomic_load_explicit(slot, memory_order_acquire);
-  palloc_bucket_t *seen_until = NULL; /* chain suffix already compared */
-  for (;;) {
-    for (palloc_bucket_t *b = head; b != seen_until; b = atomic_load_explicit(&b->next, memory_order_acquire))
-      if (same(b, h, stk, n, size)) return b; /* a lost race leaves `fresh` unused (rare) */
-    seen_until = head;
-    if (fresh == NULL) {
-      fresh = palloc_meta_alloc(sizeof *fresh + (size_t)n * sizeof *stk);
-      if (fresh == NULL) return NULL;
-      fresh->hash = h;
-      fresh->size = size;
-      fresh->nstk = (uint32_t)n;
-      fresh->gen = atomic_load_explicit(&palloc_unload_gen, memory_order_acquire);
-      memcpy(fresh->stk, stk, (size_t)n * sizeof *stk);
-    }
-    atomic_store_explicit(&fresh->next, head, memory_order_relaxed);
-    if (atomic_compare_exchange_weak_explicit(slot, &head, fresh, memory_order_release,
-                                              memory_order_acquire))
-      break;
-  }
-  palloc_bucket_t *all = atomic_load_explicit(&all_buckets, memory_order_relaxed);
-  do {
-    fresh->allnext = all;
-  } while (!atomic_compare_exchange_weak_explicit(&all_buckets, &all, fresh,
-                                                  memory_order_release, memory_order_relaxed));
-  maybe_grow(atomic_fetch_add_explicit(&nbuckets, 1, memory_order_relaxed) + 1);
-  return fresh;
+  for (palloc_bucket_t *b = head; b; b = atomic_load_explicit(&b->next, memory_order_acquire))
+    if (same(b, h, stk, n, size)) return b;
+  return insert(slot, head, h, stk, n, size);
 }
 
 /* The fork child, its locks released: a thread that was making the table when the process

@@ -76,11 +76,10 @@ static void peak_release(void) {
 
 static inline int64_t weight(size_t size) {
   int64_t rate = atomic_load_explicit(&palloc_g.rate, memory_order_relaxed);
-  double p = palloc_sample_prob((double)size, rate);
-  return p > 0 ? (int64_t)((double)size / p) : 0;
+  return (int64_t)palloc_sample_weight((double)size, rate); /* size / p(size) */
 }
 
-static void list_add(palloc_bucket_t *b) {
+static __attribute__((noinline)) void list_add(palloc_bucket_t *b) {
   peak_acquire();
   if (!atomic_load(&b->live_listed)) {
     b->live_next = live_head;
@@ -111,8 +110,9 @@ static uint64_t clock_ns(clockid_t c) {
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* A new peak: the live buckets' counts, the list pruned on the way. */
-static void take_snapshot(void) {
+/* A new peak: the live buckets' counts, the list pruned on the way. Out of line (list_add too):
+ * inlined, their registers were saved and restored on every sampled allocation. */
+static __attribute__((noinline)) void take_snapshot(void) {
   held_set(HELD_MOVING);
   if (pthread_mutex_trylock(&lock) != 0) {
     held_set(HELD_NONE);
@@ -156,11 +156,12 @@ static void take_snapshot(void) {
   peak_release();
 }
 
-void palloc_peak_on_alloc(palloc_bucket_t *b, size_t size) {
+/* w: the allocation's weight(size), computed once by take_sample (slowpath.c) for this and the
+ * otel_memory probe. */
+void palloc_peak_on_alloc(palloc_bucket_t *b, int64_t w) {
   if (palloc_g.peak_growth < 0) return;
   palloc_assert(palloc_thread.guard > 0); /* take_sample's: a handler never waits for the lock */
   if (!atomic_load(&b->live_listed)) list_add(b);
-  int64_t w = weight(size);
   int64_t live = atomic_fetch_add_explicit(&live_est, w, memory_order_relaxed) + w;
   if (live > atomic_load_explicit(&next_peak, memory_order_relaxed)) take_snapshot();
 }

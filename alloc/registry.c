@@ -56,9 +56,9 @@
  * not seen it) nor unregistered, so the registry and the profile never see its address twice;
  * the profile counts it live for the rest of that registry call.
  */
-#include <pthread.h>
 #include <sys/mman.h>
 #include "internal.h"
+#include "lock.h" /* palloc_lock_t: the stripes' locks */
 
 #define MAP_MAX_BYTES ((size_t)256 << 20)
 #define MAP_MIN_BYTES ((size_t)64 << 10)
@@ -81,7 +81,7 @@ typedef struct {
 } slot_t;
 
 typedef struct {
-  pthread_mutex_t lock;
+  palloc_lock_t lock; /* zeroed: free */
   slot_t *slots; /* cap slots: first_slots, then mmap'd; NULL until the first registration */
   size_t cap, used;
 } __attribute__((aligned(64))) stripe_t;
@@ -112,7 +112,6 @@ static inline stripe_t *stripe_of(uint64_t h) { return &stripes[h >> 58]; }
 
 bool palloc_registry_init(bool stream) {
   palloc_assert(!map_ready); /* once, by palloc_init: the map never changes */
-  for (int i = 0; i < STRIPES; i++) pthread_mutex_init(&stripes[i].lock, NULL);
   for (size_t bytes = MAP_MAX_BYTES; bytes >= MAP_MIN_BYTES && !map_ready; bytes /= 2) {
     void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -158,7 +157,9 @@ static void slot_put(stripe_t *s, uint64_t h, const slot_t *v) {
   palloc_assert(s->used * 4 <= s->cap * 3); /* stripes double at 3/4 load */
 }
 
-static bool grow(stripe_t *s) {
+/* Out of line: the insert that needs it is rare, and inlined it made palloc_registry_add_at save
+ * and reload registers on every call. */
+static __attribute__((noinline)) bool grow(stripe_t *s) {
   slot_t *old = s->slots;
   if (old == NULL) {
     s->slots = first_slots[s - stripes];
@@ -254,7 +255,7 @@ bool palloc_registry_add_at(const void *p, palloc_bucket_t *bucket, size_t size,
   enter(t);
   flag_on(t);
   entered_set(s);
-  pthread_mutex_lock(&s->lock);
+  palloc_lock(&s->lock);
   bool ok = (s->used + 1) * 4 <= s->cap * 3 || grow(s);
   if (ok) {
     slot_t v = {a, bucket, size, born};
@@ -264,7 +265,7 @@ bool palloc_registry_add_at(const void *p, palloc_bucket_t *bucket, size_t size,
     palloc_assert(atomic_load_explicit(count, memory_order_relaxed) < 0xffff);
     atomic_fetch_add_explicit(count, 1, memory_order_relaxed);
   }
-  pthread_mutex_unlock(&s->lock);
+  palloc_unlock(&s->lock);
   entered_set(NULL);
   flag_off(t);
   leave(t);
@@ -290,13 +291,14 @@ bool palloc_registry_take_at(const void *p, palloc_bucket_t **bucket, size_t *si
 /* palloc_registry_take's work, inside enter/leave. */
 static bool take(palloc_thread_t *t, uintptr_t a, palloc_bucket_t **bucket, size_t *size,
                  uint64_t *born) {
-  if (atomic_load_explicit(count_of(a), memory_order_relaxed) == 0) return false;
+  _Atomic uint16_t *count = count_of(a);
+  if (atomic_load_explicit(count, memory_order_relaxed) == 0) return false;
   uint64_t h = addr_hash(a);
   stripe_t *s = stripe_of(h);
   bool found = false;
   flag_on(t);
   entered_set(s);
-  pthread_mutex_lock(&s->lock);
+  palloc_lock(&s->lock);
   if (s->used != 0) {
     size_t mask = s->cap - 1, i = (size_t)h & mask;
     for (; s->slots[i].addr != 0; i = (i + 1) & mask) {
@@ -320,12 +322,12 @@ static bool take(palloc_thread_t *t, uintptr_t a, palloc_bucket_t **bucket, size
       s->used--;
       palloc_assert_expensive(stripe_valid(s));
       /* never negative: a's registration raised it, and only a's removal lowers it for a */
-      palloc_assert(atomic_load_explicit(count_of(a), memory_order_relaxed) > 0);
-      atomic_fetch_sub_explicit(count_of(a), 1, memory_order_relaxed);
+      palloc_assert(atomic_load_explicit(count, memory_order_relaxed) > 0);
+      atomic_fetch_sub_explicit(count, 1, memory_order_relaxed);
       break;
     }
   }
-  pthread_mutex_unlock(&s->lock);
+  palloc_unlock(&s->lock);
   entered_set(NULL);
   flag_off(t);
   return found;
@@ -348,10 +350,10 @@ void palloc_registry_each(void (*fn)(void *arg, palloc_bucket_t *b, size_t size,
       stripe_t *s = &stripes[k];
       if (s == held) continue;
       palloc_guard_enter(t);
-      pthread_mutex_lock(&s->lock);
+      palloc_lock(&s->lock);
       for (size_t i = 0; s->slots != NULL && i < s->cap; i++)
         if (s->slots[i].addr != 0) fn(arg, s->slots[i].bucket, s->slots[i].size, s->slots[i].born);
-      pthread_mutex_unlock(&s->lock);
+      palloc_unlock(&s->lock);
       palloc_guard_exit(t);
     }
     return;
@@ -360,10 +362,10 @@ void palloc_registry_each(void (*fn)(void *arg, palloc_bucket_t *b, size_t size,
     stripe_t *s = &stripes[k];
     enter(t);
     flag_on(t);
-    pthread_mutex_lock(&s->lock);
+    palloc_lock(&s->lock);
     for (size_t i = 0; s->slots != NULL && i < s->cap; i++)
       if (s->slots[i].addr != 0) fn(arg, s->slots[i].bucket, s->slots[i].size, s->slots[i].born);
-    pthread_mutex_unlock(&s->lock);
+    palloc_unlock(&s->lock);
     flag_off(t);
     leave(t);
   }
@@ -374,10 +376,10 @@ void palloc_registry_lock(void) {
   enter(&palloc_thread);
   flag_on(&palloc_thread);
   entered_set(ALL_STRIPES);
-  for (int i = 0; i < STRIPES; i++) pthread_mutex_lock(&stripes[i].lock);
+  for (int i = 0; i < STRIPES; i++) palloc_lock(&stripes[i].lock);
 }
 void palloc_registry_unlock(void) {
-  for (int i = STRIPES - 1; i >= 0; i--) pthread_mutex_unlock(&stripes[i].lock);
+  for (int i = STRIPES - 1; i >= 0; i--) palloc_unlock(&stripes[i].lock);
   entered_set(NULL);
   flag_off(&palloc_thread);
   leave(&palloc_thread);

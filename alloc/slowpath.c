@@ -17,6 +17,14 @@
 #include <string.h>
 #include "internal.h"
 #include "usdt.h" /* otel_memory:alloc and :free, on sampled blocks */
+#include "poisson.h" /* palloc_sample_weight */
+
+/* What a sampled allocation of n bytes stands for: n / p(n) bytes at the current rate (peak.c's
+ * weight of a sampled block, the otel_memory:alloc probe's weight argument). */
+static inline int64_t alloc_weight(size_t n) {
+  return (int64_t)palloc_sample_weight((double)palloc_bytes(n),
+                                       atomic_load_explicit(&palloc_g.rate, memory_order_relaxed));
+}
 
 static inline void *plain_alloc(size_t n, size_t align, bool zero) {
   if (align <= 8) return zero ? mi_zalloc(n) : mi_malloc(n);
@@ -36,8 +44,9 @@ static PALLOC_TEXT palloc_bucket_t *take_sample(palloc_thread_t *t, void *p, siz
   palloc_bucket_t *b = palloc_bucket_get(stk, ns, n);
   if (b != NULL && (p == NULL || palloc_registry_add_at(p, b, n, palloc_lifetime_now()))) {
     palloc_bucket_record_alloc(b, n);
-    palloc_peak_on_alloc(b, n);
-    palloc_usdt_alloc(p ? p : (void *)b, n); /* palloc_sample_alloc's token is the bucket */
+    int64_t w = alloc_weight(n); /* once, for both */
+    palloc_peak_on_alloc(b, w);
+    palloc_usdt_alloc(p ? p : (void *)b, n, w); /* palloc_sample_alloc's token is the bucket */
   } else {
     b = NULL;
     atomic_fetch_add(&palloc_g.samples_dropped, 1);

@@ -22,11 +22,9 @@
 #define PALLOC_USDT_H
 #if defined(PALLOC_HAVE_SDT)
 #include <sys/sdt.h>
-#include "palloc_proto.h" /* palloc_proto_scale_heap */
-static inline void palloc_usdt_alloc(const void *p, size_t n) {
-  int64_t count, weight;
-  palloc_proto_scale_heap(1, (int64_t)(n & INT64_MAX), atomic_load_explicit(&palloc_g.rate, memory_order_relaxed),
-                          &count, &weight);
+/* weight: n / p(n) (proto/poisson.h's palloc_sample_weight), which the caller has for the peak
+ * estimate too */
+static inline void palloc_usdt_alloc(const void *p, size_t n, int64_t weight) {
   uint64_t ptr = (uint64_t)(uintptr_t)p, size = (uint64_t)n, w = (uint64_t)weight;
   DTRACE_PROBE3(otel_memory, alloc, ptr, size, w);
 }
@@ -35,7 +33,9 @@ static inline void palloc_usdt_free(const void *p) {
   DTRACE_PROBE1(otel_memory, free, ptr);
 }
 #else
-static inline void palloc_usdt_alloc(const void *p, size_t n) { (void)p, (void)n; }
+static inline void palloc_usdt_alloc(const void *p, size_t n, int64_t weight) {
+  (void)p, (void)n, (void)weight;
+}
 static inline void palloc_usdt_free(const void *p) { (void)p; }
 #endif
 #endif

@@ -60,7 +60,7 @@ static void expect_assert(const char *name, void (*breaker)(void), const char *w
 int main(void) {
   expect_assert("double-sample-free", double_sample_free, "alloc/bucket.c:",
                 "palloc_bucket_record_free: atomic_load(&b->frees) <= atomic_load(&b->allocs)");
-  expect_assert("unbalanced-guard", unbalanced_guard, "alloc/countdown.c:",
+  expect_assert("unbalanced-guard", unbalanced_guard, "alloc/internal.h:",
                 "palloc_guard_exit: t->guard > 0");
   return CHECK_DONE();
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "internal.h"
+#include "poisson.h" /* palloc_sample_weight */
 #include "../check.h"
 
 static int cmp_i64(const void *a, const void *b) {
@@ -47,6 +48,71 @@ static void test_intervals(void) {
   CHECK(dmax < crit, "KS statistic %.5f >= critical %.5f", dmax, crit);
   CHECK(palloc_draw_interval(&t, 1) < 0, "rate 1 samples every allocation");
   CHECK(palloc_draw_interval(&t, 0) > 0, "rate 0 never samples");
+}
+
+/* The exponential draw (countdown.c's ziggurat) against the exponential's law over 2M draws:
+ * equiprobable bins of its CDF (chi-square), the mean and second moment, and the tail beyond the
+ * ziggurat's base layer (x > r = 7.697, drawn apart: r plus a fresh exponential). Each of the
+ * ziggurat's parts is exercised: the rejections above the curve in a layer (a draw that kept
+ * them fails the bins near 0), the tail (one cut at r fails the tail counts). */
+static void test_intervals_law(void) {
+  enum { N = 1 << 21, K = 1024 };
+  const int64_t rate = (int64_t)1 << 30;
+  palloc_thread_t t;
+  memset(&t, 0, sizeof t);
+  t.rng = 0x9e3779b97f4a7c15ull;
+  static int bins[K];
+  double sum = 0, sum2 = 0;
+  int beyond_r = 0, beyond_r2 = 0;
+  for (int i = 0; i < N; i++) {
+    int64_t d = palloc_draw_interval(&t, rate);
+    CHECK(d >= 0, "interval %lld is negative", (long long)d);
+    double x = (double)d / (double)rate;
+    sum += x;
+    sum2 += x * x;
+    beyond_r += x > 7.697117470131050;
+    beyond_r2 += x > 9.697117470131050;
+    int b = (int)(K * -expm1(-x));
+    bins[b < K ? b : K - 1]++;
+  }
+  double chi = 0, e = (double)N / K;
+  for (int i = 0; i < K; i++) chi += (bins[i] - e) * (bins[i] - e) / e;
+  /* 1023 degrees of freedom: mean 1023, sd 45.2; 1200 is p < 1e-4 */
+  CHECK(chi < 1200, "chi-square %.1f over %d equiprobable bins", chi, K);
+  double mean = sum / N, m2 = sum2 / N;
+  CHECK(fabs(mean - 1) < 5 / sqrt((double)N), "mean %.5f, expected 1", mean);
+  CHECK(fabs(m2 - 2) < 5 * sqrt(20.0 / N), "second moment %.5f, expected 2", m2); /* Var x^2 = 20 */
+  double p1 = exp(-7.697117470131050), p2 = exp(-9.697117470131050);
+  CHECK(fabs(beyond_r - N * p1) < 5 * sqrt(N * p1), "%d draws beyond r, expected %.1f", beyond_r,
+        N * p1);
+  CHECK(fabs(beyond_r2 - N * p2) < 5 * sqrt(N * p2), "%d draws beyond r + 2, expected %.1f",
+        beyond_r2, N * p2);
+}
+
+/* proto/poisson.h's palloc_sample_weight (the weight of a sampled block: the peak estimate, the
+ * otel_memory probe) against s / (1 - exp(-s/rate)) through libm's expm1, which keeps a small
+ * s/rate's bits: within 1e-15 over 1 B .. 10 MB at rates 2 .. 2^40, on both sides of the series'
+ * bound (s/rate = 1/2); rate 1 and size 0 exactly. */
+static void test_weight(void) {
+  const int64_t rates[] = {2, 4096, 524288, (int64_t)1 << 40};
+  double worst = 0, worst_s = 0;
+  int64_t worst_r = 0;
+  for (int k = 0; k < 4; k++) {
+    double r = (double)rates[k];
+    for (double s = 1; s < 1e7; s = s < 4096 ? s + 1 : s * 1.001) {
+      double x = s / r, want = x > 700 ? s : r * (x / -expm1(-x));
+      double err = fabs(palloc_sample_weight(s, rates[k]) - want) / want;
+      if (err > worst) worst = err, worst_s = s, worst_r = rates[k];
+    }
+    for (double x = 0.499; x < 0.501; x += 1e-5) {
+      double want = r * (x / -expm1(-x)), err = fabs(palloc_sample_weight(x * r, rates[k]) - want) / want;
+      if (err > worst) worst = err, worst_s = x * r, worst_r = rates[k];
+    }
+  }
+  CHECK(worst < 1e-15, "weight of %.0f B at rate %lld off by %.3g", worst_s, (long long)worst_r,
+        worst);
+  CHECK(palloc_sample_weight(1000, 1) == 1000 && palloc_sample_weight(0, 4096) == 0,
+        "rate 1: the size; size 0: nothing");
 }
 
 static void test_probability(void) {
@@ -298,6 +364,8 @@ static void test_registry(void) {
 
 int main(void) {
   test_intervals();
+  test_intervals_law();
+  test_weight();
   test_probability();
   test_budget();
   test_buckets();
