@@ -498,19 +498,24 @@ void palloc_cfi_counts(uint64_t *decoded, uint64_t *to_libunwind, uint64_t *slot
 
 /* From the frame at fp (a frame of palloc's own, built with a frame pointer: [fp] is its
  * caller's rbp, [fp + 8] its return address) outwards: the return addresses into buf, at most
- * max, or -1 when a frame needs libunwind (the top of this file). Reads are of 8 bytes inside
- * [lo, hi); each CFA is above the one before. */
-PALLOC_TEXT int palloc_cfi_walk_from(uintptr_t fp, uintptr_t lo, uintptr_t hi, uintptr_t *buf,
-                                     int max) {
+ * max, or -1 when a frame needs libunwind (the top of this file). The first frames whose
+ * return addresses are in [skip_lo, skip_hi) (palloc's own: stack.c) are walked, not stored.
+ * Reads are of 8 bytes inside [lo, hi); each CFA is above the one before. */
+PALLOC_TEXT int palloc_cfi_walk_from(uintptr_t fp, uintptr_t lo, uintptr_t hi, uintptr_t skip_lo,
+                                     uintptr_t skip_hi, uintptr_t *buf, int max) {
   if (hi < lo || hi - lo < 16 || fp < lo || fp > hi - 16 || (fp & 7) != 0) goto general;
   uintptr_t rsp = fp + 16, rbp = ((const uintptr_t *)fp)[0], ip = ((const uintptr_t *)fp)[1];
   /* The table, its hash shift and mask, loaded once and again only after a miss. */
   rule_table_t *t = atomic_load_explicit(&rule_table, memory_order_acquire);
   unsigned shift = t ? 64 - t->bits : 0;
   size_t mask = t ? ((size_t)1 << t->bits) - 1 : 0;
+  bool skipping = true;
   for (int n = 0; n < max;) {
     if (ip < 4096) return n;
-    buf[n++] = ip;
+    if (!skipping || ip - skip_lo >= skip_hi - skip_lo) {
+      skipping = false;
+      buf[n++] = ip;
+    }
     uintptr_t pc = ip - 1;
     uint64_t rule;
     size_t i = t ? (size_t)((pc * UINT64_C(0x9E3779B97F4A7C15)) >> shift) : 0;
@@ -570,9 +575,9 @@ unsigned palloc_cfi_rule(uintptr_t pc, uint32_t *cfa_off, uint32_t *rbp_off) {
 
 #else /* not x86-64 Linux: libunwind takes every stack */
 
-PALLOC_TEXT int palloc_cfi_walk_from(uintptr_t fp, uintptr_t lo, uintptr_t hi, uintptr_t *buf,
-                                     int max) {
-  (void)fp, (void)lo, (void)hi, (void)buf, (void)max;
+PALLOC_TEXT int palloc_cfi_walk_from(uintptr_t fp, uintptr_t lo, uintptr_t hi, uintptr_t skip_lo,
+                                     uintptr_t skip_hi, uintptr_t *buf, int max) {
+  (void)fp, (void)lo, (void)hi, (void)skip_lo, (void)skip_hi, (void)buf, (void)max;
   return -1;
 }
 void palloc_cfi_forget(uintptr_t lo, uintptr_t hi) { (void)lo, (void)hi; }

@@ -420,7 +420,8 @@ int palloc_stack_capture(uintptr_t *pcs, int max);
  * only inside [lo, hi), whatever the frame pointers hold (any value of fp, lo and hi is safe). */
 int palloc_fp_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi, uintptr_t *buf, int max);
 /* cfi.c: the .eh_frame walk (the default unwinder) and its shared rule cache. */
-int palloc_cfi_walk_from(uintptr_t fp, uintptr_t lo, uintptr_t hi, uintptr_t *buf, int max);
+int palloc_cfi_walk_from(uintptr_t fp, uintptr_t lo, uintptr_t hi, uintptr_t skip_lo,
+                         uintptr_t skip_hi, uintptr_t *buf, int max);
 bool palloc_cfi_available(void);                 /* _dl_find_object exists (glibc 2.35+) */
 void palloc_cfi_forget(uintptr_t lo, uintptr_t hi); /* code unloaded there (unload.c) */
 void palloc_cfi_counts(uint64_t *decoded, uint64_t *to_libunwind, uint64_t *table_slots);

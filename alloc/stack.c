@@ -310,13 +310,15 @@ __attribute__((noinline)) PALLOC_TEXT static void fp_check(int depth) {
                 shallow, FP_CHECK, lu);
 }
 
-/* The .eh_frame walk from this function's caller (cfi.c); -1: libunwind must take the stack. */
+/* The .eh_frame walk from this function's caller (cfi.c), without palloc's frames: the
+ * program's return addresses straight into pcs; -1: libunwind must take the stack. */
 __attribute__((optimize("no-omit-frame-pointer"))) PALLOC_TEXT static int
-cfi_walk(uintptr_t *buf, int max) {
+cfi_walk(uintptr_t *pcs, int max) {
   palloc_thread_t *t = &palloc_thread;
   if (t->stack_hi == 0) stack_bounds(t);
   return palloc_cfi_walk_from((uintptr_t)__builtin_frame_address(0), t->stack_lo, t->stack_hi,
-                              buf, max);
+                              (uintptr_t)__start_palloc_text, (uintptr_t)__stop_palloc_text,
+                              pcs, max);
 }
 
 /* Whether the .eh_frame walk may run now. It looks objects up with _dl_find_object, whose
@@ -337,15 +339,14 @@ PALLOC_TEXT static bool cfi_ready(uintptr_t *buf, int want) {
 PALLOC_TEXT int palloc_stack_capture(uintptr_t *pcs, int max) {
   uintptr_t buf[PALLOC_MAX_DEPTH + 24];
   int want = max + 24;
-  int n = -1;
-  if (palloc_likely(palloc_g.unwind == PALLOC_UNWIND_CFI) && cfi_ready(buf, want))
-    n = cfi_walk(buf, want);
-  if (n < 0) {
-    int st = atomic_load_explicit(&unw_state, memory_order_acquire);
-    n = palloc_g.unwind == PALLOC_UNWIND_FP || st == UNW_FAILED ? fp_walk(buf, want)
-        : st == UNW_READY                                       ? unwind(buf, want)
-                                                                : unwind_first(buf, want);
+  if (palloc_likely(palloc_g.unwind == PALLOC_UNWIND_CFI) && cfi_ready(buf, want)) {
+    int k = cfi_walk(pcs, max);
+    if (palloc_likely(k >= 0)) return k;
   }
+  int st = atomic_load_explicit(&unw_state, memory_order_acquire);
+  int n = palloc_g.unwind == PALLOC_UNWIND_FP || st == UNW_FAILED ? fp_walk(buf, want)
+          : st == UNW_READY                                       ? unwind(buf, want)
+                                                                  : unwind_first(buf, want);
   int k = strip_ours(buf, n, pcs, max);
   if (palloc_g.unwind == PALLOC_UNWIND_FP &&
       atomic_load_explicit(&fp_seen, memory_order_relaxed) < FP_CHECK)

@@ -107,7 +107,7 @@ compare(const char *what, bool want_general) {
   if (hi == 0) bounds();
   uintptr_t walk[160];
   void *lu[161];
-  int n = palloc_cfi_walk_from((uintptr_t)__builtin_frame_address(0), lo, hi, walk, 150);
+  int n = palloc_cfi_walk_from((uintptr_t)__builtin_frame_address(0), lo, hi, 0, 0, walk, 150);
   int m = unw_backtrace(lu, 151);
   if (want_general) {
     CHECK(n == -1, "%s: the walk leaves this stack to libunwind (got %d frames)", what, n);
