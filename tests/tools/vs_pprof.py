@@ -83,7 +83,7 @@ VARIANTS = [([], []), (['--cum'], ['-cum']), (['-n', '4'], ['-nodecount=4']),
 INDEXES = ['alloc_objects', 'alloc_space', 'inuse_objects', 'inuse_space']
 
 profiles = []
-for kind, seed, n in (('heap', 1, 400), ('heap', 7, 3000), ('default', 3, 800)):
+for kind, seed, n in (('heap', 1, 400), ('heap', 7, 3000), ('default', 3, 800), ('tinyedge', 5, 400)):
     path = os.path.join(tmp, '%s-%d.pb.gz' % (kind, seed))
     run([mkprofile, kind, path, str(n), str(seed)])
     profiles.append(path)

@@ -57,11 +57,14 @@ static int by_key(const void *a, const void *b) {
  * was inlined into the caller (same location); a row is "(inline)" if all its incoming edges
  * are inline, "(partial-inline)" if some are. Edges are those of the shown rows only (pprof
  * rebuilds its graph after trimming, so callers hidden by the cutoff are skipped over), and an
- * edge counts only at its first occurrence in a sample. */
-static void inline_labels(const view_t *v, const bool *kept, uint8_t *label) {
+ * edge counts only at its first occurrence in a sample. An edge whose weight (the values of the
+ * samples it occurs in) is under edge_cutoff is no edge (pprof's TrimLowFrequencyEdges, at
+ * -edgefraction 0.001 of the graph's total: a small sample's caller then gives no label). */
+static void inline_labels(const view_t *v, const bool *kept, int64_t edge_cutoff, uint8_t *label) {
   size_t cap = 1024, used = 0;
   uint64_t *keys = xcalloc(cap, sizeof *keys);
   uint8_t *vals = xcalloc(cap, 1);
+  int64_t *wts = xcalloc(cap, sizeof *wts);
   uint32_t *seen = xcalloc(cap, sizeof *seen); /* sample+1 that last counted the edge */
   uint32_t *stack = xmalloc(v->maxdepth * sizeof *stack);
   uint8_t *inl = xmalloc(v->maxdepth);
@@ -76,11 +79,13 @@ static void inline_labels(const view_t *v, const bool *kept, uint8_t *label) {
         if ((used + 1) * 2 > cap) {
           uint64_t *ok = keys;
           uint8_t *ov = vals;
+          int64_t *ow = wts;
           uint32_t *os = seen;
           size_t ocap = cap;
           cap *= 2;
           keys = xcalloc(cap, sizeof *keys);
           vals = xcalloc(cap, 1);
+          wts = xcalloc(cap, sizeof *wts);
           seen = xcalloc(cap, sizeof *seen);
           for (size_t j = 0; j < ocap; j++) {
             if (!ok[j]) continue;
@@ -88,10 +93,12 @@ static void inline_labels(const view_t *v, const bool *kept, uint8_t *label) {
             while (keys[h]) h = (h + 1) & (cap - 1);
             keys[h] = ok[j];
             vals[h] = ov[j];
+            wts[h] = ow[j];
             seen[h] = os[j];
           }
           free(ok);
           free(ov);
+          free(ow);
           free(os);
         }
         uint64_t key = ((uint64_t)parent << 32 | node) + 1;
@@ -101,6 +108,7 @@ static void inline_labels(const view_t *v, const bool *kept, uint8_t *label) {
         /* like pprof, only an edge's first occurrence in a sample counts (recursion) */
         if (seen[h] != (uint32_t)i + 1) {
           seen[h] = (uint32_t)i + 1;
+          wts[h] += v->p->sample[i]->value[v->vi];
           if (!inl[k]) vals[h] = 2;
         }
       }
@@ -108,9 +116,11 @@ static void inline_labels(const view_t *v, const bool *kept, uint8_t *label) {
     }
   }
   for (size_t j = 0; j < cap; j++)
-    if (keys[j]) label[(uint32_t)((keys[j] - 1) & 0xffffffffu)] |= vals[j]; /* 1 inline, 2 not */
+    if (keys[j] && abs64(wts[j]) >= edge_cutoff)
+      label[(uint32_t)((keys[j] - 1) & 0xffffffffu)] |= vals[j]; /* 1 inline, 2 not */
   free(keys);
   free(vals);
+  free(wts);
   free(seen);
   free(stack);
   free(inl);
@@ -227,7 +237,7 @@ int cmd_top(int argc, char **argv) {
   bool *kept = xcalloc(v.nnodes + 1, sizeof *kept);
   uint8_t *label = xcalloc(v.nnodes + 1, 1);
   for (size_t k = 0; k < n; k++) kept[rows[k]] = true;
-  inline_labels(&v, kept, label);
+  inline_labels(&v, kept, abs64((int64_t)((double)graph_total * 0.001)), label);
   int64_t minv = 0, shown = 0;
   for (size_t k = 0; k < n; k++) {
     int64_t m = abs64(flat[rows[k]]) ? abs64(flat[rows[k]]) : abs64(cum[rows[k]]);
