@@ -3,9 +3,9 @@
  * The unsampled malloc is one thread-local subtraction (in memory) and one branch, then a pop
  * from the thread cache (tcache.c) or, if the class is empty, a tail call into mimalloc; the
  * unsampled free is one load from the registry's page map (a zero count: not sampled), one
- * branch, then mimalloc's usable size and a push onto the thread cache or, if the block is not
- * cacheable, a tail call into mimalloc. Everything else (sampling, trace accounting, sampled
- * blocks) is in slowpath.c.
+ * branch, then the class byte of the block's mimalloc page (mimalloc patch 0004) and a push onto
+ * the thread cache or, if the block is not cacheable, a tail call into mimalloc. Everything
+ * else (sampling, trace accounting, sampled blocks) is in slowpath.c.
  *
  * This file is compiled twice: as the palloc_* API (always), and with PALLOC_OVERRIDE, which
  * also exports the libc names (malloc, free, ..., and glibc's __libc_* aliases) as aliases of the
@@ -22,6 +22,14 @@
  * heap lookup. */
 #ifndef PALLOC_MIMALLOC_APART /* sanitizer builds: mimalloc.c */
 #include PALLOC_MIMALLOC_STATIC_C
+/* The thread-cache class + 1 that mimalloc's page of p carries (patch 0004); p != NULL. The
+ * lookup is mimalloc's own (segment, slice, page), as in its free. */
+static inline __attribute__((always_inline)) unsigned page_class(const void *p) {
+  return _mi_ptr_page((void *)p)->palloc_class;
+}
+uint8_t palloc_mi_page_class(const void *p) { return (uint8_t)page_class(p); } /* for tests */
+#else
+#define page_class palloc_mi_page_class /* mimalloc.c */
 #endif
 
 #include <errno.h>
@@ -40,7 +48,7 @@ PALLOC_TEXT void *palloc_malloc(size_t n) {
  * instructions a call. */
 PALLOC_TEXT __attribute__((optimize("omit-frame-pointer"))) void palloc_free(void *p) {
   if (palloc_likely(!palloc_maybe_sampled(p))) {
-    if (!palloc_tc_push(p)) mi_free(p);
+    if (p != NULL) palloc_tc_free(page_class(p), p);
     return;
   }
   palloc_free_slow(p);

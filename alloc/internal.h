@@ -292,6 +292,8 @@ maybe:
 extern _Atomic uint8_t palloc_tc_class[PALLOC_TC_MAX / 8 + 1];
 extern _Atomic uint8_t palloc_tc_exact[PALLOC_TC_MAX / 8 + 1];
 extern _Atomic bool palloc_tc_on; /* set once by palloc_tc_init, if the cache is in use */
+uint8_t _mi_palloc_page_class(size_t usable);     /* a mimalloc page's class + 1 (patch 0004) */
+uint8_t palloc_mi_page_class(const void *p);      /* the class + 1 p's page carries (p != NULL) */
 void palloc_tc_init(bool enabled);                /* by palloc_init, before any thread set-up */
 void palloc_tc_thread_start(palloc_thread_t *t);  /* gives the thread's bins their slots */
 void palloc_tc_thread_exit(palloc_thread_t *t);   /* returns every block; caches no more */
@@ -299,6 +301,7 @@ void palloc_tc_lock(void);                       /* fork handlers (lifecycle.c) 
 void palloc_tc_unlock(void);
 /* A free into a full bin (or one with cap 0); called with tc_busy set, and clears it. */
 bool palloc_tc_overflow(palloc_tc_bin_t *b, void *p);
+void palloc_tc_overflow_free(palloc_tc_bin_t *b, void *p); /* the same, else mi_free(p) */
 size_t palloc_tc_held_max(void);
 /* mimalloc's question (its patch 0003): decommit what this thread frees now? (tcache.c) */
 bool _mi_palloc_decommit_now(void);
@@ -356,19 +359,29 @@ static inline __attribute__((always_inline)) bool palloc_tc_push_class(palloc_th
   return true;
 }
 
-/* Keeps the unsampled block p in this thread's cache; false if it is not cacheable (NULL, too
- * large, not of a class size, or the thread caches nothing): the caller frees it to mimalloc. */
-static inline __attribute__((always_inline)) bool palloc_tc_push(void *p) {
-  /* With the cache off (PALLOC_TCACHE=0, or before palloc_init) free skips the size lookup:
-   * mimalloc's free alone, not a lookup and then a free that looks the size up again. */
-  if (!atomic_load_explicit(&palloc_tc_on, memory_order_relaxed)) return false;
-  size_t u = mi_usable_size(p);
-  if (u - 1 >= PALLOC_TC_MAX) return false; /* u == 0: p is NULL */
-  /* mimalloc's usable sizes are multiples of 8; were one not, u >> 3 rounds down, to a class
-   * no larger than the block. */
-  palloc_thread_t *t = &palloc_thread;
-  if (t->tc_busy) return false;
-  return palloc_tc_push_class(t, atomic_load_explicit(&palloc_tc_exact[u >> 3], memory_order_relaxed), p);
+/* free()'s end for the unsampled block p (not NULL): into this thread's cache, or to mimalloc
+ * if it is not cacheable (cls1 0: too large, not of a class size, an aligned block's page, or
+ * the cache is off) or the thread caches nothing. cls1 is the class + 1 that mimalloc's page
+ * of p carries (its patch 0004, from _mi_palloc_page_class): one byte of the page header, read
+ * in place of a usable-size lookup and a table. The bin is indexed from palloc_thread itself,
+ * not through a pointer, so that its fields are %fs-relative operands. */
+static inline __attribute__((always_inline)) void palloc_tc_free(unsigned cls1, void *p) {
+  if (cls1 == 0 || palloc_thread.tc_busy) {
+    mi_free(p);
+    return;
+  }
+  unsigned c = cls1 - 1;
+  palloc_assert(c < PALLOC_TC_CLASSES);
+  palloc_tc_enter(&palloc_thread);
+  uint32_t k = palloc_thread.tc[c].n;
+  palloc_assert(k <= palloc_thread.tc[c].cap);
+  if (palloc_unlikely(k >= palloc_thread.tc[c].cap)) { /* PALLOC_TC_NONE too */
+    palloc_tc_overflow_free(&palloc_thread.tc[c], p);
+    return;
+  }
+  palloc_thread.tc[c].slot[k] = p;
+  palloc_thread.tc[c].n = k + 1;
+  palloc_tc_leave(&palloc_thread);
 }
 
 /* palloc_tc_push for a block of operator new(n): cached under the class malloc(n) is served
