@@ -253,9 +253,9 @@ bool palloc_tc_overflow(palloc_tc_bin_t *b, void *p) {
 }
 
 /* free()'s overflow (palloc_tc_free): out of line, so that free's fast path keeps p in no
- * callee-saved register. */
-void palloc_tc_overflow_free(palloc_tc_bin_t *b, void *p) {
-  if (!palloc_tc_overflow(b, p)) mi_free(p);
+ * callee-saved register and builds no bin address. */
+void palloc_tc_overflow_free(size_t cls1, void *p) {
+  if (!palloc_tc_overflow(&palloc_thread.tc[cls1 - 1], p)) mi_free(p);
 }
 
 static void flush_all(palloc_thread_t *t) {
