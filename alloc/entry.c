@@ -23,9 +23,16 @@
 #ifndef PALLOC_MIMALLOC_APART /* sanitizer builds: mimalloc.c */
 #include PALLOC_MIMALLOC_STATIC_C
 /* The thread-cache class + 1 that mimalloc's page of p carries (patch 0004); p != NULL. The
- * lookup is mimalloc's own (segment, slice, page), as in its free. */
+ * lookup is mimalloc's own (_mi_ptr_page: segment, slice, back to the page's first slice), with
+ * the slice's offset in the segment and its distance to the page's first slice subtracted
+ * before the load, so that the slices' offset in the segment is the load's displacement. */
 static inline __attribute__((always_inline)) unsigned page_class(const void *p) {
-  return _mi_ptr_page((void *)p)->palloc_class;
+  mi_segment_t *segment = _mi_ptr_segment(p);
+  size_t idx = ((uintptr_t)p - (uintptr_t)segment) >> MI_SEGMENT_SLICE_SHIFT;
+  size_t at = idx * sizeof(mi_slice_t) - segment->slices[idx].slice_offset;
+  const mi_page_t *page = (const mi_page_t *)((const uint8_t *)segment->slices + at);
+  mi_assert_internal(page == _mi_ptr_page((void *)p));
+  return page->palloc_class;
 }
 uint8_t palloc_mi_page_class(const void *p) { return (uint8_t)page_class(p); } /* for tests */
 #else

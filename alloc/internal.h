@@ -129,6 +129,7 @@ extern __thread palloc_thread_t palloc_thread __attribute__((tls_model("initial-
  * pop. Elsewhere, and in sanitizer builds (their checks would see the offset as an address),
  * &palloc_thread. */
 #if PALLOC_ASM && defined(__SEG_FS) && !defined(__SANITIZE_ADDRESS__) && !PALLOC_TSAN
+#define PALLOC_SELF_AS __seg_fs
 typedef palloc_thread_t __seg_fs palloc_self_t;
 static inline __attribute__((always_inline)) palloc_self_t *palloc_self(void) {
   /* palloc_thread's offset from the thread pointer (initial-exec): GCC folds this into the load
@@ -136,6 +137,7 @@ static inline __attribute__((always_inline)) palloc_self_t *palloc_self(void) {
   return (palloc_self_t *)((uintptr_t)&palloc_thread - (uintptr_t)__builtin_thread_pointer());
 }
 #else
+#define PALLOC_SELF_AS
 typedef palloc_thread_t palloc_self_t;
 static inline __attribute__((always_inline)) palloc_self_t *palloc_self(void) {
   return &palloc_thread;
@@ -311,6 +313,9 @@ maybe:
 #define PALLOC_TC_NONE (PALLOC_TC_CLASSES - 1)
 extern _Atomic uint8_t palloc_tc_class[PALLOC_TC_MAX / 8 + 1];
 extern _Atomic uint8_t palloc_tc_exact[PALLOC_TC_MAX / 8 + 1];
+/* Request n -> the byte offset in palloc_thread_t.tc of the bin of palloc_tc_class[(n + 7) >> 3]:
+ * malloc's pop indexes it by n itself (no rounding, no scaling of the class). */
+extern _Atomic uint16_t palloc_tc_bin_at[PALLOC_TC_MAX + 1];
 extern _Atomic bool palloc_tc_on; /* set once by palloc_tc_init, if the cache is in use */
 uint8_t _mi_palloc_page_class(size_t usable);     /* a mimalloc page's class + 1 (patch 0004) */
 uint8_t palloc_mi_page_class(const void *p);      /* the class + 1 p's page carries (p != NULL) */
@@ -350,16 +355,17 @@ static inline __attribute__((always_inline)) bool palloc_tc_pop(size_t n, void *
   if (n > PALLOC_TC_MAX) return false;
   palloc_self_t *t = palloc_self();
   if (t->tc_busy) return false;
-  unsigned c = atomic_load_explicit(&palloc_tc_class[(n + 7) >> 3], memory_order_relaxed);
-  palloc_assert(c < PALLOC_TC_CLASSES);
+  size_t at = atomic_load_explicit(&palloc_tc_bin_at[n], memory_order_relaxed);
+  palloc_tc_bin_t PALLOC_SELF_AS *b = (palloc_tc_bin_t PALLOC_SELF_AS *)((char PALLOC_SELF_AS *)t->tc + at);
+  palloc_assert(at % sizeof(palloc_tc_bin_t) == 0 && at / sizeof(palloc_tc_bin_t) < PALLOC_TC_CLASSES);
   t->tc_busy = 1;
   atomic_signal_fence(memory_order_seq_cst);
-  uint32_t k = t->tc[c].n;
-  palloc_assert(k <= t->tc[c].cap);
+  uint32_t k = b->n;
+  palloc_assert(k <= b->cap);
   bool hit = k != 0;
   if (palloc_likely(hit)) {
-    *p = t->tc[c].slot[k - 1];
-    t->tc[c].n = k - 1;
+    *p = b->slot[k - 1];
+    b->n = k - 1;
   }
   atomic_signal_fence(memory_order_seq_cst);
   t->tc_busy = 0;

@@ -61,6 +61,7 @@
 
 _Atomic uint8_t palloc_tc_class[PALLOC_TC_MAX / 8 + 1];
 _Atomic uint8_t palloc_tc_exact[PALLOC_TC_MAX / 8 + 1]; /* all PALLOC_TC_NONE once set up */
+_Atomic uint16_t palloc_tc_bin_at[PALLOC_TC_MAX + 1];
 _Atomic bool palloc_tc_on;
 static unsigned class_count;
 static size_t class_size[PALLOC_TC_CLASSES];
@@ -115,6 +116,9 @@ static int build_tables(void) {
     uint8_t exact = w > 0 && size[cls[w]] == w * 8 ? cls[w] : PALLOC_TC_NONE;
     atomic_store_explicit(&palloc_tc_exact[w], exact, memory_order_relaxed);
   }
+  for (size_t n = 0; n <= PALLOC_TC_MAX; n++)
+    atomic_store_explicit(&palloc_tc_bin_at[n],
+                          (uint16_t)(cls[(n + 7) >> 3] * sizeof(palloc_tc_bin_t)), memory_order_relaxed);
   atomic_store_explicit(&tables_state, 1, memory_order_release);
   return 1;
 unknown:

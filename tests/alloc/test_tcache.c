@@ -34,6 +34,8 @@ static void test_classes(void) {
     size_t u = mi_usable_size(p);
     unsigned c = req_class(n);
     CHECK(u == mi_good_size(n), "n=%zu: usable %zu, good size %zu", n, u, mi_good_size(n));
+    CHECK(palloc_tc_bin_at[n] == c * sizeof(palloc_tc_bin_t), "n=%zu: malloc pops from bin "
+          "offset %u, not class %u's", n, (unsigned)palloc_tc_bin_at[n], c);
     CHECK(palloc_tc_exact[u >> 3] == c, "n=%zu: block of %zu cached in class %u, served from %u",
           n, u, (unsigned)palloc_tc_exact[u >> 3], c);
     /* free() reads the class from the block's page (mimalloc patch 0004) */
