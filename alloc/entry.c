@@ -81,7 +81,7 @@ PALLOC_TEXT __attribute__((optimize("omit-frame-pointer"))) void palloc_free(voi
  * block also qualifies - so it is plain free, below.) */
 PALLOC_TEXT __attribute__((optimize("omit-frame-pointer"))) void palloc_free_sized(void *p, size_t n) {
   if (palloc_likely(!palloc_maybe_sampled(p))) {
-    if (!palloc_tc_push_sized(p, n)) mi_free(p);
+    palloc_tc_free_sized(p, n);
     return;
   }
   palloc_free_slow(p);

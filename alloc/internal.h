@@ -22,7 +22,7 @@
  *    deferred (registry.c): the block stays allocated and registered until the interrupted
  *    registry call leaves, which then unregisters and frees it;
  *  - the thread cache's bins are changed only with tc_busy set; a handler finding it set goes
- *    to mimalloc directly (palloc_tc_pop / palloc_tc_push);
+ *    to mimalloc directly (palloc_tc_pop / palloc_tc_free);
  *  - the budget is charged with one read-modify-write, and the guard saves and restores it in an
  *    order a nested handler cannot disturb (palloc_guard_enter / palloc_guard_exit).
  * mimalloc itself is not made reentrant by any of this: a handler that allocates while its thread
@@ -128,7 +128,7 @@ extern __thread palloc_thread_t palloc_thread __attribute__((tls_model("initial-
  * instructions fewer on each path), and malloc loads the offset once for the charge and the
  * pop. Elsewhere, and in sanitizer builds (their checks would see the offset as an address),
  * &palloc_thread. */
-#if PALLOC_ASM && defined(__SEG_FS) && !defined(__SANITIZE_ADDRESS__) && !PALLOC_TSAN
+#if PALLOC_ASM && defined(__SEG_FS) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__) && !PALLOC_TSAN
 #define PALLOC_SELF_AS __seg_fs
 typedef palloc_thread_t __seg_fs palloc_self_t;
 static inline __attribute__((always_inline)) palloc_self_t *palloc_self(void) {
@@ -326,7 +326,7 @@ void palloc_tc_lock(void);                       /* fork handlers (lifecycle.c) 
 void palloc_tc_unlock(void);
 /* A free into a full bin (or one with cap 0); called with tc_busy set, and clears it. */
 bool palloc_tc_overflow(palloc_tc_bin_t *b, void *p);
-void palloc_tc_overflow_free(size_t cls1, void *p); /* the same for bin cls1 - 1, else mi_free */
+void palloc_tc_overflow_free(size_t at, void *p); /* the same for the bin at `at`, else mi_free */
 size_t palloc_tc_held_max(void);
 /* mimalloc's question (its patch 0003): decommit what this thread frees now? (tcache.c) */
 bool _mi_palloc_decommit_now(void);
@@ -372,20 +372,26 @@ static inline __attribute__((always_inline)) bool palloc_tc_pop(size_t n, void *
   return hit;
 }
 
-/* Pushes p onto this thread's bin of class c (tc_busy known clear); a full bin, or one with cap
- * 0, goes to palloc_tc_overflow, which clears tc_busy. */
-static inline __attribute__((always_inline)) bool palloc_tc_push_class(palloc_thread_t *t,
-                                                                       unsigned c, void *p) {
-  palloc_assert(c < PALLOC_TC_CLASSES);
-  palloc_tc_bin_t *b = &t->tc[c];
-  palloc_tc_enter(t);
-  uint32_t k = b->n;
+/* Pushes p onto this thread's bin at byte offset `at` in palloc_thread_t.tc (tc_busy tested
+ * clear by the caller), or, if the bin is full or has cap 0, hands it to palloc_tc_overflow_free
+ * (out of line: free's fast path then keeps p in no callee-saved register), which clears
+ * tc_busy and frees p to mimalloc if the bin does not keep it. */
+static inline __attribute__((always_inline)) void palloc_tc_put(palloc_self_t *t, size_t at,
+                                                                void *p) {
+  palloc_assert(at % sizeof(palloc_tc_bin_t) == 0 && at / sizeof(palloc_tc_bin_t) < PALLOC_TC_CLASSES);
+  palloc_tc_bin_t PALLOC_SELF_AS *b = (palloc_tc_bin_t PALLOC_SELF_AS *)((char PALLOC_SELF_AS *)t->tc + at);
+  t->tc_busy = 1; /* palloc_tc_enter */
+  atomic_signal_fence(memory_order_seq_cst);
+  size_t k = b->n;
   palloc_assert(k <= b->cap);
-  if (palloc_unlikely(k >= b->cap)) return palloc_tc_overflow(b, p); /* PALLOC_TC_NONE too */
+  if (palloc_unlikely(k >= b->cap)) { /* PALLOC_TC_NONE too */
+    palloc_tc_overflow_free(at, p);
+    return;
+  }
   b->slot[k] = p;
-  b->n = k + 1;
-  palloc_tc_leave(t);
-  return true;
+  b->n = (uint32_t)k + 1;
+  atomic_signal_fence(memory_order_seq_cst); /* palloc_tc_leave */
+  t->tc_busy = 0;
 }
 
 /* free()'s end for the unsampled block p (not NULL): into this thread's cache, or to mimalloc
@@ -400,28 +406,20 @@ static inline __attribute__((always_inline)) void palloc_tc_free(size_t cls1, vo
     return;
   }
   palloc_assert(cls1 <= PALLOC_TC_CLASSES);
-  t->tc_busy = 1; /* palloc_tc_enter */
-  atomic_signal_fence(memory_order_seq_cst);
-  size_t k = t->tc[cls1 - 1].n;
-  palloc_assert(k <= t->tc[cls1 - 1].cap);
-  if (palloc_unlikely(k >= t->tc[cls1 - 1].cap)) { /* PALLOC_TC_NONE too */
-    palloc_tc_overflow_free(cls1, p);
-    return;
-  }
-  t->tc[cls1 - 1].slot[k] = p;
-  t->tc[cls1 - 1].n = (uint32_t)k + 1;
-  atomic_signal_fence(memory_order_seq_cst); /* palloc_tc_leave */
-  t->tc_busy = 0;
+  palloc_tc_put(t, (cls1 - 1) * sizeof(palloc_tc_bin_t), p);
 }
 
-/* palloc_tc_push for a block of operator new(n): cached under the class malloc(n) is served
- * from, without the size lookup (palloc_free_sized, entry.c, states why that is safe). */
-static inline __attribute__((always_inline)) bool palloc_tc_push_sized(void *p, size_t n) {
-  if (!atomic_load_explicit(&palloc_tc_on, memory_order_relaxed)) return false;
-  if (p == NULL || n > PALLOC_TC_MAX) return false; /* NULL: the cache must never hold it */
-  palloc_thread_t *t = &palloc_thread;
-  if (t->tc_busy) return false;
-  return palloc_tc_push_class(t, atomic_load_explicit(&palloc_tc_class[(n + 7) >> 3], memory_order_relaxed), p);
+/* palloc_tc_free for a block of operator new(n) (p may be NULL): cached under the class malloc(n)
+ * is served from, without the page's class (palloc_free_sized, entry.c, states why that is
+ * safe). With the cache off every bin has cap 0, and the block goes to mimalloc. */
+static inline __attribute__((always_inline)) void palloc_tc_free_sized(void *p, size_t n) {
+  if (p == NULL) return; /* the cache must never hold it */
+  palloc_self_t *t = palloc_self();
+  if (n > PALLOC_TC_MAX || t->tc_busy) {
+    mi_free(p);
+    return;
+  }
+  palloc_tc_put(t, atomic_load_explicit(&palloc_tc_bin_at[n], memory_order_relaxed), p);
 }
 
 /* ---- entry.c, cxxops.c: sized free and the C++ operators (libpalloc exports them as

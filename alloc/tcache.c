@@ -206,7 +206,7 @@ static void flush_bin(palloc_tc_bin_t *b, uint32_t count) {
 }
 
 /* A free into a full bin (or into a thread's bins before set-up or after exit: cap 0), from
- * palloc_tc_push with tc_busy set: a handler that interrupts the flush's mi_free calls bypasses
+ * palloc_tc_put with tc_busy set: a handler that interrupts the flush's mi_free calls bypasses
  * the cache.
  *
  * The drain rule. A bin that fills twice with no allocation at all on its thread in between is
@@ -256,10 +256,11 @@ bool palloc_tc_overflow(palloc_tc_bin_t *b, void *p) {
   return kept;
 }
 
-/* free()'s overflow (palloc_tc_free): out of line, so that free's fast path keeps p in no
- * callee-saved register and builds no bin address. */
-void palloc_tc_overflow_free(size_t cls1, void *p) {
-  if (!palloc_tc_overflow(&palloc_thread.tc[cls1 - 1], p)) mi_free(p);
+/* free()'s overflow (palloc_tc_put): out of line, so that free's fast path keeps p in no
+ * callee-saved register and builds no bin address. `at` is the bin's byte offset in tc. */
+void palloc_tc_overflow_free(size_t at, void *p) {
+  palloc_tc_bin_t *b = (palloc_tc_bin_t *)((char *)palloc_thread.tc + at);
+  if (!palloc_tc_overflow(b, p)) mi_free(p);
 }
 
 static void flush_all(palloc_thread_t *t) {
