@@ -3,9 +3,9 @@
  * The unsampled malloc is one thread-local subtraction (in memory) and one branch, then a pop
  * from the thread cache (tcache.c) or, if the class is empty, a tail call into mimalloc; the
  * unsampled free is one load from the registry's page map (a zero count: not sampled), one
- * branch, then mimalloc's usable size and a push onto the thread cache or, if the block is not
- * cacheable, a tail call into mimalloc. Everything else (sampling, trace accounting, sampled
- * blocks) is in slowpath.c.
+ * branch, then the class byte of the block's mimalloc page (mimalloc patch 0004) and a push onto
+ * the thread cache or, if the block is not cacheable, a tail call into mimalloc. Everything
+ * else (sampling, trace accounting, sampled blocks) is in slowpath.c.
  *
  * This file is compiled twice: as the palloc_* API (always), and with PALLOC_OVERRIDE, which
  * also exports the libc names (malloc, free, ..., and glibc's __libc_* aliases) as aliases of the
@@ -22,6 +22,21 @@
  * heap lookup. */
 #ifndef PALLOC_MIMALLOC_APART /* sanitizer builds: mimalloc.c */
 #include PALLOC_MIMALLOC_STATIC_C
+/* The thread-cache class + 1 that mimalloc's page of p carries (patch 0004); p != NULL. The
+ * lookup is mimalloc's own (_mi_ptr_page: segment, slice, back to the page's first slice), with
+ * the slice's offset in the segment and its distance to the page's first slice subtracted
+ * before the load, so that the slices' offset in the segment is the load's displacement. */
+static inline __attribute__((always_inline)) unsigned page_class(const void *p) {
+  mi_segment_t *segment = _mi_ptr_segment(p);
+  size_t idx = ((uintptr_t)p - (uintptr_t)segment) >> MI_SEGMENT_SLICE_SHIFT;
+  size_t at = idx * sizeof(mi_slice_t) - segment->slices[idx].slice_offset;
+  const mi_page_t *page = (const mi_page_t *)((const uint8_t *)segment->slices + at);
+  mi_assert_internal(page == _mi_ptr_page((void *)p));
+  return page->palloc_class;
+}
+uint8_t palloc_mi_page_class(const void *p) { return (uint8_t)page_class(p); } /* for tests */
+#else
+#define page_class palloc_mi_page_class /* mimalloc.c */
 #endif
 
 #include <errno.h>
@@ -40,7 +55,7 @@ PALLOC_TEXT void *palloc_malloc(size_t n) {
  * instructions a call. */
 PALLOC_TEXT __attribute__((optimize("omit-frame-pointer"))) void palloc_free(void *p) {
   if (palloc_likely(!palloc_maybe_sampled(p))) {
-    if (!palloc_tc_push(p)) mi_free(p);
+    if (p != NULL) palloc_tc_free(page_class(p), p);
     return;
   }
   palloc_free_slow(p);
@@ -66,7 +81,7 @@ PALLOC_TEXT __attribute__((optimize("omit-frame-pointer"))) void palloc_free(voi
  * block also qualifies - so it is plain free, below.) */
 PALLOC_TEXT __attribute__((optimize("omit-frame-pointer"))) void palloc_free_sized(void *p, size_t n) {
   if (palloc_likely(!palloc_maybe_sampled(p))) {
-    if (!palloc_tc_push_sized(p, n)) mi_free(p);
+    palloc_tc_free_sized(p, n);
     return;
   }
   palloc_free_slow(p);

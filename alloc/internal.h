@@ -22,7 +22,7 @@
  *    deferred (registry.c): the block stays allocated and registered until the interrupted
  *    registry call leaves, which then unregisters and frees it;
  *  - the thread cache's bins are changed only with tc_busy set; a handler finding it set goes
- *    to mimalloc directly (palloc_tc_pop / palloc_tc_push);
+ *    to mimalloc directly (palloc_tc_pop / palloc_tc_free);
  *  - the budget is charged with one read-modify-write, and the guard saves and restores it in an
  *    order a nested handler cannot disturb (palloc_guard_enter / palloc_guard_exit).
  * mimalloc itself is not made reentrant by any of this: a handler that allocates while its thread
@@ -125,6 +125,28 @@ typedef struct palloc_thread_s {
 
 extern __thread palloc_thread_t palloc_thread __attribute__((tls_model("initial-exec")));
 
+/* The fast paths (palloc_charge, palloc_tc_pop, palloc_tc_free) reach palloc_thread through
+ * palloc_self(): on x86-64 a %fs-relative pointer (GCC's __seg_fs), so that a bin's fields are
+ * operands `%fs:disp(off,class)` and not an address built from the thread pointer first (three
+ * instructions fewer on each path), and malloc loads the offset once for the charge and the
+ * pop. Elsewhere, and in sanitizer builds (their checks would see the offset as an address),
+ * &palloc_thread. */
+#if PALLOC_ASM && defined(__SEG_FS) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__) && !PALLOC_TSAN
+#define PALLOC_SELF_AS __seg_fs
+typedef palloc_thread_t __seg_fs palloc_self_t;
+static inline __attribute__((always_inline)) palloc_self_t *palloc_self(void) {
+  /* palloc_thread's offset from the thread pointer (initial-exec): GCC folds this into the load
+   * of the offset from the GOT, and shares it between the paths of one function */
+  return (palloc_self_t *)((uintptr_t)&palloc_thread - (uintptr_t)__builtin_thread_pointer());
+}
+#else
+#define PALLOC_SELF_AS
+typedef palloc_thread_t palloc_self_t;
+static inline __attribute__((always_inline)) palloc_self_t *palloc_self(void) {
+  return &palloc_thread;
+}
+#endif
+
 /* A request size as a countdown charge. The mask keeps an impossible request (n >= 2^63, e.g.
  * malloc(-1)) from wrapping to a negative charge that would *raise* the countdown. */
 static inline int64_t palloc_bytes(size_t n) { return (int64_t)(n & INT64_MAX); }
@@ -147,7 +169,7 @@ static inline void palloc_set_countdown(palloc_thread_t *t, int64_t c) {
  * borrow (n > budget) and the zero flag (n == budget) together are "n >= budget", so no
  * compare and no separate store (compilers do not fuse the C version into one instruction). */
 static inline __attribute__((always_inline)) bool palloc_charge(size_t n) {
-  palloc_thread_t *t = &palloc_thread;
+  palloc_self_t *t = palloc_self();
 #if PALLOC_ASM
   __asm__ goto("subq %1, %0\n\tjbe %l[due]" : : "m"(t->budget), "r"(n) : "cc", "memory" : due);
   return true;
@@ -313,7 +335,12 @@ maybe:
 #define PALLOC_TC_NONE (PALLOC_TC_CLASSES - 1)
 extern _Atomic uint8_t palloc_tc_class[PALLOC_TC_MAX / 8 + 1];
 extern _Atomic uint8_t palloc_tc_exact[PALLOC_TC_MAX / 8 + 1];
+/* Request n -> the byte offset in palloc_thread_t.tc of the bin of palloc_tc_class[(n + 7) >> 3]:
+ * malloc's pop indexes it by n itself (no rounding, no scaling of the class). */
+extern _Atomic uint16_t palloc_tc_bin_at[PALLOC_TC_MAX + 1];
 extern _Atomic bool palloc_tc_on; /* set once by palloc_tc_init, if the cache is in use */
+uint8_t _mi_palloc_page_class(size_t usable);     /* a mimalloc page's class + 1 (patch 0004) */
+uint8_t palloc_mi_page_class(const void *p);      /* the class + 1 p's page carries (p != NULL) */
 void palloc_tc_init(bool enabled);                /* by palloc_init, before any thread set-up */
 void palloc_tc_thread_start(palloc_thread_t *t);  /* gives the thread's bins their slots */
 void palloc_tc_thread_exit(palloc_thread_t *t);   /* returns every block; caches no more */
@@ -321,6 +348,7 @@ void palloc_tc_lock(void);                       /* fork handlers (lifecycle.c) 
 void palloc_tc_unlock(void);
 /* A free into a full bin (or one with cap 0); called with tc_busy set, and clears it. */
 bool palloc_tc_overflow(palloc_tc_bin_t *b, void *p);
+void palloc_tc_overflow_free(size_t at, void *p); /* the same for the bin at `at`, else mi_free */
 size_t palloc_tc_held_max(void);
 /* mimalloc's question (its patch 0003): decommit what this thread frees now? (tcache.c) */
 bool _mi_palloc_decommit_now(void);
@@ -343,14 +371,17 @@ static inline __attribute__((always_inline)) void palloc_tc_leave(palloc_thread_
 }
 
 /* Takes a cached block for malloc(n) on this thread into *p; false if there is none. (A bool
- * and not a NULL return: the caller then needs no test of the pointer.) */
+ * and not a NULL return: the caller then needs no test of the pointer.) tc_busy brackets the
+ * bin's change as palloc_tc_enter / palloc_tc_leave do. */
 static inline __attribute__((always_inline)) bool palloc_tc_pop(size_t n, void **p) {
-  palloc_thread_t *t = &palloc_thread;
-  if (n > PALLOC_TC_MAX || t->tc_busy) return false;
-  unsigned c = atomic_load_explicit(&palloc_tc_class[(n + 7) >> 3], memory_order_relaxed);
-  palloc_assert(c < PALLOC_TC_CLASSES);
-  palloc_tc_bin_t *b = &t->tc[c];
-  palloc_tc_enter(t);
+  if (n > PALLOC_TC_MAX) return false;
+  palloc_self_t *t = palloc_self();
+  if (t->tc_busy) return false;
+  size_t at = atomic_load_explicit(&palloc_tc_bin_at[n], memory_order_relaxed);
+  palloc_tc_bin_t PALLOC_SELF_AS *b = (palloc_tc_bin_t PALLOC_SELF_AS *)((char PALLOC_SELF_AS *)t->tc + at);
+  palloc_assert(at % sizeof(palloc_tc_bin_t) == 0 && at / sizeof(palloc_tc_bin_t) < PALLOC_TC_CLASSES);
+  t->tc_busy = 1;
+  atomic_signal_fence(memory_order_seq_cst);
   uint32_t k = b->n;
   palloc_assert(k <= b->cap);
   bool hit = k != 0;
@@ -358,49 +389,59 @@ static inline __attribute__((always_inline)) bool palloc_tc_pop(size_t n, void *
     *p = b->slot[k - 1];
     b->n = k - 1;
   }
-  palloc_tc_leave(t);
+  atomic_signal_fence(memory_order_seq_cst);
+  t->tc_busy = 0;
   return hit;
 }
 
-/* Pushes p onto this thread's bin of class c (tc_busy known clear); a full bin, or one with cap
- * 0, goes to palloc_tc_overflow, which clears tc_busy. */
-static inline __attribute__((always_inline)) bool palloc_tc_push_class(palloc_thread_t *t,
-                                                                       unsigned c, void *p) {
-  palloc_assert(c < PALLOC_TC_CLASSES);
-  palloc_tc_bin_t *b = &t->tc[c];
-  palloc_tc_enter(t);
-  uint32_t k = b->n;
+/* Pushes p onto this thread's bin at byte offset `at` in palloc_thread_t.tc (tc_busy tested
+ * clear by the caller), or, if the bin is full or has cap 0, hands it to palloc_tc_overflow_free
+ * (out of line: free's fast path then keeps p in no callee-saved register), which clears
+ * tc_busy and frees p to mimalloc if the bin does not keep it. */
+static inline __attribute__((always_inline)) void palloc_tc_put(palloc_self_t *t, size_t at,
+                                                                void *p) {
+  palloc_assert(at % sizeof(palloc_tc_bin_t) == 0 && at / sizeof(palloc_tc_bin_t) < PALLOC_TC_CLASSES);
+  palloc_tc_bin_t PALLOC_SELF_AS *b = (palloc_tc_bin_t PALLOC_SELF_AS *)((char PALLOC_SELF_AS *)t->tc + at);
+  t->tc_busy = 1; /* palloc_tc_enter */
+  atomic_signal_fence(memory_order_seq_cst);
+  size_t k = b->n;
   palloc_assert(k <= b->cap);
-  if (palloc_unlikely(k >= b->cap)) return palloc_tc_overflow(b, p); /* PALLOC_TC_NONE too */
+  if (palloc_unlikely(k >= b->cap)) { /* PALLOC_TC_NONE too */
+    palloc_tc_overflow_free(at, p);
+    return;
+  }
   b->slot[k] = p;
-  b->n = k + 1;
-  palloc_tc_leave(t);
-  return true;
+  b->n = (uint32_t)k + 1;
+  atomic_signal_fence(memory_order_seq_cst); /* palloc_tc_leave */
+  t->tc_busy = 0;
 }
 
-/* Keeps the unsampled block p in this thread's cache; false if it is not cacheable (NULL, too
- * large, not of a class size, or the thread caches nothing): the caller frees it to mimalloc. */
-static inline __attribute__((always_inline)) bool palloc_tc_push(void *p) {
-  /* With the cache off (PALLOC_TCACHE=0, or before palloc_init) free skips the size lookup:
-   * mimalloc's free alone, not a lookup and then a free that looks the size up again. */
-  if (!atomic_load_explicit(&palloc_tc_on, memory_order_relaxed)) return false;
-  size_t u = mi_usable_size(p);
-  if (u - 1 >= PALLOC_TC_MAX) return false; /* u == 0: p is NULL */
-  /* mimalloc's usable sizes are multiples of 8; were one not, u >> 3 rounds down, to a class
-   * no larger than the block. */
-  palloc_thread_t *t = &palloc_thread;
-  if (t->tc_busy) return false;
-  return palloc_tc_push_class(t, atomic_load_explicit(&palloc_tc_exact[u >> 3], memory_order_relaxed), p);
+/* free()'s end for the unsampled block p (not NULL): into this thread's cache, or to mimalloc
+ * if it is not cacheable (cls1 0: too large, not of a class size, an aligned block's page, or
+ * the cache is off) or the thread caches nothing. cls1 is the class + 1 that mimalloc's page
+ * of p carries (its patch 0004, from _mi_palloc_page_class): one byte of the page header, read
+ * in place of a usable-size lookup and a table. */
+static inline __attribute__((always_inline)) void palloc_tc_free(size_t cls1, void *p) {
+  palloc_self_t *t = palloc_self();
+  if (cls1 == 0 || t->tc_busy) {
+    mi_free(p);
+    return;
+  }
+  palloc_assert(cls1 <= PALLOC_TC_CLASSES);
+  palloc_tc_put(t, (cls1 - 1) * sizeof(palloc_tc_bin_t), p);
 }
 
-/* palloc_tc_push for a block of operator new(n): cached under the class malloc(n) is served
- * from, without the size lookup (palloc_free_sized, entry.c, states why that is safe). */
-static inline __attribute__((always_inline)) bool palloc_tc_push_sized(void *p, size_t n) {
-  if (!atomic_load_explicit(&palloc_tc_on, memory_order_relaxed)) return false;
-  if (p == NULL || n > PALLOC_TC_MAX) return false; /* NULL: the cache must never hold it */
-  palloc_thread_t *t = &palloc_thread;
-  if (t->tc_busy) return false;
-  return palloc_tc_push_class(t, atomic_load_explicit(&palloc_tc_class[(n + 7) >> 3], memory_order_relaxed), p);
+/* palloc_tc_free for a block of operator new(n) (p may be NULL): cached under the class malloc(n)
+ * is served from, without the page's class (palloc_free_sized, entry.c, states why that is
+ * safe). With the cache off every bin has cap 0, and the block goes to mimalloc. */
+static inline __attribute__((always_inline)) void palloc_tc_free_sized(void *p, size_t n) {
+  if (p == NULL) return; /* the cache must never hold it */
+  palloc_self_t *t = palloc_self();
+  if (n > PALLOC_TC_MAX || t->tc_busy) {
+    mi_free(p);
+    return;
+  }
+  palloc_tc_put(t, atomic_load_explicit(&palloc_tc_bin_at[n], memory_order_relaxed), p);
 }
 
 /* ---- entry.c, cxxops.c: sized free and the C++ operators (libpalloc exports them as

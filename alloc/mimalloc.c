@@ -24,6 +24,11 @@
 
 #include PALLOC_MIMALLOC_STATIC_C
 
+/* entry.c's page_class, here where mimalloc's types are (patch 0004); p != NULL. */
+__attribute__((visibility("hidden"))) uint8_t palloc_mi_page_class(const void *p) {
+  return _mi_ptr_page((void *)p)->palloc_class;
+}
+
 #ifdef PALLOC_TSAN_ANNOTATE
 #undef mi_malloc
 #undef mi_zalloc

@@ -12,11 +12,13 @@
  * touches the block or memory another thread writes.
  *
  * Classes. The classes are mimalloc's own size classes up to PALLOC_TC_MAX, read from
- * mi_good_size at start-up rather than copied from mimalloc's sources. A block is cached under
- * its usable size, which for an ordinary block is its class size, and malloc(n) pops from the
- * class mimalloc serves n from, so the cache never changes which block size a request gets. A
- * pointer whose usable size is not a class size (the inside of an over-aligned block) is not
- * cached; nor is anything larger than PALLOC_TC_MAX.
+ * mi_good_size rather than copied from mimalloc's sources. A block is cached under its usable
+ * size, which for an ordinary block is its class size, and malloc(n) pops from the class
+ * mimalloc serves n from, so the cache never changes which block size a request gets. free()
+ * does not look the size up: each mimalloc page carries the class + 1 of its blocks (mimalloc
+ * patch 0004, _mi_palloc_page_class below), 0 while the page holds over-aligned blocks (a
+ * pointer may be the inside of one) and for blocks larger than PALLOC_TC_MAX, which are not
+ * cached.
  *
  * Bounds. A class holds at most `cap` blocks (PALLOC_TC_BIN_BYTES worth, between PALLOC_TC_MIN
  * and PALLOC_TC_MAX_COUNT blocks); a free into a full class first returns the older half to
@@ -36,11 +38,11 @@
  * path, so a sampled block never enters the cache and the profile never sees a cached one.
  * Stream mode sends every malloc and free to the slow paths, so it never meets the cache either.
  *
- * The class tables are written once, by palloc_init, before any thread's bins get a cap (a
- * thread sets up only after palloc_init's release store). A free on a thread with cap 0 can
- * still read them while they are written; they are relaxed atomics, and whatever it reads, a
- * cap of 0 sends the block to mimalloc. palloc_tc_on, set last, spares free() the size lookup
- * while the cache is off (PALLOC_TCACHE=0: then palloc costs about what it did without one).
+ * The class tables are written once (build_tables: by palloc_init or by mimalloc's first page,
+ * whichever comes first), before any thread's bins get a cap (a thread sets up only after
+ * palloc_init's release store). A free on a thread with cap 0 goes to palloc_tc_overflow, which
+ * sends the block to mimalloc. With the cache off (PALLOC_TCACHE=0), pages set up from then on
+ * carry class 0, and free() goes from the class byte to mimalloc.
  *
  * Slot arrays come from palloc's own memory (meta.c) and go to a free list when a thread exits,
  * so creating threads costs no mmap after the first few; its lock is a leaf, taken at fork by
@@ -59,6 +61,7 @@
 
 _Atomic uint8_t palloc_tc_class[PALLOC_TC_MAX / 8 + 1];
 _Atomic uint8_t palloc_tc_exact[PALLOC_TC_MAX / 8 + 1]; /* all PALLOC_TC_NONE once set up */
+_Atomic uint16_t palloc_tc_bin_at[PALLOC_TC_MAX + 1];
 _Atomic bool palloc_tc_on;
 static unsigned class_count;
 static size_t class_size[PALLOC_TC_CLASSES];
@@ -81,39 +84,86 @@ static uint32_t cap_for(size_t size) {
   return (uint32_t)cap & ~1u; /* even: a flush returns exactly half */
 }
 
-/* Called by palloc_init, once, before any thread is set up. */
-void palloc_tc_init(bool enabled) {
-  decommit_hook = enabled && getenv("MIMALLOC_DECOMMIT_DELAY") == NULL &&
-                  getenv("mimalloc_decommit_delay") == NULL &&
-                  getenv("MIMALLOC_RESET_DELAY") == NULL && getenv("mimalloc_reset_delay") == NULL;
-  if (!enabled) return;
+/* The class tables, from mi_good_size alone, so that mimalloc can ask for a page's class
+ * (_mi_palloc_page_class) before palloc_init: built by the first caller, from palloc_init or
+ * from the first page mimalloc sets up, whichever comes first. Two threads (or a signal handler
+ * and its thread) that build them at once store the same values. 1: built; 2: not the mimalloc
+ * we know, no cache. */
+static _Atomic int tables_state;
+
+static int build_tables(void) {
   size_t prev = 0;
   unsigned c = 0;
   uint8_t cls[PALLOC_TC_MAX / 8 + 1];
+  size_t size[PALLOC_TC_CLASSES];
   for (size_t w = 1; w <= PALLOC_TC_MAX / 8; w++) {
     size_t good = mi_good_size(w * 8);
-    if (good < w * 8 || good > PALLOC_TC_MAX) return; /* not the mimalloc we know: no cache */
+    if (good < w * 8 || good > PALLOC_TC_MAX) goto unknown;
     if (good != prev) {
       if (prev != 0) c++;
-      if (c >= PALLOC_TC_NONE) return;
-      class_size[c] = good;
+      if (c >= PALLOC_TC_NONE) goto unknown;
+      size[c] = good;
       prev = good;
     }
     cls[w] = (uint8_t)c;
   }
   cls[0] = cls[1]; /* malloc(0) is served as malloc(1) */
-  class_count = c + 1;
-  palloc_assert(class_count <= PALLOC_TC_NONE); /* the NONE bin is no class: its cap stays 0 */
+  palloc_assert(c + 1 <= PALLOC_TC_NONE); /* the NONE bin is no class: its cap stays 0 */
+  for (size_t w = 0; w <= PALLOC_TC_MAX / 8; w++) {
+    /* the class of a request serves it: a cached block of class c is large enough */
+    palloc_assert(cls[w] <= c && size[cls[w]] >= (w ? w * 8 : 1));
+    atomic_store_explicit(&palloc_tc_class[w], cls[w], memory_order_relaxed);
+    uint8_t exact = w > 0 && size[cls[w]] == w * 8 ? cls[w] : PALLOC_TC_NONE;
+    atomic_store_explicit(&palloc_tc_exact[w], exact, memory_order_relaxed);
+  }
+  for (size_t n = 0; n <= PALLOC_TC_MAX; n++)
+    atomic_store_explicit(&palloc_tc_bin_at[n],
+                          (uint16_t)(cls[(n + 7) >> 3] * sizeof(palloc_tc_bin_t)), memory_order_relaxed);
+  atomic_store_explicit(&tables_state, 1, memory_order_release);
+  return 1;
+unknown:
+  atomic_store_explicit(&tables_state, 2, memory_order_release);
+  return 2;
+}
+
+static inline bool tables_ready(void) {
+  int s = atomic_load_explicit(&tables_state, memory_order_acquire);
+  return (s != 0 ? s : build_tables()) == 1;
+}
+
+/* PALLOC_TCACHE=0: pages set up from then on carry class 0, and their frees skip the cache. */
+static _Atomic bool tc_off;
+
+/* mimalloc's question (patch 0004), when it sets up a page of blocks of this usable size and
+ * when a page stops holding aligned blocks: under which class + 1 does palloc's free cache
+ * them, 0 for none. A page whose blocks are of no class size (over-aligned blocks may be the
+ * inside of one: mimalloc answers 0 for their page itself) or too large for the cache is never
+ * cached. Pages set up before palloc_tc_init(false) keep their class: their frees find bins of
+ * cap 0 and go to mimalloc, as before palloc_init. */
+uint8_t _mi_palloc_page_class(size_t usable) {
+  if (usable - 1 >= PALLOC_TC_MAX || usable % 8 != 0 ||
+      atomic_load_explicit(&tc_off, memory_order_relaxed) || !tables_ready())
+    return 0;
+  unsigned c = atomic_load_explicit(&palloc_tc_exact[usable >> 3], memory_order_relaxed);
+  return c == PALLOC_TC_NONE ? 0 : (uint8_t)(c + 1);
+}
+
+/* Called by palloc_init, once, before any thread is set up. */
+void palloc_tc_init(bool enabled) {
+  decommit_hook = enabled && getenv("MIMALLOC_DECOMMIT_DELAY") == NULL &&
+                  getenv("mimalloc_decommit_delay") == NULL &&
+                  getenv("MIMALLOC_RESET_DELAY") == NULL && getenv("mimalloc_reset_delay") == NULL;
+  if (!enabled) atomic_store_explicit(&tc_off, true, memory_order_relaxed);
+  if (!enabled || !tables_ready()) return;
+  for (size_t w = 1; w <= PALLOC_TC_MAX / 8; w++) {
+    unsigned e = atomic_load_explicit(&palloc_tc_exact[w], memory_order_relaxed);
+    if (e == PALLOC_TC_NONE) continue;
+    class_size[e] = w * 8;
+    if (e + 1 > class_count) class_count = e + 1;
+  }
   for (unsigned i = 0; i < class_count; i++) {
     class_cap[i] = cap_for(class_size[i]);
     slots_per_thread += class_cap[i];
-  }
-  for (size_t w = 0; w <= PALLOC_TC_MAX / 8; w++) {
-    /* the class of a request serves it: a cached block of class c is large enough */
-    palloc_assert(cls[w] < class_count && class_size[cls[w]] >= (w ? w * 8 : 1));
-    atomic_store_explicit(&palloc_tc_class[w], cls[w], memory_order_relaxed);
-    uint8_t exact = w > 0 && class_size[cls[w]] == w * 8 ? cls[w] : PALLOC_TC_NONE;
-    atomic_store_explicit(&palloc_tc_exact[w], exact, memory_order_relaxed);
   }
   atomic_store_explicit(&palloc_tc_on, true, memory_order_relaxed);
 }
@@ -156,7 +206,7 @@ static void flush_bin(palloc_tc_bin_t *b, uint32_t count) {
 }
 
 /* A free into a full bin (or into a thread's bins before set-up or after exit: cap 0), from
- * palloc_tc_push with tc_busy set: a handler that interrupts the flush's mi_free calls bypasses
+ * palloc_tc_put with tc_busy set: a handler that interrupts the flush's mi_free calls bypasses
  * the cache.
  *
  * The drain rule. A bin that fills twice with no allocation at all on its thread in between is
@@ -204,6 +254,13 @@ bool palloc_tc_overflow(palloc_tc_bin_t *b, void *p) {
   }
   palloc_tc_leave(t);
   return kept;
+}
+
+/* free()'s overflow (palloc_tc_put): out of line, so that free's fast path keeps p in no
+ * callee-saved register and builds no bin address. `at` is the bin's byte offset in tc. */
+void palloc_tc_overflow_free(size_t at, void *p) {
+  palloc_tc_bin_t *b = (palloc_tc_bin_t *)((char *)palloc_thread.tc + at);
+  if (!palloc_tc_overflow(b, p)) mi_free(p);
 }
 
 static void flush_all(palloc_thread_t *t) {

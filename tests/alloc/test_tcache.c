@@ -34,8 +34,19 @@ static void test_classes(void) {
     size_t u = mi_usable_size(p);
     unsigned c = req_class(n);
     CHECK(u == mi_good_size(n), "n=%zu: usable %zu, good size %zu", n, u, mi_good_size(n));
+    CHECK(palloc_tc_bin_at[n] == c * sizeof(palloc_tc_bin_t), "n=%zu: malloc pops from bin "
+          "offset %u, not class %u's", n, (unsigned)palloc_tc_bin_at[n], c);
     CHECK(palloc_tc_exact[u >> 3] == c, "n=%zu: block of %zu cached in class %u, served from %u",
           n, u, (unsigned)palloc_tc_exact[u >> 3], c);
+    /* free() reads the class from the block's page (mimalloc patch 0004) */
+    CHECK(palloc_mi_page_class(p) == c + 1, "n=%zu: the page of a block of %zu says class %d, "
+          "served from %u", n, u, palloc_mi_page_class(p) - 1, c);
+    mi_free(p);
+  }
+  for (size_t n = PALLOC_TC_MAX + 1; n <= 4 * PALLOC_TC_MAX; n += 8) {
+    void *p = mi_malloc(n);
+    CHECK(palloc_mi_page_class(p) == 0, "n=%zu: a page of blocks too large to cache says "
+          "class %d", n, palloc_mi_page_class(p) - 1);
     mi_free(p);
   }
   for (size_t w = 1; w <= PALLOC_TC_MAX / 8; w++) {
@@ -158,7 +169,7 @@ static void test_aligned(void) {
   size_t class_size[PALLOC_TC_CLASSES] = {0};
   for (size_t w = 1; w <= PALLOC_TC_MAX / 8; w++)
     if (palloc_tc_exact[w] != PALLOC_TC_NONE) class_size[palloc_tc_exact[w]] = w * 8;
-  int odd = 0, bad = 0;
+  int odd = 0, bad = 0, uncached = 0;
   for (size_t align = 16; align <= 1024; align *= 2)
     for (size_t n = 1; n <= 600; n += 7) {
       palloc_thread_cache_flush();
@@ -167,6 +178,12 @@ static void test_aligned(void) {
         p[i] = i < 4 ? palloc_memalign(align, n) : mi_malloc_aligned_at(n, align, 8 * (size_t)i);
         size_t u = palloc_malloc_usable_size(p[i]);
         if (u <= PALLOC_TC_MAX && mi_good_size(u) != u) odd++;
+        /* The page's class (mimalloc patch 0004), which free() caches the block under: none
+         * for a page of aligned blocks, whose pointers may be the inside of a block; else the
+         * class of exactly the block's usable size. */
+        unsigned c1 = palloc_mi_page_class(p[i]);
+        if (c1 == 0) uncached++;
+        else if (u != class_size[c1 - 1]) bad++;
       }
       for (int i = 0; i < 8; i++) palloc_free(p[i]);
       for (int c = 0; c < PALLOC_TC_CLASSES; c++)
@@ -174,7 +191,9 @@ static void test_aligned(void) {
           if (mi_usable_size(palloc_thread.tc[c].slot[k]) < class_size[c]) bad++;
     }
   CHECK(odd > 0, "no aligned block had a usable size off the classes: the test tests nothing");
-  CHECK(bad == 0, "%d cached blocks are smaller than their class", bad);
+  CHECK(uncached > 0, "no aligned block's page was uncached: the test tests nothing");
+  CHECK(bad == 0, "%d cached blocks, or blocks whose page says a class, are not of their class",
+        bad);
 }
 
 static void test_bounds(void) {
