@@ -60,12 +60,23 @@ static int by_key(const void *a, const void *b) {
  * edge counts only at its first occurrence in a sample. An edge whose weight (the values of the
  * samples it occurs in) is under edge_cutoff is no edge (pprof's TrimLowFrequencyEdges, at
  * -edgefraction 0.001 of the graph's total: a small sample's caller then gives no label). */
+typedef struct {
+  uint64_t key;    /* (caller << 32 | callee) + 1; 0: empty */
+  int64_t weight;  /* the values of the samples the edge occurs in */
+  uint32_t seen;   /* sample + 1 that last counted the edge */
+  uint8_t how;     /* 1 inline so far, 2 not inline at some occurrence */
+} edge_t;
+
+/* The slot of key in an open-addressed table of cap (a power of two) edges: its own or empty. */
+static edge_t *edge_slot(edge_t *e, size_t cap, uint64_t key) {
+  size_t h = (size_t)((key * 0x9e3779b97f4a7c15ull) >> 20) & (cap - 1);
+  while (e[h].key && e[h].key != key) h = (h + 1) & (cap - 1);
+  return &e[h];
+}
+
 static void inline_labels(const view_t *v, const bool *kept, int64_t edge_cutoff, uint8_t *label) {
   size_t cap = 1024, used = 0;
-  uint64_t *keys = xcalloc(cap, sizeof *keys);
-  uint8_t *vals = xcalloc(cap, 1);
-  int64_t *wts = xcalloc(cap, sizeof *wts);
-  uint32_t *seen = xcalloc(cap, sizeof *seen); /* sample+1 that last counted the edge */
+  edge_t *edges = xcalloc(cap, sizeof *edges);
   uint32_t *stack = xmalloc(v->maxdepth * sizeof *stack);
   uint8_t *inl = xmalloc(v->maxdepth);
   for (size_t i = 0; i < v->p->n_sample; i++) {
@@ -77,51 +88,31 @@ static void inline_labels(const view_t *v, const bool *kept, int64_t edge_cutoff
       if (!kept[node]) continue;
       if (parent != UINT32_MAX && parent != node) {
         if ((used + 1) * 2 > cap) {
-          uint64_t *ok = keys;
-          uint8_t *ov = vals;
-          int64_t *ow = wts;
-          uint32_t *os = seen;
+          edge_t *old = edges;
           size_t ocap = cap;
           cap *= 2;
-          keys = xcalloc(cap, sizeof *keys);
-          vals = xcalloc(cap, 1);
-          wts = xcalloc(cap, sizeof *wts);
-          seen = xcalloc(cap, sizeof *seen);
-          for (size_t j = 0; j < ocap; j++) {
-            if (!ok[j]) continue;
-            size_t h = (size_t)((ok[j] * 0x9e3779b97f4a7c15ull) >> 20) & (cap - 1);
-            while (keys[h]) h = (h + 1) & (cap - 1);
-            keys[h] = ok[j];
-            vals[h] = ov[j];
-            wts[h] = ow[j];
-            seen[h] = os[j];
-          }
-          free(ok);
-          free(ov);
-          free(ow);
-          free(os);
+          edges = xcalloc(cap, sizeof *edges);
+          for (size_t j = 0; j < ocap; j++)
+            if (old[j].key) *edge_slot(edges, cap, old[j].key) = old[j];
+          free(old);
         }
         uint64_t key = ((uint64_t)parent << 32 | node) + 1;
-        size_t h = (size_t)((key * 0x9e3779b97f4a7c15ull) >> 20) & (cap - 1);
-        while (keys[h] && keys[h] != key) h = (h + 1) & (cap - 1);
-        if (!keys[h]) keys[h] = key, vals[h] = 1, used++; /* 1 = inline so far */
+        edge_t *e = edge_slot(edges, cap, key);
+        if (!e->key) e->key = key, e->how = 1, used++;
         /* like pprof, only an edge's first occurrence in a sample counts (recursion) */
-        if (seen[h] != (uint32_t)i + 1) {
-          seen[h] = (uint32_t)i + 1;
-          wts[h] += v->p->sample[i]->value[v->vi];
-          if (!inl[k]) vals[h] = 2;
+        if (e->seen != (uint32_t)i + 1) {
+          e->seen = (uint32_t)i + 1;
+          e->weight += v->p->sample[i]->value[v->vi];
+          if (!inl[k]) e->how = 2;
         }
       }
       parent = node;
     }
   }
   for (size_t j = 0; j < cap; j++)
-    if (keys[j] && abs64(wts[j]) >= edge_cutoff)
-      label[(uint32_t)((keys[j] - 1) & 0xffffffffu)] |= vals[j]; /* 1 inline, 2 not */
-  free(keys);
-  free(vals);
-  free(wts);
-  free(seen);
+    if (edges[j].key && abs64(edges[j].weight) >= edge_cutoff)
+      label[(uint32_t)((edges[j].key - 1) & 0xffffffffu)] |= edges[j].how; /* 1 inline, 2 not */
+  free(edges);
   free(stack);
   free(inl);
 }
